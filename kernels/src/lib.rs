@@ -1,0 +1,20 @@
+//! # kernels — the pure EMV core of shanfu
+//!
+//! No I/O, no clock, no randomness: dates, unpredictable numbers and keys are inputs, so every
+//! test and every replay gives the same bytes. The Entry Point and kernels are sans-IO state
+//! machines: they emit C-APDUs and take R-APDUs, and end in an [`outcome::Outcome`].
+//!
+//! Layers (EMV books in brackets):
+//! - [`tlv`], [`tag`], [`dol`], [`types`], [`apdu`]: codecs and the data dictionary (Book 3);
+//! - [`capk`], [`oda`], [`cryptogram`]: CA keys, fDDA, application cryptograms (Book 2);
+//! - [`entry_point`]: pre-processing, PPSE, combination selection, kernel activation (Book B);
+//! - [`kernel`]: the qVSDC-shaped kernels C-3 (Visa) and C-7 (UnionPay QuickPass).
+
+pub mod apdu;
+pub mod capk;
+pub mod cryptogram;
+pub mod dol;
+pub mod oda;
+pub mod tag;
+pub mod tlv;
+pub mod types;
