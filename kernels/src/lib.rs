@@ -18,3 +18,7 @@ pub mod oda;
 pub mod tag;
 pub mod tlv;
 pub mod types;
+pub mod config;
+pub mod entry_point;
+pub mod kernel;
+pub mod outcome;

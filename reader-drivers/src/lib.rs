@@ -1,1 +1,133 @@
-//! Readers.
+//! Readers move bytes. The [`Reader`] trait is what the terminal drives: wait for a card, exchange
+//! APDUs, wait for the card to leave. Transport details that every reader shares — GET RESPONSE
+//! on `61xx`, Le retry on `6Cxx` (ISO/IEC 7816-4 §5.3.3, EMV Book 1 §9.3) — are handled once, in
+//! [`Reader::transceive`].
+//!
+//! Backends: [`virtual_reader`] (an in-process phone wallet), [`replay`] (a recorded session).
+//! PC/SC and libnfc come with issue 4 behind the same trait.
+
+pub mod air;
+pub mod replay;
+pub mod virtual_reader;
+
+use std::time::Duration;
+
+/// What can go wrong at the reader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReaderError {
+    #[error("no card presented within {0:?}")]
+    NoCard(Duration),
+    #[error("card removed from the field")]
+    CardRemoved,
+    #[error("card did not answer: {0}")]
+    Transmission(String),
+    #[error("reader not available: {0}")]
+    Unavailable(String),
+    #[error("card not removed within {0:?}")]
+    NotRemoved(Duration),
+}
+
+/// A contactless reader (PCD) with at most one card in its field.
+pub trait Reader {
+    /// Name for logs and `shanfu readers`.
+    fn name(&self) -> String;
+    /// Polls until a card is activated (ISO 14443-4), or the timeout passes.
+    fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError>;
+    /// One raw exchange: C-APDU bytes in, R-APDU bytes (data ‖ SW1 SW2) out.
+    fn transmit_raw(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError>;
+    /// Waits until the card has left the field.
+    fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError>;
+    /// Air time of the exchanges since the last `wait_for_card`, if the backend can tell.
+    fn air_time(&self) -> Option<Duration> {
+        None
+    }
+
+    /// An APDU exchange with `61xx` (GET RESPONSE) and `6Cxx` (resend with Le = xx) resolved.
+    fn transceive(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
+        let mut r = self.transmit_raw(capdu)?;
+        if r.len() < 2 {
+            return Err(ReaderError::Transmission(format!("response of {} bytes has no status word", r.len())));
+        }
+        // 6Cxx: wrong Le — resend the same command with Le = xx, once.
+        if r[r.len() - 2] == 0x6C && capdu.len() >= 4 {
+            let mut again = capdu.to_vec();
+            let le = r[r.len() - 1];
+            if again.len() == 4 || again.len() == 5 + usize::from(*again.get(4).unwrap_or(&0)) {
+                again.push(le);
+            } else if let Some(last) = again.last_mut() {
+                *last = le;
+            }
+            r = self.transmit_raw(&again)?;
+        }
+        // 61xx: more data — GET RESPONSE until the card has given all of it.
+        let mut data = Vec::new();
+        for _ in 0..32 {
+            let n = r.len();
+            if n < 2 {
+                return Err(ReaderError::Transmission("response without status word".into()));
+            }
+            if r[n - 2] != 0x61 {
+                data.extend_from_slice(&r);
+                return Ok(data);
+            }
+            data.extend_from_slice(&r[..n - 2]);
+            r = self.transmit_raw(&[0x00, 0xC0, 0x00, 0x00, r[n - 1]])?;
+        }
+        Err(ReaderError::Transmission("card kept answering 61xx".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader answering from a script, to test the transport rules.
+    struct Scripted(Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>);
+    impl Reader for Scripted {
+        fn name(&self) -> String {
+            "scripted".into()
+        }
+        fn wait_for_card(&mut self, _: Duration) -> Result<(), ReaderError> {
+            Ok(())
+        }
+        fn transmit_raw(&mut self, c: &[u8]) -> Result<Vec<u8>, ReaderError> {
+            self.1.push(c.to_vec());
+            if self.0.is_empty() {
+                return Err(ReaderError::CardRemoved);
+            }
+            let (want, r) = self.0.remove(0);
+            assert_eq!(want, c);
+            Ok(r)
+        }
+        fn wait_for_removal(&mut self, _: Duration) -> Result<(), ReaderError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn get_response_collects_chained_data() {
+        let mut r = Scripted(
+            vec![
+                (vec![0x80, 0xA8, 0, 0, 2, 0x83, 0, 0], vec![0x77, 0x61, 0x03]),
+                (vec![0, 0xC0, 0, 0, 3], vec![0x01, 0x02, 0x03, 0x90, 0x00]),
+            ],
+            vec![],
+        );
+        assert_eq!(r.transceive(&[0x80, 0xA8, 0, 0, 2, 0x83, 0, 0]).unwrap(), vec![0x77, 1, 2, 3, 0x90, 0]);
+    }
+
+    #[test]
+    fn wrong_le_is_retried_with_card_length() {
+        let mut r = Scripted(
+            vec![(vec![0, 0xB2, 1, 0x0C, 0], vec![0x6C, 0x10]), (vec![0, 0xB2, 1, 0x0C, 0x10], vec![0x70, 0, 0x90, 0])],
+            vec![],
+        );
+        assert_eq!(r.transceive(&[0, 0xB2, 1, 0x0C, 0]).unwrap(), vec![0x70, 0, 0x90, 0]);
+    }
+
+    #[test]
+    fn short_response_is_an_error_not_a_panic() {
+        let mut r = Scripted(vec![(vec![0, 0xA4, 4, 0], vec![0x90])], vec![]);
+        assert!(matches!(r.transceive(&[0, 0xA4, 4, 0]), Err(ReaderError::Transmission(_))));
+    }
+}

@@ -1,3 +1,10 @@
-//! Card simulator: a phone wallet (or plastic card) that answers like a real one. TEST KEYS ONLY.
+//! Card simulator: a phone wallet (or plastic card) that answers like a real one, the test PKI
+//! and the card profiles. TEST KEYS ONLY — nothing here may be used with real cards.
 
+pub mod issuers;
 pub mod pki;
+pub mod profile;
+pub mod wallet;
+
+pub use profile::{Profile, ProfileError};
+pub use wallet::Wallet;

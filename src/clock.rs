@@ -1,0 +1,57 @@
+//! The terminal's clock and randomness, kept at the edge: the kernels receive them as inputs.
+
+use kernels::types::EmvDate;
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Civil date from days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Today (UTC) as an EMV date and the time as HHMMSS BCD.
+pub fn now() -> (EmvDate, [u8; 3]) {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    let date = EmvDate((y.rem_euclid(100) as u32) * 10_000 + m * 100 + d);
+    let bcd = |v: i64| ((v / 10) << 4 | (v % 10)) as u8;
+    (date, [bcd(s / 3600), bcd(s / 60 % 60), bcd(s % 60)])
+}
+
+/// Unix seconds, for the journal and reports.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A fresh Unpredictable Number 9F37 from the operating system's CSPRNG.
+pub fn unpredictable_number() -> std::io::Result<[u8; 4]> {
+    let mut b = [0u8; 4];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(20_516), (2026, 3, 4));
+        assert_eq!(civil(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn unpredictable_numbers_differ() {
+        assert_ne!(unpredictable_number().unwrap(), unpredictable_number().unwrap());
+    }
+}

@@ -1,0 +1,152 @@
+//! The result of `pay` / `replay` as the JSON object of DESIGN.md §4 and as text for people.
+
+use crate::redact;
+use crate::terminal::TapResult;
+use kernels::entry_point::EntryPoint;
+use kernels::outcome::{OdaResult, Status};
+use kernels::tag;
+use kernels::tlv;
+use kernels::types::Amount;
+use serde::Serialize;
+
+/// DESIGN.md §4 `pay --json` object (plus detail fields).
+#[derive(Debug, Clone, Serialize)]
+pub struct PayReport {
+    pub outcome: String,
+    pub reason: String,
+    pub kernel: Option<String>,
+    pub aid: Option<String>,
+    pub label: Option<String>,
+    pub pan_masked: Option<String>,
+    pub online: bool,
+    pub response_code: Option<String>,
+    pub auth_code: Option<String>,
+    pub cvm: String,
+    pub oda: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oda_error: Option<String>,
+    pub stan: Option<String>,
+    pub amount: String,
+    pub currency: String,
+    pub taps: u32,
+    pub card_in_field_ms: f64,
+    pub tap_ms: f64,
+    pub total_ms: f64,
+    pub cryptogram_type: Option<String>,
+    pub cryptogram: Option<String>,
+    pub atc: Option<u16>,
+    pub tvr: String,
+    pub ui_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_offline_amount: Option<String>,
+    /// Authorization data for the host: the data record without PAN and track 2 (field 55).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icc_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub par: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader_error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replay_differences: Vec<reader_drivers::replay::Difference>,
+}
+
+/// Contract name of an outcome.
+pub fn outcome_name(o: &kernels::outcome::Outcome) -> &'static str {
+    match o.status {
+        Status::Approved => "APPROVED",
+        Status::Declined => "DECLINED",
+        Status::OnlineRequest => "ONLINE_REQUEST",
+        Status::EndApplication => "END_APPLICATION",
+        Status::SelectNext => "END_APPLICATION",
+        Status::TryAgain if o.is_see_phone() => "SEE_PHONE",
+        Status::TryAgain => "TRY_AGAIN",
+        Status::TryAnotherInterface => "TRY_ANOTHER_INTERFACE",
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// The data record without the tags that travel elsewhere (PAN in field 2, track 2 in 35).
+pub fn icc_data(record: &[u8]) -> Vec<u8> {
+    let mut b = tlv::Builder::new();
+    let _ = tlv::walk_primitives(record, &mut |t| {
+        if !tag::is_sensitive(t.tag) && t.tag != tag::EXPIRY_DATE {
+            b = std::mem::take(&mut b).put(t.tag, t.value);
+        }
+    });
+    b.build()
+}
+
+impl PayReport {
+    pub fn new(ep: &EntryPoint, r: &TapResult, exponent: u8, currency: &str) -> PayReport {
+        let s = ep.summary();
+        let o = &r.outcome;
+        let exp = u32::from(exponent);
+        PayReport {
+            outcome: outcome_name(o).into(),
+            reason: o.reason.clone(),
+            kernel: s.kernel.map(|k| k.name().to_string()),
+            aid: s.aid.as_ref().map(hex::encode_upper),
+            label: s.label.clone(),
+            pan_masked: s.pan.as_deref().map(redact::pan),
+            online: false,
+            response_code: None,
+            auth_code: None,
+            cvm: o.cvm.name().into(),
+            oda: s.oda.unwrap_or(OdaResult::NotPerformed).name().into(),
+            oda_error: s.oda_error.clone(),
+            stan: None,
+            amount: ep.transaction().amount.display(exp),
+            currency: currency.into(),
+            taps: r.taps,
+            card_in_field_ms: ms(r.card_in_field),
+            tap_ms: ms(r.tap_wall),
+            total_ms: ms(r.total),
+            cryptogram_type: s.cryptogram_type.map(|c| c.name().to_string()),
+            cryptogram: s.cryptogram.as_ref().map(hex::encode_upper),
+            atc: s.atc,
+            tvr: hex::encode_upper(s.tvr.0),
+            ui_message: o.ui_on_outcome.as_ref().map(|u| u.message.text().to_string()),
+            available_offline_amount: s.offline_balance.map(|b| Amount(b).display(exp)),
+            icc_data: o.data_record.as_deref().map(|d| hex::encode_upper(icc_data(d))),
+            par: s.par.clone(),
+            reader_error: r.reader_error.clone(),
+            replay_differences: vec![],
+        }
+    }
+
+    /// Exit code of DESIGN.md §4: 0 approved (or authorization data ready), 1 not approved.
+    pub fn exit_code(&self) -> i32 {
+        match self.outcome.as_str() {
+            "APPROVED" | "ONLINE_REQUEST" => 0,
+            "ERROR" => 2,
+            _ => 1,
+        }
+    }
+
+    /// Text for a person at a terminal.
+    pub fn text(&self, symbol: &str) -> String {
+        let mut s = format!("{}  {}{}\n", self.outcome, symbol, self.amount);
+        if let Some(m) = &self.ui_message {
+            s += &format!("  display : {m}\n");
+        }
+        s += &format!("  reason  : {}\n", self.reason);
+        if let (Some(k), Some(a)) = (&self.kernel, &self.aid) {
+            s += &format!("  card    : {} {}  AID {a}  kernel {k}\n", self.label.as_deref().unwrap_or(""), self.pan_masked.as_deref().unwrap_or("-"));
+        }
+        s += &format!("  cvm {}  oda {}  tvr {}\n", self.cvm, self.oda, self.tvr);
+        if let (Some(t), Some(c)) = (&self.cryptogram_type, &self.cryptogram) {
+            s += &format!("  {t} {c}  ATC {}\n", self.atc.unwrap_or(0));
+        }
+        if let Some(b) = &self.available_offline_amount {
+            s += &format!("  available offline: {symbol}{b}\n");
+        }
+        s += &format!(
+            "  taps {}  air time {:.1} ms  card in field {:.1} ms  total {:.1} ms\n",
+            self.taps, self.card_in_field_ms, self.tap_ms, self.total_ms
+        );
+        s
+    }
+}

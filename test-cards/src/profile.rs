@@ -1,0 +1,187 @@
+//! Card profiles: one wallet (phone) or plastic card per TOML file in `test-cards/profiles/`
+//! (format: DESIGN.md §5.1). The built-in set is compiled in so `virtual:NAME` works anywhere.
+
+use serde::Deserialize;
+
+/// A whole profile file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// What this profile is for, one line.
+    pub description: String,
+    /// "phone" (wallet with a secure element and CDCVM) or "plastic".
+    pub form: Form,
+    /// State of the holder's verification on the phone when the tap starts.
+    #[serde(default)]
+    pub fingerprint: FingerprintState,
+    /// Respond to SELECT PPSE with this status word instead (e.g. "6A82").
+    pub ppse_sw: Option<String>,
+    #[serde(rename = "card")]
+    pub cards: Vec<CardProfile>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    Phone,
+    Plastic,
+}
+
+/// The phone's CDCVM state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FingerprintState {
+    /// Locked phone: above the CVM limit the wallet answers "See Phone".
+    #[default]
+    None,
+    /// The holder already confirmed with a fingerprint (double-click + touch before the tap).
+    Given,
+}
+
+/// One card (tokenized or plastic) in the wallet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardProfile {
+    pub aid: String,
+    pub label: String,
+    /// Application Priority Indicator 87 (1 = highest). Absent = not sent.
+    pub priority: Option<u8>,
+    /// Kernel Identifier 9F2A, hex. Absent = not sent (the terminal uses the RID default).
+    pub kernel_id: Option<String>,
+    /// Token PAN (DPAN) for phones, the card PAN for plastics.
+    pub pan: String,
+    /// 5F24 YYMMDD.
+    pub expiry: String,
+    /// 5F25 YYMMDD.
+    pub effective: Option<String>,
+    #[serde(default)]
+    pub psn: u8,
+    /// Payment Account Reference 9F24 (29 characters): links the token to the funding account.
+    pub par: Option<String>,
+    pub pdol: String,
+    /// 82, hex.
+    pub aip: String,
+    /// Base CTQ 9F6C, hex; the card adds the CDCVM / CVM bits per transaction.
+    pub ctq: String,
+    /// Form factor 9F6E, hex.
+    pub form_factor: Option<String>,
+    /// Include 9F27 in the GPO answer (C-7 cards do; Visa cards leave the CID in the IAD).
+    #[serde(default = "yes")]
+    pub send_cid: bool,
+    /// The card approves offline (TC) when the terminal allows and the offline balance covers it.
+    #[serde(default)]
+    pub offline_capable: bool,
+    /// Available offline spending amount 9F5D, in minor units (transit / electronic cash).
+    pub offline_balance: Option<u64>,
+    /// Card holds CDCVM (phone wallets).
+    #[serde(default)]
+    pub cdcvm: bool,
+    /// Starting ATC.
+    #[serde(default = "one")]
+    pub atc: u16,
+    pub keys: CardKeys,
+    #[serde(default)]
+    pub behaviour: Behaviour,
+}
+
+/// References into the test PKI (`test-cards/keys/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardKeys {
+    /// CA key that signs the issuer certificate.
+    pub ca: String,
+    /// 8F the card states (normally the CA's index; may differ to simulate an unknown CA).
+    pub ca_index: String,
+    pub issuer: String,
+    pub icc: String,
+    /// Issuer certificate expiry MMYY.
+    #[serde(default = "cert_expiry")]
+    pub issuer_cert_expiry: String,
+    #[serde(default = "cert_expiry")]
+    pub icc_cert_expiry: String,
+}
+
+/// Failure switches.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behaviour {
+    /// Always answer AAC (issuer-set decline, e.g. blocked application).
+    #[serde(default)]
+    pub decline: bool,
+    /// Corrupt the SDAD signature (bad fDDA).
+    #[serde(default)]
+    pub corrupt_sdad: bool,
+    /// Status word for GPO instead of an answer, e.g. "6985".
+    pub gpo_sw: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u16 {
+    1
+}
+fn cert_expiry() -> String {
+    "1230".into()
+}
+
+/// Why a profile could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("unknown profile {0:?} (built-in: {1})")]
+    Unknown(String, String),
+    #[error("profile {name}: {source}")]
+    Toml { name: String, source: toml::de::Error },
+    #[error("profile {name}: field {field}: {problem}")]
+    Field { name: String, field: String, problem: String },
+    #[error("profile {name}: a wallet holds 1 to 8 cards, this one has {count}")]
+    CardCount { name: String, count: usize },
+    #[error("profile {name}: {source}")]
+    Pki { name: String, source: crate::pki::PkiError },
+}
+
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        /// Built-in profiles: name and TOML text.
+        pub static BUILTIN: &[(&str, &str)] = &[ $( ($name, include_str!(concat!("../profiles/", $name, ".toml"))), )* ];
+    };
+}
+
+builtin!(
+    "unionpay-phone",
+    "unionpay-phone-8cards",
+    "unionpay-plastic",
+    "unionpay-transit",
+    "visa-phone",
+    "bad-fdda",
+    "revoked-ca",
+    "unknown-ca",
+    "expired-token",
+    "card-decline",
+    "no-supported-aid",
+);
+
+impl Profile {
+    /// Parses profile text.
+    pub fn parse(name: &str, text: &str) -> Result<Profile, ProfileError> {
+        let p: Profile = toml::from_str(text).map_err(|source| ProfileError::Toml { name: name.into(), source })?;
+        if p.cards.is_empty() || p.cards.len() > 8 {
+            return Err(ProfileError::CardCount { name: name.into(), count: p.cards.len() });
+        }
+        Ok(p)
+    }
+
+    /// A built-in profile by name, or a profile file by path.
+    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Profile::parse(name_or_path, text);
+        }
+        match std::fs::read_to_string(name_or_path) {
+            Ok(text) => Profile::parse(name_or_path, &text),
+            Err(_) => Err(ProfileError::Unknown(
+                name_or_path.into(),
+                BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            )),
+        }
+    }
+}
