@@ -37,7 +37,7 @@ fn tree(data: &[u8], depth: usize, reveal: bool, out: &mut String) -> Result<(),
     Ok(())
 }
 
-/// Decodes hex as TLV, R-APDU or C-APDU, in that order of likelihood.
+/// Decodes hex as an R-APDU (TLV data followed by a status word), plain TLV, or a C-APDU.
 pub fn decode(hex_in: &str, reveal: bool) -> Result<String, String> {
     let clean: String = hex_in.chars().filter(|c| !c.is_whitespace()).collect();
     let bytes = hex::decode(&clean).map_err(|e| format!("not hex: {e}"))?;
@@ -45,16 +45,16 @@ pub fn decode(hex_in: &str, reveal: bool) -> Result<String, String> {
         return Err("nothing to decode".into());
     }
     let mut out = String::new();
-    if tlv::validate(&bytes).is_ok() && tree(&bytes, 0, reveal, &mut out).is_ok() && !out.is_empty() {
-        return Ok(format!("TLV\n{out}"));
-    }
-    out.clear();
     if bytes.len() >= 2 {
         let (d, s) = bytes.split_at(bytes.len() - 2);
         let sw = u16::from_be_bytes([s[0], s[1]]);
         if matches!(s[0], 0x61..=0x6F | 0x90..=0x9F) && (d.is_empty() || (tlv::validate(d).is_ok() && tree(d, 1, reveal, &mut out).is_ok())) {
             return Ok(format!("R-APDU  SW {sw:04X}: {}\n{out}", sw_meaning(sw)));
         }
+    }
+    out.clear();
+    if tlv::validate(&bytes).is_ok() && tree(&bytes, 0, reveal, &mut out).is_ok() && !out.is_empty() {
+        return Ok(format!("TLV\n{out}"));
     }
     out.clear();
     if let Some(c) = CApdu::parse(&bytes) {

@@ -59,6 +59,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The embedded default: virtual phone wallet, virtual reader, scripted sales.
+    Demo {
+        /// Run the scripted sales and print their outcomes (the cashier TUI comes with issue 5).
+        #[arg(long)]
+        headless: bool,
+    },
     /// Decode hex: BER-TLV with tag names, C-APDU, R-APDU with status word meaning.
     Decode {
         hex: String,
@@ -139,6 +145,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Pay(a) => pay(&cli.global, a),
         Cmd::Replay { script, json } => replay(&cli.global, &script, json),
+        Cmd::Demo { headless } => demo(&cli.global, headless),
         Cmd::Decode { hex, reveal } => {
             println!("{}", decode::decode(&hex, reveal).map_err(|e| anyhow!(e))?);
             Ok(0)
@@ -277,4 +284,52 @@ fn replay(g: &Global, path: &PathBuf, json: bool) -> Result<i32> {
     }
     print_report(&report, json, &settings.currency_symbol)?;
     Ok(report.exit_code())
+}
+
+/// The scripted sales of `demo --headless`: (what, amount, profile, fingerprint when asked).
+const DEMO_SALES: &[(&str, &str, &str, bool)] = &[
+    ("metro fare, offline", "4.00", "unionpay-transit", false),
+    ("coffee, phone", "28.00", "unionpay-phone", false),
+    ("groceries, locked phone", "520.00", "unionpay-phone", false),
+    ("groceries, fingerprint + tap again", "520.00", "unionpay-phone", true),
+    ("visa phone", "66.00", "visa-phone", false),
+    ("8-card wallet, default card", "12.00", "unionpay-phone-8cards", false),
+    ("card declined", "15.00", "card-decline", false),
+    ("bad fDDA", "8.00", "bad-fdda", false),
+];
+
+fn demo(g: &Global, headless: bool) -> Result<i32> {
+    if !headless {
+        eprintln!("shanfu demo: the cashier screen comes with issue 5; running the headless script");
+    }
+    let settings = Settings::load(g.config.as_deref())?;
+    let exp = settings.ep.terminal.currency_exponent;
+    let currency = hex::encode(settings.ep.terminal.currency);
+    let (date, time) = clock::now();
+    println!(
+        "shanfu demo — merchant {} ({}), terminal {}, virtual reader + virtual phone wallet\n",
+        settings.ep.terminal.merchant_name_location, settings.merchant_id, settings.ep.terminal.terminal_id
+    );
+    println!("{:<38} {:>9}  {:<16} {:<6} {:<7} {:<13} {:>5} {:>8}", "sale", "amount", "outcome", "cvm", "kernel", "oda", "taps", "air ms");
+    for (what, amount, profile, fp) in DEMO_SALES {
+        let wallet = test_cards::Wallet::load(profile)?;
+        let mut reader = VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: *fp, remove_after: None });
+        let amount_v = Amount::parse(amount, u32::from(exp))?;
+        let txn = Transaction { amount: amount_v, amount_other: None, txn_type: 0, date, time, unpredictable_number: un() };
+        let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn);
+        let r = terminal::run(&mut ep, &mut reader, &TapPolicy::default(), un, show);
+        let rep = PayReport::new(&ep, &r, exp, &currency);
+        println!(
+            "{:<38} {:>9}  {:<16} {:<6} {:<7} {:<13} {:>5} {:>8.1}",
+            what,
+            format!("{}{}", settings.currency_symbol, rep.amount),
+            rep.outcome,
+            rep.cvm.replace("NO_CVM", "-"),
+            rep.kernel.as_deref().unwrap_or("-"),
+            rep.oda,
+            rep.taps,
+            rep.card_in_field_ms
+        );
+    }
+    Ok(0)
 }

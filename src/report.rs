@@ -144,7 +144,7 @@ impl PayReport {
             s += &format!("  available offline: {symbol}{b}\n");
         }
         s += &format!(
-            "  taps {}  air time {:.1} ms  card in field {:.1} ms  total {:.1} ms\n",
+            "  taps {}  air time at 106 kbit/s {:.1} ms  tap (wall) {:.1} ms  total {:.1} ms\n",
             self.taps, self.card_in_field_ms, self.tap_ms, self.total_ms
         );
         s

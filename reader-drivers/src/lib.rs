@@ -52,7 +52,10 @@ pub trait Reader {
         if r[r.len() - 2] == 0x6C && capdu.len() >= 4 {
             let mut again = capdu.to_vec();
             let le = r[r.len() - 1];
-            if again.len() == 4 || again.len() == 5 + usize::from(*again.get(4).unwrap_or(&0)) {
+            // Case 1 (header only) and case 3 (header, Lc, data) gain an Le; cases 2 and 4
+            // have their Le replaced.
+            let case_3 = again.len() > 5 && again.len() == 5 + usize::from(again[4]);
+            if again.len() == 4 || case_3 {
                 again.push(le);
             } else if let Some(last) = again.last_mut() {
                 *last = le;

@@ -475,3 +475,107 @@ impl Wallet {
         RApdu::new(resp.wrap(tag::RESPONSE_FORMAT_2), sw::OK)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernels::tlv;
+
+    fn gpo_cmd(ttq: [u8; 4], amount: u64) -> Vec<u8> {
+        // PDOL of the built-in profiles: 9F66 9F02 9F03 9F1A 95 5F2A 9A 9C 9F37.
+        let mut d = ttq.to_vec();
+        d.extend(Amount(amount).to_n12());
+        d.extend([0; 6]);
+        d.extend([0x01, 0x56]);
+        d.extend([0; 5]);
+        d.extend([0x01, 0x56]);
+        d.extend([0x26, 0x11, 0x25, 0x00]);
+        d.extend([1, 2, 3, 4]);
+        CApdu::gpo(&d).to_bytes()
+    }
+
+    fn select(w: &mut Wallet, aid: &str) {
+        let r = w.transmit(&CApdu::select(&hex::decode(aid).unwrap()).to_bytes());
+        assert_eq!(&r[r.len() - 2..], &[0x90, 0x00]);
+    }
+
+    #[test]
+    fn locked_phone_answers_see_phone_above_cvm_limit_then_cdcvm_after_fingerprint() {
+        let mut w = Wallet::load("unionpay-phone").unwrap();
+        select(&mut w, "A000000333010101");
+        let r = w.transmit(&gpo_cmd([0x26, 0xC0, 0x40, 0x80], 50_000));
+        assert_eq!(r, vec![0x69, 0x86]);
+        assert!(w.prompt_shown);
+        assert!(w.give_fingerprint());
+        let r = w.transmit(&gpo_cmd([0x26, 0xC0, 0x40, 0x80], 50_000));
+        let ctq = tlv::find(&r[..r.len() - 2], tag::CTQ).unwrap().unwrap();
+        assert_eq!(ctq[1] & 0x80, 0x80, "CDCVM performed");
+        // One verification pays once.
+        assert!(!w.fingerprint_given());
+        assert_eq!(w.last.as_ref().map(|l| l.cryptogram), Some(CryptogramType::Arqc));
+    }
+
+    #[test]
+    fn plastic_has_no_fingerprint_sensor() {
+        let mut w = Wallet::load("unionpay-plastic").unwrap();
+        assert!(!w.give_fingerprint());
+    }
+
+    #[test]
+    fn arqc_verifies_with_the_issuer_master_key_of_issuers_toml() {
+        let mut w = Wallet::load("unionpay-phone").unwrap();
+        select(&mut w, "A000000333010101");
+        let cmd = gpo_cmd([0x26, 0x80, 0x40, 0x80], 1000);
+        let r = w.transmit(&cmd);
+        let data = &r[..r.len() - 2];
+        let get = |t| tlv::find(data, t).unwrap().unwrap().to_vec();
+        let iss = issuers::builtin().unwrap();
+        let issuer = issuers::for_pan(&iss, "6235880000000017").unwrap();
+        let pdol = Dol::parse(&hex::decode("9F66049F02069F03069F1A0295055F2A029A039C019F3704").unwrap()).unwrap();
+        let pdol_data = &cmd[7..cmd.len() - 1];
+        let fields = pdol.split(pdol_data).unwrap();
+        let input = cryptogram::ac_input(
+            |t| {
+                if t == tag::AIP || t == tag::ATC {
+                    Some(get(t))
+                } else {
+                    fields.iter().find(|(x, _)| *x == t).map(|(_, v)| v.to_vec())
+                }
+            },
+            &get(tag::ISSUER_APP_DATA),
+        );
+        let atc: [u8; 2] = get(tag::ATC).try_into().unwrap();
+        let ac = cryptogram::generate_ac(issuer.method, &issuer.imk_ac, "6235880000000017", 0, atc, &input);
+        assert_eq!(get(tag::APPLICATION_CRYPTOGRAM), ac.to_vec());
+    }
+
+    #[test]
+    fn choosing_a_card_gives_it_priority_one() {
+        let mut w = Wallet::load("unionpay-phone-8cards").unwrap();
+        assert!(w.choose_card(6));
+        assert_eq!(w.cards[6].priority, Some(1));
+        let mut p: Vec<_> = w.cards.iter().map(|c| c.priority.unwrap()).collect();
+        p.sort();
+        assert_eq!(p, (1..=8).collect::<Vec<u8>>());
+        assert!(!w.choose_card(8));
+    }
+
+    #[test]
+    fn every_builtin_profile_personalises() {
+        for (name, _) in crate::profile::BUILTIN {
+            Wallet::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_commands_never_panic(cmds in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..60), 1..10)) {
+            let mut w = Wallet::load("unionpay-transit").unwrap();
+            select(&mut w, "A000000333010101");
+            for c in cmds {
+                let r = w.transmit(&c);
+                proptest::prop_assert!(r.len() >= 2);
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! ISO 8583 codec (work in progress: issue 3).

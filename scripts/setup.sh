@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what shanfu needs on a fresh Debian machine that has Rust, non-interactively.
+# Idempotent: packages already present are not reinstalled.
+set -euo pipefail
+pkgs=(python3)   # python3: the DESIGN.md §4 contract checker
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (rustup) first" >&2; exit 1; }

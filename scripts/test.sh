@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property and integration tests of every crate, then the
+# DESIGN.md §4 contract check of `shanfu pay --json` on the release binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TERM_COLOR=never
+cargo build --release --locked --bin shanfu
+cargo test --workspace --locked
+contract=../shared/tools/check-contract
+if [ -x "$contract" ] || [ -f "$contract" ]; then
+  bash "$contract"
+else
+  echo "contract check skipped: $contract not present (it ships with the project's shared/ folder)"
+fi
