@@ -50,13 +50,15 @@ pub struct Indicators {
 
 /// Book B §3.1.1.1-3.1.1.12 for one combination.
 pub fn preprocess(c: &Combination, amount: Amount, exponent: u8) -> Indicators {
-    let mut ind = Indicators::default(); // 3.1.1.1
-    // 3.1.1.2: Copy of TTQ with byte 2 b8 and b7 cleared.
-    ind.ttq = c.ttq.map(|mut t| {
-        t.set_online_cryptogram_required(false);
-        t.set_cvm_required(false);
-        t
-    });
+    // 3.1.1.1 indicators reset; 3.1.1.2 Copy of TTQ with byte 2 b8 and b7 cleared.
+    let mut ind = Indicators {
+        ttq: c.ttq.map(|mut t| {
+            t.set_online_cryptogram_required(false);
+            t.set_cvm_required(false);
+            t
+        }),
+        ..Indicators::default()
+    };
     // 3.1.1.3: status check on a single unit of currency.
     if c.status_check && amount.0 == 10u64.pow(u32::from(exponent)) {
         ind.status_check_requested = true;

@@ -13,7 +13,7 @@ pub struct Tag(pub u32);
 
 impl Tag {
     /// Number of bytes of the encoded tag.
-    pub fn len(self) -> usize {
+    pub fn encoded_len(self) -> usize {
         match self.0 {
             0..=0xFF => 1,
             0x100..=0xFFFF => 2,
@@ -24,7 +24,7 @@ impl Tag {
     /// The encoded tag bytes.
     pub fn to_bytes(self) -> Vec<u8> {
         let b = self.0.to_be_bytes();
-        b[4 - self.len()..].to_vec()
+        b[4 - self.encoded_len()..].to_vec()
     }
     fn first_byte(self) -> u8 {
         self.to_bytes()[0]
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn parses_multibyte_tag_and_long_length() {
         let mut v = vec![0x9F, 0x46, 0x81, 0x90];
-        v.extend(std::iter::repeat(0xAB).take(0x90));
+        v.extend(std::iter::repeat_n(0xAB, 0x90));
         let t = parse_all(&v).unwrap();
         assert_eq!(t[0].tag, Tag(0x9F46));
         assert_eq!(t[0].value.len(), 0x90);

@@ -24,7 +24,7 @@ impl Amount {
             return Err(AmountError::TooManyDecimals(exponent));
         }
         let mut v: u64 = 0;
-        for c in int.chars().chain(frac.chars()).chain(std::iter::repeat('0').take(exponent as usize - frac.len())) {
+        for c in int.chars().chain(frac.chars()).chain(std::iter::repeat_n('0', exponent as usize - frac.len())) {
             v = v
                 .checked_mul(10)
                 .and_then(|v| v.checked_add(u64::from(c as u8 - b'0')))
@@ -292,7 +292,7 @@ impl Afl {
     /// Book 3 §10.2 / C-3 §5.4 checks: length a multiple of 4; per entry SFI in 1..=30, first ≥ 1,
     /// last ≥ first, ODA count ≤ number of records.
     pub fn parse(b: &[u8]) -> Result<Afl, AflError> {
-        if b.len() % 4 != 0 {
+        if !b.len().is_multiple_of(4) {
             return Err(AflError::Length(b.len()));
         }
         let mut v = Vec::new();
