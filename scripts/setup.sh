@@ -2,7 +2,10 @@
 # Installs what shanfu needs on a fresh Debian machine that has Rust, non-interactively.
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
-pkgs=(python3)   # python3: the DESIGN.md §4 contract checker
+# pcscd + libpcsclite-dev + vsmartcard-vpcd: the real PC/SC path with a virtual reader (shared/readers.md);
+# libclang-dev + cmake: the vendored libnfc build (nfc1); tmux: driving the cashier TUI in tests;
+# python3: the DESIGN.md §4 contract checker.
+pkgs=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools libclang-dev cmake pkg-config tmux python3)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

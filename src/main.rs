@@ -1,7 +1,12 @@
 //! `shanfu`: the terminal binary — thin wiring of reader, Entry Point / kernels and output.
 
+mod acquirer;
+mod bench;
 mod clock;
 mod decode;
+mod host;
+mod journal;
+mod online;
 mod redact;
 mod report;
 mod settings;
@@ -65,12 +70,107 @@ enum Cmd {
         #[arg(long)]
         headless: bool,
     },
+    /// Upload pending reversals and advices, then reconcile totals with the acquirer (0500).
+    Settle {
+        #[arg(long)]
+        host: Option<std::net::SocketAddr>,
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The stored transactions (PAN masked).
+    Journal {
+        #[command(subcommand)]
+        cmd: Option<JournalCmd>,
+    },
+    /// The acquirer simulator (ISO 8583 server with token vault), or its token commands.
+    Acquirer(AcquirerArgs),
+    /// Measure: kernel CPU per tap vs air time, ISO 8583 pack/unpack, journal writes, acquirer
+    /// authorizations per second with concurrent terminals (p50/p99). Prints a Markdown report.
+    Bench {
+        #[arg(long, default_value_t = 64)]
+        terminals: usize,
+        /// Authorizations per terminal.
+        #[arg(long, default_value_t = 50)]
+        requests: usize,
+        /// Also write the report to this file (e.g. bench/REPORT.md).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// The virtual phone wallet as its own process, plugged into the vpcd virtual reader so any
+    /// PC/SC or libnfc application sees it. Control lines on stdin: tap, remove, fingerprint,
+    /// card N, status, quit.
+    Phone {
+        #[arg(long, default_value = "unionpay-phone")]
+        profile: String,
+        #[arg(long, default_value = "127.0.0.1:35963")]
+        vpcd: std::net::SocketAddr,
+        /// ok: the holder confirms with the fingerprint when the phone asks, and taps again.
+        #[arg(long, default_value = "none", value_parser = ["ok", "none"])]
+        fingerprint: String,
+        /// Pull the phone away after N APDUs of the first tap.
+        #[arg(long)]
+        remove_after: Option<usize>,
+    },
+    /// Every reader of every backend, with its state.
+    Readers {
+        #[arg(long)]
+        json: bool,
+    },
     /// Decode hex: BER-TLV with tag names, C-APDU, R-APDU with status word meaning.
     Decode {
         hex: String,
         /// Show PAN and track 2 in clear.
         #[arg(long)]
         reveal: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCmd {
+    /// One line per transaction.
+    List,
+    /// One transaction in full (PAN masked).
+    Show { id: u64 },
+    /// All transactions as CSV or JSON.
+    Export {
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+    },
+}
+
+#[derive(Args)]
+struct AcquirerArgs {
+    #[command(subcommand)]
+    cmd: Option<AcquirerCmd>,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:8583")]
+    listen: std::net::SocketAddr,
+    /// Database directory (default: DATA/acquirer).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Delay every answer by this many milliseconds (fault injection).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Never answer every Nth request.
+    #[arg(long)]
+    drop_every: Option<u64>,
+    /// Close the connection instead of answering every Nth request.
+    #[arg(long)]
+    close_every: Option<u64>,
+    /// Answer every Nth request with garbage.
+    #[arg(long)]
+    garble_every: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum AcquirerCmd {
+    /// Token lifecycle: suspend (lost phone), resume, delete.
+    Token {
+        #[arg(value_parser = ["suspend", "resume", "delete"])]
+        action: String,
+        token: String,
     },
 }
 
@@ -95,6 +195,18 @@ struct PayArgs {
     /// Write the card session as a replay script.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// Acquirer host (ISO 8583 over TCP). Default: an embedded acquirer on 127.0.0.1.
+    #[arg(long)]
+    host: Option<std::net::SocketAddr>,
+    /// Stop at the kernel's outcome (ONLINE_REQUEST is not sent anywhere).
+    #[arg(long, conflicts_with = "host")]
+    no_host: bool,
+    /// Host answer timeout.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// How long to wait for a tap (and for the tap again after Try Again / See Phone).
+    #[arg(long)]
+    tap_timeout_ms: Option<u64>,
     /// Virtual holder pulls the card away after N exchanges (removal test).
     #[arg(long, hide = true)]
     remove_after: Option<usize>,
@@ -146,6 +258,39 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Pay(a) => pay(&cli.global, a),
         Cmd::Replay { script, json } => replay(&cli.global, &script, json),
         Cmd::Demo { headless } => demo(&cli.global, headless),
+        Cmd::Settle { host, timeout_ms, json } => settle(&cli.global, host, timeout_ms, json),
+        Cmd::Journal { cmd } => journal_cmd(&cli.global, cmd.unwrap_or(JournalCmd::List)),
+        Cmd::Acquirer(a) => acquirer_cmd(&cli.global, a),
+        Cmd::Bench { terminals, requests, output } => {
+            let settings = Settings::load(cli.global.config.as_deref())?;
+            let dir = data_dir(&cli.global);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let report = bench::run(&settings, &dir, terminals, requests)?;
+            print!("{report}");
+            if let Some(p) = output {
+                std::fs::write(&p, &report).with_context(|| format!("writing {}", p.display()))?;
+            }
+            Ok(0)
+        }
+        Cmd::Phone { profile, vpcd, fingerprint, remove_after } => {
+            let wallet = test_cards::Wallet::load(&profile)?;
+            let opts = test_cards::vpcd::PhoneOptions { fingerprint_on_prompt: fingerprint == "ok", remove_after };
+            test_cards::vpcd::run_stdin(vpcd, wallet, opts)?;
+            Ok(0)
+        }
+        Cmd::Readers { json } => {
+            let list = reader_drivers::list_readers();
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else if list.is_empty() {
+                println!("no readers (PC/SC: is pcscd running? libnfc: no device)");
+            } else {
+                for r in &list {
+                    println!("{:<6} {:<40} {}", r.backend, r.name, if r.card_present { "card present" } else { "no card" });
+                }
+            }
+            Ok(0)
+        }
         Cmd::Decode { hex, reveal } => {
             println!("{}", decode::decode(&hex, reveal).map_err(|e| anyhow!(e))?);
             Ok(0)
@@ -176,7 +321,7 @@ fn open_reader(spec: &str, holder: Holder) -> Result<Box<dyn Reader>> {
             let wallet = test_cards::Wallet::load(profile).with_context(|| format!("virtual reader {spec}"))?;
             Ok(Box::new(VirtualReader::new(profile, wallet, holder)))
         }
-        "pcsc" | "nfc" => bail!("reader backend {kind:?} is not built yet (issue 4); use virtual:PROFILE"),
+        "pcsc" | "nfc" => Ok(reader_drivers::open(spec)?),
         _ => bail!("unknown reader {spec:?}: use virtual[:PROFILE], pcsc[:NAME] or nfc[:CONNSTRING]"),
     }
 }
@@ -197,6 +342,48 @@ fn show(d: Display) {
     }
 }
 
+fn data_dir(g: &Global) -> PathBuf {
+    if let Some(d) = &g.data {
+        return d.clone();
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("shanfu")
+}
+
+fn open_journal(g: &Global) -> Result<journal::Journal> {
+    let dir = data_dir(g).join("journal");
+    let j = journal::Journal::open(&dir).with_context(|| format!("opening the journal at {}", dir.display()))?;
+    let queued = j.recover()?;
+    if !queued.is_empty() {
+        tracing::warn!(count = queued.len(), "recovery: transactions sent without an answer are queued for reversal");
+    }
+    Ok(j)
+}
+
+fn identity(settings: &Settings) -> online::Identity {
+    online::Identity {
+        terminal_id: settings.ep.terminal.terminal_id.clone(),
+        merchant_id: settings.merchant_id.clone(),
+        currency: hex::encode(settings.ep.terminal.currency)[1..].to_string(),
+    }
+}
+
+/// The host to use: `--host`, or an embedded acquirer on 127.0.0.1 (real TCP) over DATA/acquirer.
+async fn host_addr(g: &Global, host: Option<std::net::SocketAddr>) -> Result<std::net::SocketAddr> {
+    if let Some(h) = host {
+        return Ok(h);
+    }
+    let db = data_dir(g).join("acquirer");
+    acquirer::embedded(&db).await.with_context(|| format!("starting the embedded acquirer over {}", db.display()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
 fn pay(g: &Global, a: PayArgs) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
     let exp = settings.ep.terminal.currency_exponent;
@@ -209,41 +396,231 @@ fn pay(g: &Global, a: PayArgs) -> Result<i32> {
     };
     let holder = Holder { fingerprint_on_prompt: a.fingerprint, remove_after: a.remove_after };
     let mut reader = open_reader(&a.reader, holder)?;
-    let txn = Transaction { amount, amount_other: None, txn_type: 0x00, date, time, unpredictable_number: first_un };
+    let journal = if a.no_host { None } else { Some(open_journal(g)?) };
     let currency = hex::encode(settings.ep.terminal.currency);
+    let mut rec = match &journal {
+        Some(j) => Some(j.begin(journal::TxnKind::Purchase, amount.0, &currency)?),
+        None => None,
+    };
+    let txn = Transaction { amount, amount_other: None, txn_type: 0x00, date, time, unpredictable_number: first_un };
     let ep_cfg = Arc::new(settings.ep.clone());
     let mut ep = EntryPoint::new(ep_cfg, Arc::new(settings.capks.clone()), txn);
     // Deterministic runs derive the restart numbers from the first one.
     let fixed = a.unpredictable_number.is_some();
     let mut n = 0u32;
-    let result = terminal::run(&mut ep, reader.as_mut(), &TapPolicy::default(), || {
+    let mut policy = TapPolicy::default();
+    if let Some(ms) = a.tap_timeout_ms {
+        let d = std::time::Duration::from_millis(ms);
+        (policy.first_tap, policy.try_again, policy.see_phone) = (d, d, d);
+    }
+    let result = terminal::run(&mut ep, reader.as_mut(), &policy, || {
         n += 1;
         if fixed { (u32::from_be_bytes(first_un) ^ n).to_be_bytes() } else { un() }
     }, show);
     if let Some(path) = &a.record {
-        let script = Script {
-            name: format!("pay {} on {}", a.amount, a.reader),
-            terminal: ScriptTerminal {
-                amount: Some(amount.display(u32::from(exp))),
-                currency: Some(currency.clone()),
-                country: Some(hex::encode(settings.ep.terminal.country)),
-                date: Some(hex::encode(date.to_bcd())),
-                time: Some(hex::encode(time)),
-                unpredictable_number: Some(hex::encode_upper(first_un)),
-                unpredictable_numbers: result.unpredictable_numbers.iter().skip(1).map(hex::encode_upper).collect(),
-                ttq: None,
-            },
-            exchanges: result
-                .exchanges
-                .iter()
-                .map(|x| Exchange { c: hex::encode_upper(&x.c), r: hex::encode_upper(&x.r), tap: Some(x.tap) })
-                .collect(),
-        };
-        std::fs::write(path, serde_json::to_string_pretty(&script)?).with_context(|| format!("writing {}", path.display()))?;
+        write_script(path, &a, amount, exp, &currency, &settings, date, time, first_un, &result)?;
     }
-    let report = PayReport::new(&ep, &result, exp, &currency);
+    let mut report = PayReport::new(&ep, &result, exp, &currency);
+    if let (Some(j), Some(rec)) = (&journal, rec.as_mut()) {
+        complete(g, &settings, j, rec, &ep, &result, &mut report, a.host, a.timeout_ms)?;
+    }
     print_report(&report, a.json, &settings.currency_symbol)?;
     Ok(report.exit_code())
+}
+
+/// After the tap: journal the card data, then go online, queue the advice, or close.
+#[allow(clippy::too_many_arguments)]
+fn complete(
+    g: &Global,
+    settings: &Settings,
+    j: &journal::Journal,
+    rec: &mut journal::TxnRecord,
+    ep: &EntryPoint,
+    result: &terminal::TapResult,
+    report: &mut PayReport,
+    host: Option<std::net::SocketAddr>,
+    timeout_ms: u64,
+) -> Result<()> {
+    let s = ep.summary();
+    let record = result.outcome.data_record.clone().unwrap_or_default();
+    let find = |t| kernels::tlv::find(&record, t).ok().flatten().map(|v| v.to_vec());
+    let track2 = find(kernels::tag::TRACK2_EQUIVALENT).map(|t| kernels::types::digits(&t));
+    j.advance(rec, journal::TxnState::CardRead, |r| {
+        r.pan = s.pan.clone();
+        r.pan_masked = report.pan_masked.clone();
+        r.expiry_yymm = s.expiry.as_ref().map(|e| e.chars().take(4).collect());
+        r.psn = s.pan_sequence;
+        r.label = s.label.clone();
+        r.aid = report.aid.clone();
+        r.kernel = report.kernel.clone();
+        r.cvm = Some(report.cvm.clone());
+        r.oda = Some(report.oda.clone());
+        r.cryptogram_type = report.cryptogram_type.clone();
+        r.cryptogram = report.cryptogram.clone();
+        r.atc = s.atc;
+        r.icc_data = report.icc_data.clone();
+        r.outcome = Some(report.outcome.clone());
+        r.reason = Some(report.reason.clone());
+    })?;
+    online::crash_point(journal::TxnState::CardRead);
+    report.journal_id = Some(rec.id);
+    match report.outcome.as_str() {
+        "ONLINE_REQUEST" => {
+            let rt = runtime()?;
+            let id = identity(settings);
+            let outcome = rt.block_on(async {
+                let addr = host_addr(g, host).await?;
+                let mut link = host::HostLink::new(addr, std::time::Duration::from_millis(timeout_ms));
+                // Earlier reversals first: the host must not see this one before them.
+                let _ = online::drain(j, &mut link, &id).await;
+                Ok::<_, anyhow::Error>(online::authorize(j, &mut link, &id, rec, track2).await)
+            })?;
+            report.online = true;
+            report.stan = rec.stan.map(|s| format!("{s:06}"));
+            match outcome {
+                Ok(ans) => {
+                    report.outcome = rec.outcome.clone().unwrap_or_default();
+                    report.reason = rec.reason.clone().unwrap_or_default();
+                    report.response_code = Some(ans.response_code.clone());
+                    report.auth_code = ans.auth_code;
+                    report.rrn = ans.rrn;
+                    report.arpc = Some(ans.arpc);
+                    report.ui_message = Some(online::response_text(&ans.response_code).to_string());
+                }
+                Err(e) => {
+                    report.outcome = "DECLINED".into();
+                    report.reason = format!("host unreachable: {e}; the transaction was reversed or its reversal is queued");
+                    report.ui_message = Some("Host unreachable - not charged".into());
+                }
+            }
+        }
+        "APPROVED" => {
+            j.advance(rec, journal::TxnState::AdvicePending, |_| {})?;
+        }
+        _ => {
+            j.advance(rec, journal::TxnState::Completed, |_| {})?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_script(
+    path: &PathBuf,
+    a: &PayArgs,
+    amount: Amount,
+    exp: u8,
+    currency: &str,
+    settings: &Settings,
+    date: EmvDate,
+    time: [u8; 3],
+    first_un: [u8; 4],
+    result: &terminal::TapResult,
+) -> Result<()> {
+    let script = Script {
+        name: format!("pay {} on {}", a.amount, a.reader),
+        terminal: ScriptTerminal {
+            amount: Some(amount.display(u32::from(exp))),
+            currency: Some(currency.to_string()),
+            country: Some(hex::encode(settings.ep.terminal.country)),
+            date: Some(hex::encode(date.to_bcd())),
+            time: Some(hex::encode(time)),
+            unpredictable_number: Some(hex::encode_upper(first_un)),
+            unpredictable_numbers: result.unpredictable_numbers.iter().skip(1).map(hex::encode_upper).collect(),
+            ttq: None,
+        },
+        exchanges: result
+            .exchanges
+            .iter()
+            .map(|x| Exchange { c: hex::encode_upper(&x.c), r: hex::encode_upper(&x.r), tap: Some(x.tap) })
+            .collect(),
+    };
+    std::fs::write(path, serde_json::to_string_pretty(&script)?).with_context(|| format!("writing {}", path.display()))
+}
+
+fn settle(g: &Global, host: Option<std::net::SocketAddr>, timeout_ms: u64, json: bool) -> Result<i32> {
+    let settings = Settings::load(g.config.as_deref())?;
+    let j = open_journal(g)?;
+    let id = identity(&settings);
+    let rt = runtime()?;
+    let rep = rt.block_on(async {
+        let addr = host_addr(g, host).await?;
+        let mut link = host::HostLink::new(addr, std::time::Duration::from_millis(timeout_ms));
+        Ok::<_, anyhow::Error>(online::settle(&j, &mut link, &id).await?)
+    })?;
+    if json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        println!(
+            "settlement: {} — reversals sent {} (pending {}), advices sent {} (pending {}), purchases {} for {}{}, refunds {}",
+            if rep.reconciled { "RECONCILED" } else { "NOT RECONCILED" },
+            rep.reversals_sent,
+            rep.reversals_pending,
+            rep.advices_sent,
+            rep.advices_pending,
+            rep.totals.debits,
+            settings.currency_symbol,
+            Amount(rep.totals.debits_amount).display(u32::from(settings.ep.terminal.currency_exponent)),
+            rep.totals.credits,
+        );
+    }
+    Ok(if rep.reconciled { 0 } else { 1 })
+}
+
+fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
+    let j = open_journal(g)?;
+    let all: Vec<journal::TxnRecord> = j.all()?.into_iter().map(|r| r.public()).collect();
+    match cmd {
+        JournalCmd::List => {
+            for r in &all {
+                println!(
+                    "{:>6}  {:<16} {:>10}  {:<15} {:<18} {:<4} stan {:<6} {}",
+                    r.id,
+                    format!("{:?}", r.state),
+                    Amount(r.amount).display(2),
+                    r.outcome.as_deref().unwrap_or("-"),
+                    r.pan_masked.as_deref().unwrap_or("-"),
+                    r.response_code.as_deref().unwrap_or("-"),
+                    r.stan.map(|s| format!("{s:06}")).unwrap_or_else(|| "-".into()),
+                    r.label.as_deref().unwrap_or("")
+                );
+            }
+        }
+        JournalCmd::Show { id } => {
+            let r = j.get(id)?.public();
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        JournalCmd::Export { format } => {
+            if format == "json" {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                println!("id,state,amount,currency,outcome,pan_masked,label,kernel,cvm,oda,cryptogram_type,atc,stan,response_code,auth_code,rrn,arpc");
+                for r in &all {
+                    let o = |v: &Option<String>| v.clone().unwrap_or_default().replace(',', " ");
+                    println!(
+                        "{},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                        r.id, r.state, r.amount, r.currency, o(&r.outcome), o(&r.pan_masked), o(&r.label), o(&r.kernel), o(&r.cvm), o(&r.oda),
+                        o(&r.cryptogram_type), r.atc.map(|a| a.to_string()).unwrap_or_default(), r.stan.map(|s| s.to_string()).unwrap_or_default(),
+                        o(&r.response_code), o(&r.auth_code), o(&r.rrn), o(&r.arpc)
+                    );
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn acquirer_cmd(g: &Global, a: AcquirerArgs) -> Result<i32> {
+    let db = a.db.clone().unwrap_or_else(|| data_dir(g).join("acquirer"));
+    if let Some(AcquirerCmd::Token { action, token }) = a.cmd {
+        let answer = acquirer::admin_command(&db, &format!("token {action} {token}"))?;
+        println!("{}", answer.trim());
+        return Ok(if answer.starts_with("ok") { 0 } else { 1 });
+    }
+    let faults = acquirer::Faults { delay_ms: a.delay_ms, drop_every: a.drop_every, close_every: a.close_every, garble_every: a.garble_every };
+    let rt = runtime()?;
+    rt.block_on(acquirer::run_server(a.listen, &db, faults))?;
+    Ok(0)
 }
 
 fn replay(g: &Global, path: &PathBuf, json: bool) -> Result<i32> {

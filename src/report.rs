@@ -46,6 +46,13 @@ pub struct PayReport {
     pub par: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rrn: Option<String>,
+    /// Issuer authentication data check: VERIFIED, FAILED, PRESENT, MISSING, ARC_MISMATCH.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arpc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_id: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub replay_differences: Vec<reader_drivers::replay::Difference>,
 }
@@ -113,6 +120,9 @@ impl PayReport {
             icc_data: o.data_record.as_deref().map(|d| hex::encode_upper(icc_data(d))),
             par: s.par.clone(),
             reader_error: r.reader_error.clone(),
+            rrn: None,
+            arpc: None,
+            journal_id: None,
             replay_differences: vec![],
         }
     }

@@ -1,5 +1,6 @@
-//! Every card profile through the real `shanfu pay` binary (virtual reader): the outcome a real
-//! terminal gives, with its reason, as the DESIGN.md §4 JSON object.
+//! Every card profile through the real `shanfu pay` binary (virtual reader): the outcome the
+//! kernel gives, with its reason, as the DESIGN.md §4 JSON object. `--no-host` stops at the
+//! kernel's outcome (tests/online.rs covers the host).
 
 use serde_json::Value;
 use std::process::Command;
@@ -8,7 +9,7 @@ fn pay(args: &[&str]) -> (Value, i32) {
     let out = Command::new(env!("CARGO_BIN_EXE_shanfu"))
         .arg("pay")
         .args(args)
-        .arg("--json")
+        .args(["--json", "--no-host"])
         .output()
         .expect("run shanfu");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -7,6 +7,10 @@
 //! PC/SC and libnfc come with issue 4 behind the same trait.
 
 pub mod air;
+#[cfg(feature = "libnfc")]
+pub mod nfc_reader;
+#[cfg(feature = "pcsc")]
+pub mod pcsc_reader;
 pub mod replay;
 pub mod virtual_reader;
 
@@ -25,6 +29,54 @@ pub enum ReaderError {
     Unavailable(String),
     #[error("card not removed within {0:?}")]
     NotRemoved(Duration),
+}
+
+/// One reader as `shanfu readers` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReaderInfo {
+    /// `pcsc` or `nfc`.
+    pub backend: &'static str,
+    /// The name to pass after `pcsc:` / `nfc:` (a PC/SC reader name, a libnfc connstring).
+    pub name: String,
+    /// Whether a card is in the field now.
+    pub card_present: bool,
+    /// Why a backend could not be listed (pcscd down, ...), when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Every reader of every compiled-in backend. A backend that cannot be reached appears as one
+/// entry with an empty name and its `error`, so the caller can tell "no readers" from "pcscd down".
+pub fn list_readers() -> Vec<ReaderInfo> {
+    #[allow(unused_mut)]
+    let mut out = Vec::new();
+    #[cfg(feature = "pcsc")]
+    match pcsc_reader::list() {
+        Ok(l) => out.extend(l),
+        Err(e) => out.push(ReaderInfo { backend: "pcsc", name: String::new(), card_present: false, error: Some(e.to_string()) }),
+    }
+    #[cfg(feature = "libnfc")]
+    match nfc_reader::list() {
+        Ok(l) => out.extend(l),
+        Err(e) => out.push(ReaderInfo { backend: "nfc", name: String::new(), card_present: false, error: Some(e.to_string()) }),
+    }
+    out
+}
+
+/// Opens a hardware reader from its spec: `pcsc[:NAME-SUBSTRING]` or `nfc[:CONNSTRING]`.
+pub fn open(spec: &str) -> Result<Box<dyn Reader>, ReaderError> {
+    let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
+    match kind {
+        #[cfg(feature = "pcsc")]
+        "pcsc" => Ok(Box::new(pcsc_reader::PcscReader::open(arg)?)),
+        #[cfg(feature = "libnfc")]
+        "nfc" => Ok(Box::new(nfc_reader::NfcReader::open(arg)?)),
+        "pcsc" | "nfc" => {
+            let _ = arg;
+            Err(ReaderError::Unavailable(format!("shanfu was built without the {kind} backend (cargo feature)")))
+        }
+        _ => Err(ReaderError::Unavailable(format!("unknown reader backend {kind:?}"))),
+    }
 }
 
 /// A contactless reader (PCD) with at most one card in its field.

@@ -159,6 +159,7 @@ builtin!(
     "expired-token",
     "card-decline",
     "no-supported-aid",
+    "unionpay-phone-nofunds",
 );
 
 impl Profile {

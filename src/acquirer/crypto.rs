@@ -1,0 +1,68 @@
+//! Application cryptogram verification and ARPC, exactly as `test-cards/keys/issuers.toml`
+//! documents: AC over 9F02 ‖ 9F03 ‖ 9F1A ‖ 95 ‖ 5F2A ‖ 9A ‖ 9C ‖ 9F37 ‖ 82 ‖ 9F36 (from DE 55)
+//! then the whole IAD (`emv-csk`) or the CVR = IAD bytes 4-7 (`visa-cvn10`); ARPC method 1 with
+//! the common session key (`emv-csk`) or the card master key (`visa-cvn10`).
+
+use kernels::cryptogram::{self, CryptogramMethod};
+use kernels::tag;
+use kernels::tlv::{self, Tag};
+use kernels::types::CryptogramType;
+use test_cards::issuers::Issuer;
+
+/// A cryptogram that verified: what the ARPC needs.
+#[derive(Clone)]
+pub(crate) struct Verified {
+    /// The application cryptogram (9F26) as received.
+    pub ac: [u8; 8],
+    /// ARPC key: session key (EMV CSK) or card master key (Visa CVN 10).
+    arpc_key: [u8; 16],
+    /// Cryptogram type from 9F27, when the card sent it.
+    pub cid_type: Option<CryptogramType>,
+}
+
+/// Why a cryptogram did not verify (for logs; never contains key or card data).
+pub(crate) type Failure = &'static str;
+
+fn fixed<const N: usize>(icc: &[u8], t: Tag) -> Option<[u8; N]> {
+    tlv::find(icc, t).ok().flatten().and_then(|v| <[u8; N]>::try_from(v).ok())
+}
+
+/// Equal without an early exit on the first differing byte.
+fn same(a: &[u8; 8], b: &[u8; 8]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Verifies the AC of `icc` (DE 55 TLV) for the card `pan_digits` / `psn` (5F34 BCD byte).
+pub(crate) fn verify(issuer: &Issuer, pan_digits: &str, psn: u8, icc: &[u8]) -> Result<Verified, Failure> {
+    let ac: [u8; 8] = fixed(icc, tag::APPLICATION_CRYPTOGRAM).ok_or("9F26 missing or not 8 bytes")?;
+    let atc: [u8; 2] = fixed(icc, tag::ATC).ok_or("9F36 missing or not 2 bytes")?;
+    let iad = tlv::find(icc, tag::ISSUER_APP_DATA).ok().flatten().ok_or("9F10 missing")?;
+    let trailer = match issuer.method {
+        CryptogramMethod::EmvCsk => iad,
+        CryptogramMethod::VisaCvn10 => iad.get(3..7).ok_or("9F10 too short for a CVR")?,
+    };
+    let data = cryptogram::ac_input(|t| tlv::find(icc, t).ok().flatten().map(<[u8]>::to_vec), trailer);
+    let expected = cryptogram::generate_ac(issuer.method, &issuer.imk_ac, pan_digits, psn, atc, &data);
+    if !same(&expected, &ac) {
+        return Err("cryptogram mismatch");
+    }
+    let mk = cryptogram::icc_master_key_option_a(&issuer.imk_ac, pan_digits, psn);
+    let arpc_key = match issuer.method {
+        CryptogramMethod::EmvCsk => cryptogram::session_key_common(&mk, atc),
+        CryptogramMethod::VisaCvn10 => mk,
+    };
+    let cid_type = fixed::<1>(icc, tag::CID).map(|c| CryptogramType::from_cid(c[0]));
+    Ok(Verified { ac, arpc_key, cid_type })
+}
+
+impl Verified {
+    /// Field 55 of the answer: `91` = ARPC ‖ ARC, ARC = the two ASCII characters of DE 39.
+    pub fn issuer_authentication_data(&self, response_code: &str) -> Vec<u8> {
+        let rc = response_code.as_bytes();
+        let arc = [rc.first().copied().unwrap_or(b'9'), rc.get(1).copied().unwrap_or(b'6')];
+        let arpc = cryptogram::arpc_method1(&self.arpc_key, &self.ac, arc);
+        let mut value = arpc.to_vec();
+        value.extend_from_slice(&arc);
+        tlv::encode(tag::ISSUER_AUTH_DATA, &value)
+    }
+}

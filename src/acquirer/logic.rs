@@ -1,0 +1,621 @@
+//! Request → response: the message contract of docs/host.md. Pure with respect to the wire
+//! (fault injection lives in the server); all state goes through the store.
+
+use iso8583::{ascii87, field, Message, Mti};
+use kernels::tlv;
+use kernels::types::CryptogramType;
+use test_cards::issuers;
+
+use super::crypto::{self, Verified};
+use super::masked;
+use super::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus};
+use super::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
+use super::{Acquirer, AcquirerError};
+
+/// Response codes (DE 39) of docs/host.md.
+pub(crate) mod rc {
+    pub const APPROVED: &str = "00";
+    pub const DO_NOT_HONOUR: &str = "05";
+    pub const INVALID_CARD: &str = "14";
+    pub const FORMAT_ERROR: &str = "30";
+    pub const INSUFFICIENT_FUNDS: &str = "51";
+    pub const EXPIRED: &str = "54";
+    pub const NOT_PERMITTED: &str = "57";
+    pub const RESTRICTED: &str = "62";
+    pub const CRYPTOGRAM_FAILED: &str = "82";
+    pub const TOTALS_DIFFER: &str = "95";
+    pub const SYSTEM_ERROR: &str = "96";
+}
+
+/// Fields every response echoes when the request has them.
+const ECHO: [u8; 5] = [field::PAN, field::PROCESSING_CODE, field::AMOUNT, field::STAN, field::TERMINAL_ID];
+
+/// The response MTI of a request: function digit + 1, origin digit back to 0 (so the repeats
+/// 0401 / 0221 are answered 0410 / 0230). `None` for responses and function 9.
+pub(crate) fn response_mti(m: Mti) -> Option<Mti> {
+    let d = *m.as_bytes();
+    let function = d[2].wrapping_sub(b'0');
+    if !function.is_multiple_of(2) || function >= 9 {
+        return None;
+    }
+    Mti::from_ascii([d[0], d[1], d[2] + 1, b'0'])
+}
+
+fn echo(req: &Message, mti: Mti, fields: &[u8]) -> Message {
+    let mut r = Message::new(mti);
+    for &f in fields {
+        if let Some(v) = req.get(f) {
+            r.set(f, v.to_vec());
+        }
+    }
+    r
+}
+
+fn digits_only(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A numeric field of at most `max` digits.
+fn number(req: &Message, f: u8, max: usize) -> Result<u64, String> {
+    let s = req.get_str(f).ok_or_else(|| format!("DE {f} missing"))?;
+    if s.is_empty() || s.len() > max || !digits_only(s) {
+        return Err(format!("DE {f} is not up to {max} digits"));
+    }
+    s.parse().map_err(|_| format!("DE {f} is not a number"))
+}
+
+/// The 8-character terminal id as the key prefix (space-padded like the wire's ans8).
+fn tid8(req: &Message) -> Result<Vec<u8>, String> {
+    let tid = req.get(field::TERMINAL_ID).ok_or("DE 41 (terminal id) missing")?;
+    if tid.is_empty() || tid.len() > 8 || !tid.iter().all(|b| (0x20..=0x7E).contains(b)) {
+        return Err("DE 41 is not 1 to 8 printable characters".into());
+    }
+    let mut k = tid.to_vec();
+    k.resize(8, b' ');
+    Ok(k)
+}
+
+/// TID(8) ‖ STAN(6): the key of an authorization record.
+fn record_key(tid8: &[u8], stan: u64) -> Vec<u8> {
+    let mut k = tid8.to_vec();
+    k.extend_from_slice(format!("{stan:06}").as_bytes());
+    k
+}
+
+/// The card data of a 0100 / 0200 / 0220, checked for format.
+struct CardRequest<'a> {
+    pan: &'a str,
+    processing_code: &'a str,
+    credit: bool,
+    amount: u64,
+    key: Vec<u8>,
+    icc: &'a [u8],
+    /// 5F34 as the card holds it: two BCD digits.
+    psn: u8,
+    entry_mode: Option<&'a str>,
+    expiry: Option<u32>,
+}
+
+fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
+    let pan = req.get_str(field::PAN).ok_or("DE 2 (PAN) missing")?;
+    if !valid_pan(pan) {
+        return Err("DE 2 is not 12 to 19 digits".into());
+    }
+    let processing_code = req.get_str(field::PROCESSING_CODE).ok_or("DE 3 (processing code) missing")?;
+    if processing_code.len() != 6 || !digits_only(processing_code) {
+        return Err("DE 3 is not 6 digits".into());
+    }
+    let credit = match &processing_code[..2] {
+        "00" => false,
+        "20" => true,
+        other => return Err(format!("processing code {other}xxxx is not supported (00 purchase, 20 refund)")),
+    };
+    let amount = number(req, field::AMOUNT, 12)?;
+    let stan = number(req, field::STAN, 6)?;
+    let key = record_key(&tid8(req)?, stan);
+    let icc = req.get(field::ICC_DATA).ok_or("DE 55 (ICC data) missing")?;
+    tlv::validate(icc).map_err(|e| format!("DE 55 is not BER-TLV: {e}"))?;
+    let psn = match req.get_str(field::CARD_SEQUENCE_NUMBER) {
+        Some(s) => {
+            let n = (!s.is_empty() && s.len() <= 3 && digits_only(s))
+                .then(|| s.parse::<u8>().ok())
+                .flatten()
+                .filter(|n| *n <= 99)
+                .ok_or("DE 23 is not a card sequence number 000-099")?;
+            (n / 10) << 4 | (n % 10)
+        }
+        None => tlv::find(icc, kernels::tag::PAN_SEQUENCE).ok().flatten().and_then(|v| v.first().copied()).unwrap_or(0),
+    };
+    let expiry = req.get_str(field::EXPIRY_DATE).map(|s| parse_yymm(s).ok_or("DE 14 is not YYMM")).transpose()?;
+    if let Some(t2) = req.get_str(field::TRACK2) {
+        if t2.split('=').next() != Some(pan) {
+            return Err("DE 35 does not carry the PAN of DE 2".into());
+        }
+    }
+    Ok(CardRequest { pan, processing_code, credit, amount, key, icc, psn, entry_mode: req.get_str(field::POS_ENTRY_MODE), expiry })
+}
+
+/// The stateless part of a card request's checks.
+enum Crypto<'a> {
+    NoIssuer,
+    Failed(crypto::Failure),
+    Verified { v: Verified, token_range: bool, issuer: &'a str },
+}
+
+/// What a decision changes.
+struct Decision {
+    rc: &'static str,
+    /// The account the PAN spends from, when known.
+    account_pan: Option<String>,
+    /// The account with its new balance, when money moves.
+    posting: Option<Account>,
+}
+
+impl Decision {
+    fn decline(rc: &'static str) -> Decision {
+        Decision { rc, account_pan: None, posting: None }
+    }
+}
+
+enum Outcome {
+    New(AuthRecord),
+    Duplicate(AuthRecord),
+    /// Same TID + STAN as a recorded request with other data.
+    Conflict,
+}
+
+/// Six letters and digits from a unique number (scrambled so consecutive codes look unrelated).
+fn auth_code(id: u64) -> String {
+    const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut x = id.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    (0..6)
+        .map(|_| {
+            let c = ALPHABET[(x % 36) as usize] as char;
+            x /= 36;
+            c
+        })
+        .collect()
+}
+
+/// RRN: last digit of the year ‖ day of year (3) ‖ the approval sequence number (8 digits).
+fn rrn(id: u64) -> String {
+    let (year, _, doy) = utc_date(unix_now());
+    format!("{}{:03}{:08}", year % 10, doy, id % 100_000_000)
+}
+
+fn apply(balance: i64, amount: u64, credit: bool) -> i64 {
+    let amount = i64::try_from(amount).unwrap_or(i64::MAX);
+    if credit {
+        balance.saturating_add(amount)
+    } else {
+        balance.saturating_sub(amount)
+    }
+}
+
+impl Acquirer {
+    /// Answers one request (docs/host.md): `None` when there is nothing to answer (the message
+    /// is itself a response). Never panics, whatever the message holds.
+    pub fn handle(&self, req: &Message) -> Option<Message> {
+        let Some(rmti) = response_mti(req.mti) else {
+            tracing::warn!(mti = %req.mti, "not a request: not answered");
+            return None;
+        };
+        let d = req.mti.as_bytes();
+        let resp = match (d[0], d[1], d[2]) {
+            (b'0', b'1', b'0') => self.card_request(req, rmti, RequestKind::Authorization),
+            (b'0', b'2', b'0') => self.card_request(req, rmti, RequestKind::Financial),
+            (b'0', b'2', b'2') => self.card_request(req, rmti, RequestKind::Advice),
+            (b'0', b'4', b'0') | (b'0', b'4', b'2') => self.reversal(req, rmti),
+            (b'0', b'5', b'0') => self.reconciliation(req, rmti),
+            (b'0', b'8', b'0') => {
+                let mut r =
+                    echo(req, rmti, &[field::TRANSMISSION_DATE_TIME, field::STAN, field::TERMINAL_ID, field::NETWORK_MANAGEMENT_CODE]);
+                r.set_str(field::RESPONSE_CODE, rc::APPROVED);
+                tracing::debug!(code = ?req.get_str(field::NETWORK_MANAGEMENT_CODE), "network management");
+                r
+            }
+            _ => {
+                tracing::warn!(mti = %req.mti, "unsupported message type");
+                let mut r = echo(req, rmti, &ECHO);
+                r.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                r
+            }
+        };
+        Some(resp)
+    }
+
+    /// Unpacks an `ascii87` body (no frame), answers it, packs the answer. A body that does not
+    /// unpack is logged (without its content) and answered with the response MTI and 39 = 30
+    /// when its MTI is readable, else not at all.
+    pub fn handle_bytes(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let req = match ascii87().unpack(body) {
+            Ok(m) => m,
+            Err(e) => {
+                let mti = body.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()).and_then(Mti::from_ascii);
+                tracing::warn!(error = %e, bytes = body.len(), mti = ?mti.map(|m| m.to_string()), "unreadable request");
+                let resp = Message::new(response_mti(mti?)?).with(field::RESPONSE_CODE, rc::FORMAT_ERROR.as_bytes());
+                return ascii87().pack(&resp).ok();
+            }
+        };
+        let resp = self.handle(&req)?;
+        match ascii87().pack(&resp) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!(error = %e, mti = %resp.mti, "answer does not pack; answering 96");
+                let fallback = Message::new(resp.mti).with(field::RESPONSE_CODE, rc::SYSTEM_ERROR.as_bytes());
+                ascii87().pack(&fallback).ok()
+            }
+        }
+    }
+
+    /// 0100 / 0200 / 0220.
+    fn card_request(&self, req: &Message, rmti: Mti, kind: RequestKind) -> Message {
+        let mut resp = echo(req, rmti, &ECHO);
+        let cr = match parse_card_request(req) {
+            Ok(c) => c,
+            Err(problem) => {
+                tracing::warn!(mti = %req.mti, %problem, "format error");
+                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                return resp;
+            }
+        };
+        let crypto = match issuers::for_pan(&self.issuers, cr.pan) {
+            None => Crypto::NoIssuer,
+            Some(iss) => match crypto::verify(iss, cr.pan, cr.psn, cr.icc) {
+                Ok(v) => Crypto::Verified { v, token_range: iss.name.ends_with("-token"), issuer: &iss.name },
+                Err(why) => Crypto::Failed(why),
+            },
+        };
+        let stan = req.get_str(field::STAN).unwrap_or("");
+        let tid = req.get_str(field::TERMINAL_ID).unwrap_or("");
+        match self.decide(kind, &cr, &crypto) {
+            Ok(Outcome::New(rec)) => {
+                tracing::info!(mti = %req.mti, tid, stan, pan = %masked(cr.pan), amount = cr.amount,
+                    refund = cr.credit, rc = %rec.response_code, posted = rec.posted, "card request");
+                fill(&mut resp, &rec);
+            }
+            Ok(Outcome::Duplicate(rec)) => {
+                tracing::info!(mti = %req.mti, tid, stan, rc = %rec.response_code, "duplicate: same answer, nothing posted again");
+                fill(&mut resp, &rec);
+            }
+            Ok(Outcome::Conflict) => {
+                tracing::warn!(mti = %req.mti, tid, stan, "STAN reused by this terminal for a different transaction");
+                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, mti = %req.mti, tid, stan, "card request failed");
+                resp.set_str(field::RESPONSE_CODE, rc::SYSTEM_ERROR);
+            }
+        }
+        resp
+    }
+
+    fn decide(&self, kind: RequestKind, cr: &CardRequest<'_>, crypto: &Crypto<'_>) -> Result<Outcome, AcquirerError> {
+        let rec = {
+            let guard = self.guard();
+            if let Some(rec) = self.auth(&cr.key)? {
+                let same = rec.kind == kind && rec.pan == cr.pan && rec.amount == cr.amount && rec.processing_code == cr.processing_code;
+                drop(guard);
+                if !same {
+                    return Ok(Outcome::Conflict);
+                }
+                if rec.posted {
+                    // The first answer may not have been made durable yet (it is being flushed).
+                    self.flush()?;
+                }
+                return Ok(Outcome::Duplicate(rec));
+            }
+            let (d, verified) = match crypto {
+                Crypto::NoIssuer => (Decision::decline(rc::INVALID_CARD), None),
+                Crypto::Failed(why) => {
+                    tracing::warn!(pan = %masked(cr.pan), reason = *why, "cryptogram not verified");
+                    (Decision::decline(rc::CRYPTOGRAM_FAILED), None)
+                }
+                Crypto::Verified { v, token_range, issuer } => {
+                    tracing::debug!(issuer = *issuer, "cryptogram verified");
+                    match (kind, v.cid_type) {
+                        // An advice must carry a TC (no 9F27, as Visa sends: not checked).
+                        (RequestKind::Advice, Some(t)) if t != CryptogramType::Tc => {
+                            tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "advice without a TC");
+                            (Decision::decline(rc::CRYPTOGRAM_FAILED), None)
+                        }
+                        (RequestKind::Advice, _) => (self.advice_decision(cr)?, None),
+                        // The card did not ask to go online (TC / AAC): not honoured.
+                        (_, Some(t)) if t != CryptogramType::Arqc => {
+                            tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "online request without an ARQC");
+                            (Decision::decline(rc::DO_NOT_HONOUR), Some(v))
+                        }
+                        _ => (self.auth_decision(kind, cr, *token_range)?, Some(v)),
+                    }
+                }
+            };
+            let approved = d.rc == rc::APPROVED;
+            let (auth_code, rrn) = if approved && kind != RequestKind::Advice {
+                let id = self.next_seq()?;
+                (Some(auth_code(id)), Some(rrn(id)))
+            } else {
+                (None, None)
+            };
+            let rec = AuthRecord {
+                kind,
+                pan: cr.pan.to_string(),
+                processing_code: cr.processing_code.to_string(),
+                amount: cr.amount,
+                credit: cr.credit,
+                response_code: d.rc.to_string(),
+                auth_code,
+                rrn,
+                icc_response: verified.map(|v| hex::encode_upper(v.issuer_authentication_data(d.rc))),
+                account: d.account_pan.clone(),
+                posted: d.posting.is_some(),
+                reversed: false,
+                settled: false,
+                at: unix_now(),
+            };
+            let posting = match (&d.account_pan, &d.posting) {
+                (Some(pan), Some(a)) => Some((pan.as_str(), a)),
+                _ => None,
+            };
+            self.commit(&cr.key, &rec, posting)?;
+            rec
+        };
+        if rec.posted {
+            self.flush()?;
+        }
+        Ok(Outcome::New(rec))
+    }
+
+    /// Vault, account, expiry and funds checks of a verified 0100 / 0200, in docs order.
+    fn auth_decision(&self, kind: RequestKind, cr: &CardRequest<'_>, token_range: bool) -> Result<Decision, AcquirerError> {
+        let today = self.today_yymm();
+        let token = self.token(cr.pan)?;
+        let account_pan = match &token {
+            Some(t) => {
+                match t.status {
+                    TokenStatus::Deleted => return Ok(Decision::decline(rc::INVALID_CARD)),
+                    TokenStatus::Suspended => return Ok(Decision::decline(rc::RESTRICTED)),
+                    TokenStatus::Active => {}
+                }
+                match t.domain {
+                    TokenDomain::ContactlessChip => {
+                        if !cr.entry_mode.is_some_and(|m| m.starts_with("07")) {
+                            return Ok(Decision::decline(rc::NOT_PERMITTED));
+                        }
+                    }
+                }
+                if parse_yymm(&t.expiry).is_none_or(|e| e < today) {
+                    return Ok(Decision::decline(rc::EXPIRED));
+                }
+                t.funding_pan.clone()
+            }
+            // A token range PAN the vault does not know.
+            None if token_range => return Ok(Decision::decline(rc::INVALID_CARD)),
+            None => cr.pan.to_string(),
+        };
+        let Some(mut account) = self.account(&account_pan)? else {
+            if token.is_some() {
+                tracing::error!(pan = %masked(cr.pan), "vault entry without its funding account");
+                return Ok(Decision::decline(rc::SYSTEM_ERROR));
+            }
+            return Ok(Decision::decline(rc::INVALID_CARD));
+        };
+        if cr.expiry.is_some_and(|e| e < today) {
+            return Ok(Decision::decline(rc::EXPIRED));
+        }
+        if token.is_none() && parse_yymm(&account.expiry).is_none_or(|e| e < today) {
+            return Ok(Decision::decline(rc::EXPIRED));
+        }
+        if account.status == AccountStatus::Blocked {
+            return Ok(Decision::decline(rc::DO_NOT_HONOUR));
+        }
+        if !cr.credit && i128::from(account.balance) < i128::from(cr.amount) {
+            return Ok(Decision::decline(rc::INSUFFICIENT_FUNDS));
+        }
+        let posting = (kind == RequestKind::Financial).then(|| {
+            account.balance = apply(account.balance, cr.amount, cr.credit);
+            account
+        });
+        Ok(Decision { rc: rc::APPROVED, account_pan: Some(account_pan), posting })
+    }
+
+    /// A verified 0220: the offline approval is guaranteed, so it is posted whatever the token
+    /// status or the balance; only an unknown card cannot be.
+    fn advice_decision(&self, cr: &CardRequest<'_>) -> Result<Decision, AcquirerError> {
+        let account_pan = match self.token(cr.pan)? {
+            Some(t) => t.funding_pan,
+            None => cr.pan.to_string(),
+        };
+        let Some(mut account) = self.account(&account_pan)? else {
+            return Ok(Decision::decline(rc::INVALID_CARD));
+        };
+        account.balance = apply(account.balance, cr.amount, cr.credit);
+        Ok(Decision { rc: rc::APPROVED, account_pan: Some(account_pan), posting: Some(account) })
+    }
+
+    /// 0400 / 0401 (and 0420 / 0421): undo an approved, unsettled original once.
+    fn reversal(&self, req: &Message, rmti: Mti) -> Message {
+        let mut resp = echo(req, rmti, &ECHO);
+        let key = (|| -> Result<Vec<u8>, String> {
+            let tid = tid8(req)?;
+            let from_90 = req
+                .get_str(field::ORIGINAL_DATA_ELEMENTS)
+                .filter(|s| s.len() == 42 && digits_only(s))
+                .and_then(|s| s[4..10].parse::<u64>().ok())
+                .filter(|n| *n != 0);
+            let stan = match from_90 {
+                Some(n) => n,
+                None => number(req, field::STAN, 6)?,
+            };
+            Ok(record_key(&tid, stan))
+        })();
+        let key = match key {
+            Ok(k) => k,
+            Err(problem) => {
+                tracing::warn!(mti = %req.mti, %problem, "format error");
+                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                return resp;
+            }
+        };
+        let amount = number(req, field::AMOUNT, 12).ok();
+        let code = match self.reverse(&key, req.get_str(field::PAN), amount) {
+            Ok(()) => rc::APPROVED,
+            Err(e) => {
+                tracing::error!(error = %e, "reversal failed");
+                rc::SYSTEM_ERROR
+            }
+        };
+        resp.set_str(field::RESPONSE_CODE, code);
+        resp
+    }
+
+    fn reverse(&self, key: &[u8], pan: Option<&str>, amount: Option<u64>) -> Result<(), AcquirerError> {
+        let original = String::from_utf8_lossy(key).into_owned();
+        let posted = {
+            let _g = self.guard();
+            let Some(mut rec) = self.auth(key)? else {
+                tracing::info!(original = %original, "reversal of a transaction never received: nothing to do");
+                return Ok(());
+            };
+            let skip = if rec.response_code != rc::APPROVED {
+                Some("original was declined")
+            } else if rec.reversed {
+                Some("already reversed")
+            } else if rec.settled {
+                Some("original already settled")
+            } else if pan.is_some_and(|p| p != rec.pan) {
+                Some("PAN differs from the original")
+            } else {
+                None
+            };
+            if let Some(why) = skip {
+                tracing::info!(original = %original, reason = why, "reversal: nothing to do");
+                return Ok(());
+            }
+            if amount.is_some_and(|a| a != rec.amount) {
+                tracing::warn!(original = %original, "reversal amount differs from the original: reversing the original in full");
+            }
+            let mut account = None;
+            if rec.posted {
+                let pan = rec.account.clone().unwrap_or_default();
+                match self.account(&pan)? {
+                    Some(mut a) => {
+                        a.balance = apply(a.balance, rec.amount, !rec.credit);
+                        account = Some((pan, a));
+                    }
+                    None => tracing::error!(original = %original, "reversal: the posted account is gone"),
+                }
+            }
+            rec.reversed = true;
+            self.commit(key, &rec, account.as_ref().map(|(p, a)| (p.as_str(), a)))?;
+            tracing::info!(original = %original, pan = %masked(&rec.pan), amount = rec.amount, posted = rec.posted, "reversed");
+            rec.posted
+        };
+        if posted {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// 0500: the terminal's totals against ours (posted, not reversed, not settled).
+    fn reconciliation(&self, req: &Message, rmti: Mti) -> Message {
+        let mut resp = echo(req, rmti, &ECHO);
+        let parsed = (|| -> Result<(Vec<u8>, u64, [u64; 4]), String> {
+            let stan = number(req, field::STAN, 6)?;
+            let tid = tid8(req)?;
+            Ok((
+                tid,
+                stan,
+                [
+                    number(req, field::DEBITS_NUMBER, 10)?,
+                    number(req, field::DEBITS_AMOUNT, 16)?,
+                    number(req, field::CREDITS_NUMBER, 10)?,
+                    number(req, field::CREDITS_AMOUNT, 16)?,
+                ],
+            ))
+        })();
+        let code = match parsed {
+            Err(problem) => {
+                tracing::warn!(mti = %req.mti, %problem, "format error");
+                rc::FORMAT_ERROR
+            }
+            Ok((tid, stan, theirs)) => match self.reconcile(&tid, stan, theirs) {
+                Ok(true) => rc::APPROVED,
+                Ok(false) => rc::TOTALS_DIFFER,
+                Err(e) => {
+                    tracing::error!(error = %e, "reconciliation failed");
+                    rc::SYSTEM_ERROR
+                }
+            },
+        };
+        resp.set_str(field::RESPONSE_CODE, code);
+        resp
+    }
+
+    /// `theirs` = [debits, debits amount, credits, credits amount]. Idempotent per TID + STAN:
+    /// a repeated 0500 (its answer was lost) gets the answer of the settlement it already made.
+    fn reconcile(&self, tid: &[u8], stan: u64, theirs: [u64; 4]) -> Result<bool, AcquirerError> {
+        let terminal = String::from_utf8_lossy(tid).into_owned();
+        {
+            let _g = self.guard();
+            if let Some(done) = self.settlement(tid, stan)? {
+                let same = [done.debits, done.debits_amount, done.credits, done.credits_amount] == theirs;
+                tracing::info!(terminal = %terminal, stan, same, "repeated reconciliation");
+                return Ok(same);
+            }
+            let open: Vec<_> = self.auths_of(tid)?.into_iter().filter(|(_, r)| r.posted && !r.reversed && !r.settled).collect();
+            let mut ours = [0u64; 4];
+            for (_, r) in &open {
+                let i = if r.credit { 2 } else { 0 };
+                ours[i] += 1;
+                ours[i + 1] = ours[i + 1].saturating_add(r.amount);
+            }
+            if ours != theirs {
+                tracing::warn!(terminal = %terminal, ?ours, ?theirs, "reconciliation totals differ ([debits, amount, credits, amount])");
+                return Ok(false);
+            }
+            let (keys, records): (Vec<_>, Vec<_>) = open
+                .into_iter()
+                .map(|(k, mut r)| {
+                    r.settled = true;
+                    (k, r)
+                })
+                .unzip();
+            let settlement = SettlementRecord {
+                terminal_id: terminal.clone(),
+                debits: ours[0],
+                debits_amount: ours[1],
+                credits: ours[2],
+                credits_amount: ours[3],
+                transactions: records.len() as u64,
+                at: unix_now(),
+                stan,
+            };
+            self.commit_settlement(&keys, &records, &settlement)?;
+            tracing::info!(terminal = %terminal, ?ours, "settled");
+        }
+        self.flush()?;
+        Ok(true)
+    }
+}
+
+/// DE 39 and, as recorded, 37 / 38 / 55.
+fn fill(resp: &mut Message, rec: &AuthRecord) {
+    resp.set_str(field::RESPONSE_CODE, &rec.response_code);
+    if rec.kind == RequestKind::Advice {
+        return;
+    }
+    if let Some(r) = &rec.rrn {
+        resp.set_str(field::RRN, r);
+    }
+    if let Some(a) = &rec.auth_code {
+        resp.set_str(field::AUTH_ID_RESPONSE, a);
+    }
+    if let Some(icc) = rec.icc_response.as_deref().and_then(|h| hex::decode(h).ok()) {
+        resp.set(field::ICC_DATA, icc);
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,171 @@
+//! The acquirer simulator: an ISO 8583 host (`ascii87`, docs/host.md) with a token vault and
+//! accounts in its own sled database, ARQC / TC verification and ARPC with the test issuer keys of
+//! `test-cards/keys/issuers.toml`, idempotent authorizations, advices, reversals and
+//! reconciliation, fault injection on the wire, and a line-based admin port for the token
+//! lifecycle.
+//!
+//! - [`Acquirer`]: the state ([`Acquirer::open`]) and the pure request → response logic
+//!   ([`Acquirer::handle`], [`Acquirer::handle_bytes`]);
+//! - [`serve`] / [`serve_admin`]: the TCP front ends; [`run`], [`run_server`] and [`embedded`]
+//!   put them together;
+//! - [`admin_command`]: `token suspend|resume|delete TOKEN` against a database directory, directly
+//!   or through the running server that holds it.
+//!
+//! Logs never carry a clear PAN (first 6 / last 4 only) nor track 2 nor ICC data.
+
+mod crypto;
+mod logic;
+mod seed;
+mod server;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+// The module's public API; the binary uses part of it, tests and callers the rest.
+#[allow(unused_imports)]
+pub use seed::{AccountStatus, Seed, SeedAccount, SeedToken, TokenDomain, TokenStatus, DEFAULT_SEED};
+pub use server::{admin_command, serve, serve_admin, ADMIN_ADDR_FILE};
+#[allow(unused_imports)]
+pub use store::{Account, Acquirer, TokenRecord};
+
+/// Everything the acquirer can fail with (outside the protocol, where failures are answers).
+#[derive(Debug, thiserror::Error)]
+pub enum AcquirerError {
+    /// The sled database failed.
+    #[error("acquirer database: {0}")]
+    Db(#[from] sled::Error),
+    /// Another process holds the database (a running acquirer).
+    #[error("acquirer database {0} is in use by another process")]
+    Locked(PathBuf),
+    /// A stored record cannot be read back.
+    #[error("acquirer database: corrupt record in {tree}: {problem}")]
+    Corrupt { tree: &'static str, problem: String },
+    /// The seed file is invalid.
+    #[error("acquirer seed: {0}")]
+    Seed(String),
+    /// A token lifecycle change is not allowed, or the token is unknown.
+    #[error("{0}")]
+    Token(String),
+    /// An admin line could not be understood.
+    #[error("admin command: {0}")]
+    Admin(String),
+    /// Network or file I/O, with what was being done.
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+/// A PAN for logs and messages: `kernels::types::mask_pan` (first 6, last 4), or all `*` for
+/// anything that is not plain ASCII (never slices inside a character).
+pub(crate) fn masked(pan: &str) -> String {
+    if pan.is_ascii() {
+        kernels::types::mask_pan(pan)
+    } else {
+        "*".repeat(pan.chars().count())
+    }
+}
+
+impl AcquirerError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> AcquirerError {
+        AcquirerError::Io { context: context.into(), source }
+    }
+}
+
+/// Fault injection on the wire. Requests are counted server-wide (all connections), from 1;
+/// when several faults fall on the same request, drop wins over close, close over garble. The
+/// request is processed in every case (a debit is posted even when its answer is lost), which is
+/// exactly what a terminal's reversal logic must cope with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Wait this long before writing each answer (answers of one connection still go out as
+    /// they become ready; other requests are read meanwhile).
+    pub delay_ms: u64,
+    /// Every Nth request is read and processed but never answered.
+    pub drop_every: Option<u64>,
+    /// Every Nth request: the connection is closed instead of answering.
+    pub close_every: Option<u64>,
+    /// Every Nth request is answered with a frame of random-looking non-ISO bytes.
+    pub garble_every: Option<u64>,
+}
+
+/// What the acquirer binary needs to run.
+#[derive(Debug, Clone)]
+pub struct AcquirerConfig {
+    /// ISO 8583 listen address.
+    pub listen: SocketAddr,
+    /// Database directory (created if needed).
+    pub db_dir: PathBuf,
+    pub faults: Faults,
+    /// Seed for a new database (and for entries a database lacks).
+    pub seed: Seed,
+}
+
+/// Opens the database, binds the ISO 8583 port (`config.listen`) and an admin port on
+/// 127.0.0.1 (any free port, written to `db_dir/admin.addr`), then serves both until an
+/// unrecoverable listener error.
+pub async fn run(config: AcquirerConfig) -> Result<(), AcquirerError> {
+    let state = Arc::new(open_blocking(config.db_dir.clone(), config.seed, config.faults).await?);
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.map_err(|e| AcquirerError::io(format!("binding {}", config.listen), e))?;
+    let addr = listener.local_addr().map_err(|e| AcquirerError::io("listener address", e))?;
+    let admin = start_admin(&config.db_dir, state.clone()).await?;
+    tracing::info!(%addr, %admin, db = %config.db_dir.display(), faults = ?config.faults, "acquirer listening");
+    // The first stdout line is the contract for scripts and tests that start us on port 0.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {addr}");
+        let _ = out.flush();
+    }
+    serve(listener, state).await.map_err(|e| AcquirerError::io(format!("serving {addr}"), e))
+}
+
+/// [`run`] with the built-in seed: what `shanfu acquirer` runs.
+pub async fn run_server(listen: SocketAddr, db_dir: &Path, faults: Faults) -> Result<(), AcquirerError> {
+    run(AcquirerConfig { listen, db_dir: db_dir.to_path_buf(), faults, seed: Seed::builtin()? }).await
+}
+
+/// Starts an acquirer inside the current tokio runtime on 127.0.0.1 (a free port), over
+/// `db_dir` with the built-in seed and no faults, plus its admin port; returns the ISO 8583
+/// address. The server runs as long as the runtime does.
+pub async fn embedded(db_dir: &Path) -> Result<SocketAddr, AcquirerError> {
+    let state = Arc::new(open_blocking(db_dir.to_path_buf(), Seed::builtin()?, Faults::default()).await?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| AcquirerError::io("binding 127.0.0.1", e))?;
+    let addr = listener.local_addr().map_err(|e| AcquirerError::io("listener address", e))?;
+    start_admin(db_dir, state.clone()).await?;
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, state).await {
+            tracing::error!(error = %e, "embedded acquirer stopped");
+        }
+    });
+    tracing::debug!(%addr, "embedded acquirer listening");
+    Ok(addr)
+}
+
+/// Binds the admin port on 127.0.0.1, writes `db_dir/admin.addr`, spawns [`serve_admin`].
+async fn start_admin(db_dir: &Path, state: Arc<Acquirer>) -> Result<SocketAddr, AcquirerError> {
+    let admin = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| AcquirerError::io("binding the admin port", e))?;
+    let addr = admin.local_addr().map_err(|e| AcquirerError::io("admin address", e))?;
+    write_admin_addr(db_dir, addr)?;
+    tokio::spawn(async move {
+        if let Err(e) = serve_admin(admin, state).await {
+            tracing::error!(error = %e, "acquirer admin port stopped");
+        }
+    });
+    Ok(addr)
+}
+
+/// Writes `db_dir/admin.addr` (the admin port of the server holding the database), atomically.
+pub fn write_admin_addr(db_dir: &Path, addr: SocketAddr) -> Result<(), AcquirerError> {
+    let path = db_dir.join(ADMIN_ADDR_FILE);
+    let tmp = db_dir.join(format!("{ADMIN_ADDR_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{addr}\n")).map_err(|e| AcquirerError::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| AcquirerError::io(format!("writing {}", path.display()), e))
+}
+
+async fn open_blocking(db_dir: PathBuf, seed: Seed, faults: Faults) -> Result<Acquirer, AcquirerError> {
+    tokio::task::spawn_blocking(move || Acquirer::open(&db_dir, &seed, faults))
+        .await
+        .map_err(|e| AcquirerError::io("opening the acquirer database", std::io::Error::other(e.to_string())))?
+}

@@ -1,0 +1,160 @@
+//! Seed data of the token vault and the accounts (`config/acquirer.toml`), checked on parse.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+use super::masked as mask_pan;
+use super::AcquirerError;
+
+/// The built-in seed (`config/acquirer.toml`): every PAN of `test-cards/profiles`.
+pub const DEFAULT_SEED: &str = include_str!("../../config/acquirer.toml");
+
+/// Token lifecycle state (token service provider view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    /// Usable.
+    Active,
+    /// Temporarily blocked (lost phone): authorizations are declined 62; can be resumed.
+    Suspended,
+    /// Permanently removed: authorizations are declined 14; cannot be resumed.
+    Deleted,
+}
+
+impl TokenStatus {
+    /// `active` / `suspended` / `deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Suspended => "suspended",
+            TokenStatus::Deleted => "deleted",
+        }
+    }
+}
+
+/// Account state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    /// Usable.
+    Active,
+    /// Every authorization is declined 05 (do not honour).
+    Blocked,
+}
+
+/// Where a token may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenDomain {
+    /// Contactless EMV only: DE 22 must start with `07`.
+    ContactlessChip,
+}
+
+/// One `[[account]]`: a funding account, or a plastic card that is its own account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedAccount {
+    pub pan: String,
+    /// Minor units.
+    pub balance: i64,
+    /// ISO 4217 numeric, 3 digits.
+    pub currency: String,
+    /// YYMM.
+    pub expiry: String,
+    pub status: AccountStatus,
+}
+
+/// One `[[token]]`: a device token and its funding account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedToken {
+    pub token: String,
+    pub funding_pan: String,
+    pub status: TokenStatus,
+    /// YYMM.
+    pub expiry: String,
+    /// Payment Account Reference, 29 characters.
+    pub par: String,
+    pub domain: TokenDomain,
+}
+
+/// The whole seed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<SeedAccount>,
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<SeedToken>,
+}
+
+/// A PAN: 12 to 19 decimal digits.
+pub(crate) fn valid_pan(p: &str) -> bool {
+    (12..=19).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// YYMM with a month 01..=12, as the number YYMM.
+pub(crate) fn parse_yymm(s: &str) -> Option<u32> {
+    if s.len() != 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: u32 = s.parse().ok()?;
+    (1..=12).contains(&(v % 100)).then_some(v)
+}
+
+impl Seed {
+    /// Parses and checks a seed file: PANs of 12-19 digits, YYMM dates, 3-digit currencies,
+    /// 29-character PARs, no PAN twice, every token's funding account present.
+    pub fn parse(text: &str) -> Result<Seed, AcquirerError> {
+        let seed: Seed = toml::from_str(text).map_err(|e| AcquirerError::Seed(e.to_string()))?;
+        seed.check()?;
+        Ok(seed)
+    }
+
+    /// The built-in seed, [`DEFAULT_SEED`].
+    pub fn builtin() -> Result<Seed, AcquirerError> {
+        Seed::parse(DEFAULT_SEED)
+    }
+
+    fn check(&self) -> Result<(), AcquirerError> {
+        let bad = |what: String| Err(AcquirerError::Seed(what));
+        let mut accounts = HashSet::new();
+        for a in &self.accounts {
+            if !valid_pan(&a.pan) {
+                return bad(format!("account {}: a PAN has 12 to 19 digits", mask_pan(&a.pan)));
+            }
+            if parse_yymm(&a.expiry).is_none() {
+                return bad(format!("account {}: expiry {:?} is not YYMM", mask_pan(&a.pan), a.expiry));
+            }
+            if a.currency.len() != 3 || !a.currency.bytes().all(|b| b.is_ascii_digit()) {
+                return bad(format!("account {}: currency {:?} is not 3 digits", mask_pan(&a.pan), a.currency));
+            }
+            if !accounts.insert(a.pan.as_str()) {
+                return bad(format!("account {} is listed twice", mask_pan(&a.pan)));
+            }
+        }
+        let mut tokens = HashSet::new();
+        for t in &self.tokens {
+            let tm = mask_pan(&t.token);
+            if !valid_pan(&t.token) {
+                return bad(format!("token {tm}: a PAN has 12 to 19 digits"));
+            }
+            if accounts.contains(t.token.as_str()) {
+                return bad(format!("token {tm} is also listed as an account"));
+            }
+            if !accounts.contains(t.funding_pan.as_str()) {
+                return bad(format!("token {tm}: its funding account is not an [[account]]"));
+            }
+            if parse_yymm(&t.expiry).is_none() {
+                return bad(format!("token {tm}: expiry {:?} is not YYMM", t.expiry));
+            }
+            if t.par.len() != 29 || !t.par.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return bad(format!("token {tm}: a PAR has 29 letters or digits"));
+            }
+            if !tokens.insert(t.token.as_str()) {
+                return bad(format!("token {tm} is listed twice"));
+            }
+        }
+        Ok(())
+    }
+}

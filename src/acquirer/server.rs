@@ -1,0 +1,250 @@
+//! TCP front ends: the ISO 8583 port (one task per connection, many requests per connection,
+//! answers written as they become ready, fault injection) and the admin line port.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iso8583::ascii87;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::{Acquirer, AcquirerError, Faults, Seed};
+
+/// File in the database directory holding the running server's admin address (`ip:port`).
+pub const ADMIN_ADDR_FILE: &str = "admin.addr";
+
+/// Longest admin line accepted.
+const MAX_ADMIN_LINE: u64 = 1024;
+/// Answers waiting to be written on one connection before reading pauses.
+const OUTBOX: usize = 256;
+/// Consecutive accept failures before a listener is given up.
+const MAX_ACCEPT_FAILURES: u32 = 100;
+
+/// What happens to the answer of request number `n` (1-based, server-wide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    None,
+    Drop,
+    Close,
+    Garble,
+}
+
+pub(crate) fn fault_for(f: &Faults, n: u64) -> Fault {
+    let hit = |every: Option<u64>| every.is_some_and(|k| k > 0 && n.is_multiple_of(k));
+    if hit(f.drop_every) {
+        Fault::Drop
+    } else if hit(f.close_every) {
+        Fault::Close
+    } else if hit(f.garble_every) {
+        Fault::Garble
+    } else {
+        Fault::None
+    }
+}
+
+/// A framed answer of random-looking bytes that is not ISO 8583 (the first byte is never an
+/// ASCII digit, so not even an MTI can be read).
+pub(crate) fn garbage(n: u64) -> Vec<u8> {
+    let mut x = n.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 24) as u8
+    };
+    let len = 24 + usize::from(next() % 40);
+    let mut body: Vec<u8> = (0..len).map(|_| next()).collect();
+    body[0] = 0xF0 | (body[0] & 0x0F);
+    let mut out = (body.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+async fn accept_loop<F, Fut>(listener: TcpListener, what: &'static str, mut on_conn: F) -> io::Result<()>
+where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut failures = 0u32;
+    loop {
+        match listener.accept().await {
+            Ok((sock, peer)) => {
+                failures = 0;
+                tokio::spawn(on_conn(sock, peer));
+            }
+            Err(e) => {
+                failures += 1;
+                if failures >= MAX_ACCEPT_FAILURES {
+                    return Err(e);
+                }
+                // Out of descriptors, aborted handshakes...: wait and carry on.
+                tracing::warn!(error = %e, port = what, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Serves ISO 8583 (`ascii87`, 2-byte length frames) on `listener`: one task per connection,
+/// any number of requests per connection, each answer written as soon as it is ready (after
+/// the configured delay), fault injection of [`Faults`]. Returns only when accepting fails
+/// persistently.
+pub async fn serve(listener: TcpListener, state: Arc<Acquirer>) -> io::Result<()> {
+    accept_loop(listener, "iso8583", move |sock, peer| connection(sock, peer, state.clone())).await
+}
+
+async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
+    let _ = sock.set_nodelay(true);
+    tracing::debug!(%peer, "terminal connected");
+    let (mut rd, mut wr) = sock.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOX);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = wr.write_all(&frame).await {
+                tracing::debug!(error = %e, "writing an answer failed");
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let faults = state.faults();
+    let delay = Duration::from_millis(faults.delay_ms);
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 8192];
+    'conn: loop {
+        while let Some((body, rest)) = ascii87().split_frame(&buf) {
+            let body = body.to_vec();
+            let consumed = buf.len() - rest.len();
+            buf.drain(..consumed);
+            let n = state.requests.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            let st = state.clone();
+            let answer = match tokio::task::spawn_blocking(move || st.handle_bytes(&body)).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(error = %e, "request processing task failed");
+                    None
+                }
+            };
+            let frame = match fault_for(&faults, n) {
+                Fault::Drop => {
+                    tracing::info!(request = n, "fault injection: answer dropped");
+                    None
+                }
+                Fault::Close => {
+                    tracing::info!(request = n, "fault injection: connection closed instead of answering");
+                    writer.abort();
+                    break 'conn;
+                }
+                Fault::Garble => {
+                    tracing::info!(request = n, "fault injection: garbage answer");
+                    Some(garbage(n))
+                }
+                Fault::None => answer.and_then(|b| ascii87().try_frame(&b).ok()),
+            };
+            let Some(frame) = frame else { continue };
+            if delay.is_zero() {
+                if tx.send(frame).await.is_err() {
+                    break 'conn;
+                }
+            } else {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(frame).await;
+                });
+            }
+        }
+        match rd.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "terminal connection read failed");
+                break;
+            }
+        }
+    }
+    // Answers still delayed are written by the writer before it closes (it ends when the last
+    // sender is gone), unless the connection was closed on purpose.
+    drop(tx);
+    tracing::debug!(%peer, "terminal connection ended");
+}
+
+/// Serves the admin line protocol on `listener`: `token suspend|resume|delete TOKEN\n` (also
+/// `token status TOKEN`, `account balance PAN`) → `ok\n` / `ok <value>\n` / `error: ...\n`.
+pub async fn serve_admin(listener: TcpListener, state: Arc<Acquirer>) -> io::Result<()> {
+    accept_loop(listener, "admin", move |sock, peer| admin_connection(sock, peer, state.clone())).await
+}
+
+async fn admin_connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
+    let (rd, mut wr) = sock.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut rd).take(MAX_ADMIN_LINE + 1).read_until(b'\n', &mut line).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "admin read failed");
+                break;
+            }
+        }
+        if line.len() as u64 > MAX_ADMIN_LINE {
+            let _ = wr.write_all(b"error: line too long\n").await;
+            break;
+        }
+        let text = String::from_utf8_lossy(&line).trim().to_string();
+        if text.is_empty() {
+            continue;
+        }
+        let st = state.clone();
+        let answer =
+            tokio::task::spawn_blocking(move || st.admin_line(&text)).await.unwrap_or_else(|e| format!("error: internal failure: {e}"));
+        if wr.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Applies one admin line (`token suspend|resume|delete TOKEN`) to the acquirer database in
+/// `db_dir`: directly when no process holds the database (creating and seeding it if needed),
+/// else through the admin port of the running server (address in `db_dir/admin.addr`).
+/// Returns the answer line without its newline: `ok...` or `error: ...` (a refused command is
+/// an answer, not an `Err`); `Err` only when neither path works. Blocking.
+pub fn admin_command(db_dir: &Path, line: &str) -> Result<String, AcquirerError> {
+    let line = line.trim();
+    if line.contains(['\n', '\r']) {
+        return Err(AcquirerError::Admin("one line only".into()));
+    }
+    match Acquirer::open(db_dir, &Seed::builtin()?, Faults::default()) {
+        Ok(acq) => Ok(acq.admin_line(line)),
+        Err(AcquirerError::Locked(_)) => remote_admin(db_dir, line),
+        Err(e) => Err(e),
+    }
+}
+
+fn remote_admin(db_dir: &Path, line: &str) -> Result<String, AcquirerError> {
+    use std::io::{BufRead, Read, Write};
+    let path = db_dir.join(ADMIN_ADDR_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| AcquirerError::io(format!("the database is in use but {} cannot be read", path.display()), e))?;
+    let addr: SocketAddr = text.trim().parse().map_err(|_| AcquirerError::Admin(format!("{} does not hold an address", path.display())))?;
+    let ctx = |what: &str| format!("{what} the acquirer admin port {addr}");
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| AcquirerError::io(ctx("connecting to"), e))?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| AcquirerError::io(ctx("configuring"), e))?;
+    s.set_write_timeout(Some(Duration::from_secs(10))).map_err(|e| AcquirerError::io(ctx("configuring"), e))?;
+    s.write_all(format!("{line}\n").as_bytes()).map_err(|e| AcquirerError::io(ctx("writing to"), e))?;
+    let mut answer = String::new();
+    std::io::BufReader::new(s.take(MAX_ADMIN_LINE)).read_line(&mut answer).map_err(|e| AcquirerError::io(ctx("reading from"), e))?;
+    let answer = answer.trim_end().to_string();
+    if answer.is_empty() {
+        return Err(AcquirerError::Admin(format!("{addr} closed the admin connection without answering")));
+    }
+    Ok(answer)
+}

@@ -1,0 +1,404 @@
+//! The acquirer's state in its own sled database: trees `vault` (token → record), `accounts`
+//! (PAN → account), `auths` (TID ‖ STAN → authorization record), `settlements` and `meta`.
+//! Values are JSON. Every change that moves money is one multi-tree transaction, flushed before
+//! the answer leaves.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::masked as mask_pan;
+use super::seed::{AccountStatus, Seed, TokenDomain, TokenStatus};
+use super::{AcquirerError, Faults};
+use test_cards::issuers::{self, Issuer};
+
+/// A token as the vault holds it (the key is the token PAN).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub funding_pan: String,
+    pub status: TokenStatus,
+    /// YYMM.
+    pub expiry: String,
+    pub par: String,
+    pub domain: TokenDomain,
+}
+
+/// An account (the key is its PAN: a funding account, or a plastic card).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Minor units; may go negative through offline advices.
+    pub balance: i64,
+    pub currency: String,
+    /// YYMM.
+    pub expiry: String,
+    pub status: AccountStatus,
+}
+
+/// What kind of card request an authorization record answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RequestKind {
+    /// 0100: authorization only, nothing posted.
+    Authorization,
+    /// 0200: financial, posted on approval.
+    Financial,
+    /// 0220: advice of an offline approval, always posted when accepted.
+    Advice,
+}
+
+/// One answered card request, keyed by TID ‖ STAN: the duplicate / reversal / settlement unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AuthRecord {
+    pub kind: RequestKind,
+    /// DE 2 as received (the issuer's own database: PANs are stored, never logged).
+    pub pan: String,
+    pub processing_code: String,
+    pub amount: u64,
+    /// Refund (processing code 20xxxx): credits the account.
+    pub credit: bool,
+    pub response_code: String,
+    pub auth_code: Option<String>,
+    pub rrn: Option<String>,
+    /// Field 55 of the answer, hex (91 = ARPC ‖ ARC).
+    pub icc_response: Option<String>,
+    /// The account whose balance moved (funding PAN or card PAN) when `posted`.
+    pub account: Option<String>,
+    pub posted: bool,
+    pub reversed: bool,
+    pub settled: bool,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// A reconciliation the acquirer agreed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SettlementRecord {
+    pub terminal_id: String,
+    pub debits: u64,
+    pub debits_amount: u64,
+    pub credits: u64,
+    pub credits_amount: u64,
+    pub transactions: u64,
+    pub at: u64,
+    /// STAN of the 0500 that made it (with the terminal id, its key).
+    #[serde(default)]
+    pub stan: u64,
+}
+
+/// The acquirer: database, issuer keys, fault settings, request counter.
+pub struct Acquirer {
+    pub(crate) db: sled::Db,
+    pub(crate) vault: sled::Tree,
+    pub(crate) accounts: sled::Tree,
+    pub(crate) auths: sled::Tree,
+    pub(crate) settlements: sled::Tree,
+    pub(crate) meta: sled::Tree,
+    pub(crate) issuers: Vec<Issuer>,
+    pub(crate) faults: Faults,
+    /// Requests received, all connections (fault injection counts these).
+    pub(crate) requests: AtomicU64,
+    /// Serializes every read-decide-write on balances and records.
+    pub(crate) lock: Mutex<()>,
+    /// Current month override (YYMM) for tests.
+    pub(crate) today: Option<u32>,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// UTC (year, month, day of year 1..=366) of a Unix time.
+pub(crate) fn utc_date(secs: u64) -> (u64, u32, u32) {
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let mut days = secs / 86_400;
+    let mut year = 1970;
+    loop {
+        let len = if leap(year) { 366 } else { 365 };
+        if days < len {
+            break;
+        }
+        days -= len;
+        year += 1;
+    }
+    let doy = days as u32 + 1;
+    let lengths = [31, if leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let mut month = 1;
+    for l in lengths {
+        if days < l {
+            break;
+        }
+        days -= l;
+        month += 1;
+    }
+    (year, month, doy)
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, v: &[u8]) -> Result<T, AcquirerError> {
+    serde_json::from_slice(v).map_err(|e| AcquirerError::Corrupt { tree, problem: e.to_string() })
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, AcquirerError> {
+    serde_json::to_vec(v).map_err(|e| AcquirerError::Corrupt { tree: "(encode)", problem: e.to_string() })
+}
+
+fn open_error(dir: &Path, e: sled::Error) -> AcquirerError {
+    match &e {
+        // sled's exclusive file lock (fs2 try_lock_exclusive) failing: another process has it.
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => AcquirerError::Locked(dir.to_path_buf()),
+        _ => AcquirerError::Db(e),
+    }
+}
+
+impl Acquirer {
+    /// Opens (creating if needed) the database at `db_dir`. Seed entries the database does not
+    /// hold yet are added (all of them on first open); stored ones — balances, token statuses —
+    /// are never overwritten. Fails with [`AcquirerError::Locked`] when another process holds
+    /// the database.
+    pub fn open(db_dir: &Path, seed: &Seed, faults: Faults) -> Result<Acquirer, AcquirerError> {
+        std::fs::create_dir_all(db_dir).map_err(|e| AcquirerError::io(format!("creating {}", db_dir.display()), e))?;
+        let db = sled::Config::new().path(db_dir).open().map_err(|e| open_error(db_dir, e))?;
+        let issuers = issuers::builtin().map_err(|e| AcquirerError::Seed(format!("test issuers: {e}")))?;
+        let acq = Acquirer {
+            vault: db.open_tree("vault")?,
+            accounts: db.open_tree("accounts")?,
+            auths: db.open_tree("auths")?,
+            settlements: db.open_tree("settlements")?,
+            meta: db.open_tree("meta")?,
+            db,
+            issuers,
+            faults,
+            requests: AtomicU64::new(0),
+            lock: Mutex::new(()),
+            today: None,
+        };
+        acq.apply_seed(seed)?;
+        Ok(acq)
+    }
+
+    fn apply_seed(&self, seed: &Seed) -> Result<(), AcquirerError> {
+        let _g = self.guard();
+        let mut added = 0usize;
+        for a in &seed.accounts {
+            if !self.accounts.contains_key(&a.pan)? {
+                let rec = Account { balance: a.balance, currency: a.currency.clone(), expiry: a.expiry.clone(), status: a.status };
+                self.accounts.insert(a.pan.as_bytes(), encode(&rec)?)?;
+                added += 1;
+            }
+        }
+        for t in &seed.tokens {
+            if !self.vault.contains_key(&t.token)? {
+                let rec = TokenRecord {
+                    funding_pan: t.funding_pan.clone(),
+                    status: t.status,
+                    expiry: t.expiry.clone(),
+                    par: t.par.clone(),
+                    domain: t.domain,
+                };
+                self.vault.insert(t.token.as_bytes(), encode(&rec)?)?;
+                added += 1;
+            }
+        }
+        if self.meta.get("seeded_at")?.is_none() {
+            self.meta.insert("seeded_at", unix_now().to_string().as_bytes())?;
+        }
+        if added > 0 {
+            tracing::info!(added, "acquirer seeded vault and accounts");
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The fault settings [`super::serve`] applies.
+    pub fn faults(&self) -> Faults {
+        self.faults
+    }
+
+    pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The current month, YYMM (UTC).
+    pub(crate) fn today_yymm(&self) -> u32 {
+        self.today.unwrap_or_else(|| {
+            let (y, m, _) = utc_date(unix_now());
+            (y % 100) as u32 * 100 + m
+        })
+    }
+
+    /// Pins the current month (YYMM) for expiry checks.
+    #[cfg(test)]
+    pub(crate) fn set_today(&mut self, yymm: u32) {
+        self.today = Some(yymm);
+    }
+
+    /// The vault entry of a token PAN.
+    pub fn token(&self, token: &str) -> Result<Option<TokenRecord>, AcquirerError> {
+        self.vault.get(token)?.map(|v| decode("vault", &v)).transpose()
+    }
+
+    /// The account of a PAN (funding PAN or plastic card PAN).
+    pub fn account(&self, pan: &str) -> Result<Option<Account>, AcquirerError> {
+        self.accounts.get(pan)?.map(|v| decode("accounts", &v)).transpose()
+    }
+
+    /// The balance (minor units) of the account a PAN spends from: the funding account of a
+    /// token, or the card's own account.
+    pub fn balance(&self, pan: &str) -> Result<Option<i64>, AcquirerError> {
+        let account = match self.token(pan)? {
+            Some(t) => t.funding_pan,
+            None => pan.to_string(),
+        };
+        Ok(self.account(&account)?.map(|a| a.balance))
+    }
+
+    pub(crate) fn auth(&self, key: &[u8]) -> Result<Option<AuthRecord>, AcquirerError> {
+        self.auths.get(key)?.map(|v| decode("auths", &v)).transpose()
+    }
+
+    /// Authorization records of one terminal (key prefix = the 8-character TID).
+    pub(crate) fn auths_of(&self, tid8: &[u8]) -> Result<Vec<(sled::IVec, AuthRecord)>, AcquirerError> {
+        self.auths
+            .scan_prefix(tid8)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k, decode("auths", &v)?))
+            })
+            .collect()
+    }
+
+    /// The next number of the approval sequence (1, 2, 3...; kept in `meta`): RRNs and
+    /// authorization codes. Dense (unlike sled's `generate_id`), so the 8 digits an RRN keeps
+    /// of it do not wrap after a few restarts.
+    pub(crate) fn next_seq(&self) -> Result<u64, AcquirerError> {
+        let read = |b: Option<&[u8]>| b.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
+        let new = self.meta.update_and_fetch("approval_seq", |old| Some(read(old).wrapping_add(1).to_be_bytes().to_vec()))?;
+        Ok(read(new.as_deref()))
+    }
+
+    /// Writes an authorization record and, when given, an account, atomically.
+    pub(crate) fn commit(&self, key: &[u8], rec: &AuthRecord, account: Option<(&str, &Account)>) -> Result<(), AcquirerError> {
+        use sled::transaction::Transactional;
+        let rec_bytes = encode(rec)?;
+        let acct = account.map(|(pan, a)| encode(a).map(|b| (pan.as_bytes().to_vec(), b))).transpose()?;
+        (&self.auths, &self.accounts)
+            .transaction(|(auths, accounts)| {
+                auths.insert(key, rec_bytes.clone())?;
+                if let Some((k, v)) = &acct {
+                    accounts.insert(k.clone(), v.clone())?;
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
+    }
+
+    /// The settlement made by the 0500 with this terminal id and STAN, if any.
+    pub(crate) fn settlement(&self, tid: &[u8], stan: u64) -> Result<Option<SettlementRecord>, AcquirerError> {
+        match self.settlements.get(settlement_key(tid, stan))? {
+            None => Ok(None),
+            Some(v) => decode("settlements", &v).map(Some),
+        }
+    }
+
+    /// Marks records settled and stores the settlement, atomically.
+    pub(crate) fn commit_settlement(
+        &self,
+        keys: &[sled::IVec],
+        records: &[AuthRecord],
+        settlement: &SettlementRecord,
+    ) -> Result<(), AcquirerError> {
+        use sled::transaction::Transactional;
+        let encoded = records.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        let skey = settlement_key(settlement.terminal_id.as_bytes(), settlement.stan);
+        let sval = encode(settlement)?;
+        (&self.auths, &self.settlements)
+            .transaction(|(auths, settlements)| {
+                for (k, v) in keys.iter().zip(&encoded) {
+                    auths.insert(k.clone(), v.clone())?;
+                }
+                settlements.insert(skey.clone(), sval.clone())?;
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
+    }
+
+    /// Durably writes everything so far (before an answer that moved money leaves).
+    pub(crate) fn flush(&self) -> Result<(), AcquirerError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Changes a token's lifecycle state and flushes. Suspending or resuming a token already in
+    /// that state is accepted; a deleted token stays deleted ("deleted tokens cannot be
+    /// resumed" / "... suspended").
+    pub fn set_token_status(&self, token: &str, status: TokenStatus) -> Result<(), AcquirerError> {
+        {
+            let _g = self.guard();
+            let mut rec = self.token(token)?.ok_or_else(|| AcquirerError::Token(format!("unknown token {}", mask_pan(token))))?;
+            if rec.status == TokenStatus::Deleted && status != TokenStatus::Deleted {
+                return Err(AcquirerError::Token(match status {
+                    TokenStatus::Active => "deleted tokens cannot be resumed".into(),
+                    _ => "deleted tokens cannot be suspended".into(),
+                }));
+            }
+            let before = rec.status;
+            rec.status = status;
+            self.vault.insert(token.as_bytes(), encode(&rec)?)?;
+            tracing::info!(token = %mask_pan(token), from = before.as_str(), to = status.as_str(), "token status changed");
+        }
+        self.flush()
+    }
+
+    /// One admin line: `token suspend|resume|delete|status TOKEN` or `account balance PAN`.
+    /// Answers `ok` (`ok <value>` for queries) or `error: <reason>`; never fails otherwise.
+    pub fn admin_line(&self, line: &str) -> String {
+        match self.admin_apply(line) {
+            Ok(answer) => answer,
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    fn admin_apply(&self, line: &str) -> Result<String, AcquirerError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let usage = || AcquirerError::Admin("expected `token suspend|resume|delete|status TOKEN` or `account balance PAN`".into());
+        match words.as_slice() {
+            ["token", _, token] | ["account", "balance", token] if !super::seed::valid_pan(token) => {
+                Err(AcquirerError::Admin(format!("{} is not a PAN (12 to 19 digits)", mask_pan(token))))
+            }
+            ["token", action, token] => {
+                let status = match *action {
+                    "suspend" => TokenStatus::Suspended,
+                    "resume" => TokenStatus::Active,
+                    "delete" => TokenStatus::Deleted,
+                    "status" => {
+                        let rec = self.token(token)?.ok_or_else(|| AcquirerError::Token(format!("unknown token {}", mask_pan(token))))?;
+                        return Ok(format!("ok {}", rec.status.as_str()));
+                    }
+                    _ => return Err(usage()),
+                };
+                self.set_token_status(token, status)?;
+                Ok("ok".into())
+            }
+            ["account", "balance", pan] => match self.balance(pan)? {
+                Some(b) => Ok(format!("ok {b}")),
+                None => Err(AcquirerError::Token(format!("unknown card or token {}", mask_pan(pan)))),
+            },
+            _ => Err(usage()),
+        }
+    }
+}
+
+fn tx_error(e: sled::transaction::TransactionError<()>) -> AcquirerError {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => AcquirerError::Db(e),
+        sled::transaction::TransactionError::Abort(()) => AcquirerError::Corrupt { tree: "(transaction)", problem: "aborted".into() },
+    }
+}
+
+/// `settlements` key: terminal id ‖ STAN (big-endian u64).
+fn settlement_key(tid: &[u8], stan: u64) -> Vec<u8> {
+    let mut k = tid.to_vec();
+    k.extend_from_slice(&stan.to_be_bytes());
+    k
+}

@@ -1,0 +1,856 @@
+//! Unit tests of the acquirer: real cryptograms from the card simulator (test-cards `Wallet`),
+//! every decision of docs/host.md, persistence, the admin paths, the TCP server with faults, and
+//! robustness against arbitrary input.
+
+use super::*;
+use crate::acquirer::{admin_command, serve, serve_admin, write_admin_addr, Acquirer, AcquirerError, Faults, Seed, TokenStatus};
+use iso8583::{ascii87, field, Message, Mti};
+use kernels::apdu::CApdu;
+use kernels::cryptogram::{self, CryptogramMethod};
+use kernels::tag;
+use kernels::tlv::{self, Builder, Tag};
+use kernels::types::{digits, Amount};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use test_cards::Wallet;
+
+const TID: &str = "TEST0001";
+
+/// A directory under the system temp dir, unique per process and test, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("shanfu-acquirer-{}-{}", std::process::id(), test));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An acquirer over `dir` with the built-in seed and the month pinned to 2611.
+fn open(dir: &TempDir) -> Acquirer {
+    let mut a = Acquirer::open(dir.path(), &Seed::builtin().unwrap(), Faults::default()).unwrap();
+    a.set_today(2611);
+    a
+}
+
+/// What a terminal knows after a tap.
+#[derive(Clone)]
+struct Tap {
+    pan: String,
+    expiry: String,
+    track2: String,
+    psn: u8,
+    icc: Vec<u8>,
+    ac: [u8; 8],
+    atc: [u8; 2],
+}
+
+/// Taps card `index` of a built-in profile: SELECT its AID, GPO with the PDOL data of the
+/// built-in profiles (TTQ asks for an online cryptogram when `online`), and builds DE 55 from
+/// the card's answer and the terminal data, as the terminal does.
+fn tap(profile: &str, index: usize, amount: u64, online: bool) -> Tap {
+    let mut w = Wallet::load(profile).unwrap();
+    let card = w.cards[index].profile.clone();
+    let r = w.transmit(&CApdu::select(&hex::decode(&card.aid).unwrap()).to_bytes());
+    assert_eq!(&r[r.len() - 2..], &[0x90, 0x00], "SELECT {profile}");
+    let ttq = if online { [0x26, 0x80, 0x00, 0x80] } else { [0x26, 0x00, 0x00, 0x80] };
+    let terminal: Vec<(Tag, Vec<u8>)> = vec![
+        (tag::TTQ, ttq.to_vec()),
+        (tag::AMOUNT_AUTHORISED, Amount(amount).to_n12().to_vec()),
+        (tag::AMOUNT_OTHER, vec![0; 6]),
+        (tag::TERMINAL_COUNTRY, vec![0x01, 0x56]),
+        (tag::TVR, vec![0; 5]),
+        (tag::TXN_CURRENCY, vec![0x01, 0x56]),
+        (tag::TXN_DATE, vec![0x26, 0x11, 0x25]),
+        (tag::TXN_TYPE, vec![0x00]),
+        (tag::UNPREDICTABLE_NUMBER, vec![0xA1, 0xB2, 0xC3, 0xD4]),
+    ];
+    let pdol_data: Vec<u8> = terminal.iter().flat_map(|(_, v)| v.clone()).collect();
+    let r = w.transmit(&CApdu::gpo(&pdol_data).to_bytes());
+    assert_eq!(&r[r.len() - 2..], &[0x90, 0x00], "GPO {profile}");
+    let data = &r[..r.len() - 2];
+    let get = |t: Tag| tlv::find(data, t).unwrap().map(<[u8]>::to_vec);
+    let mut b = Builder::new();
+    for t in [tag::APPLICATION_CRYPTOGRAM, tag::CID, tag::ISSUER_APP_DATA, tag::ATC, tag::AIP, tag::PAN_SEQUENCE, tag::CTQ] {
+        b = b.put_opt(t, get(t).as_deref());
+    }
+    for (t, v) in &terminal {
+        b = b.put(*t, v);
+    }
+    Tap {
+        pan: card.pan.clone(),
+        expiry: card.expiry[..4].to_string(),
+        track2: digits(&get(tag::TRACK2_EQUIVALENT).unwrap()),
+        psn: card.psn,
+        icc: b.build(),
+        ac: get(tag::APPLICATION_CRYPTOGRAM).unwrap().try_into().unwrap(),
+        atc: get(tag::ATC).unwrap().try_into().unwrap(),
+    }
+}
+
+/// A 0100 / 0200 / 0220 for a tap, as docs/host.md lists the fields.
+fn request(mti: Mti, t: &Tap, amount: u64, stan: u32) -> Message {
+    let mut m = Message::new(mti);
+    m.set_str(field::PAN, &t.pan)
+        .set_str(field::PROCESSING_CODE, "000000")
+        .set_str(field::AMOUNT, &format!("{amount:012}"))
+        .set_str(field::TRANSMISSION_DATE_TIME, "1125103000")
+        .set_str(field::STAN, &format!("{stan:06}"))
+        .set_str(field::LOCAL_TIME, "103000")
+        .set_str(field::LOCAL_DATE, "1125")
+        .set_str(field::EXPIRY_DATE, &t.expiry)
+        .set_str(field::POS_ENTRY_MODE, "071")
+        .set_str(field::CARD_SEQUENCE_NUMBER, &format!("{:03}", t.psn))
+        .set_str(field::POS_CONDITION_CODE, "00")
+        .set_str(field::TERMINAL_ID, TID)
+        .set_str(field::MERCHANT_ID, "898310048160001")
+        .set_str(field::CURRENCY_CODE, "156")
+        .set(field::ICC_DATA, t.icc.clone());
+    if mti != Mti::FINANCIAL_ADVICE {
+        m.set_str(field::TRACK2, &t.track2);
+    }
+    m
+}
+
+fn reversal_of(original: &Message, mti: Mti) -> Message {
+    let mut m = Message::new(mti);
+    for f in [
+        field::PAN,
+        field::PROCESSING_CODE,
+        field::AMOUNT,
+        field::STAN,
+        field::LOCAL_TIME,
+        field::LOCAL_DATE,
+        field::POS_ENTRY_MODE,
+        field::TERMINAL_ID,
+        field::MERCHANT_ID,
+        field::CURRENCY_CODE,
+    ] {
+        if let Some(v) = original.get(f) {
+            m.set(f, v.to_vec());
+        }
+    }
+    let stan = original.get_str(field::STAN).unwrap();
+    m.set_str(field::TRANSMISSION_DATE_TIME, "1125103100")
+        .set_str(field::ORIGINAL_DATA_ELEMENTS, &format!("{}{stan}1125103000{}", original.mti, "0".repeat(22)));
+    m
+}
+
+fn reconciliation(stan: u32, debits: u64, debits_amount: u64, credits: u64, credits_amount: u64) -> Message {
+    let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
+    m.set_str(field::TRANSMISSION_DATE_TIME, "1125180000")
+        .set_str(field::STAN, &format!("{stan:06}"))
+        .set_str(field::TERMINAL_ID, TID)
+        .set_str(field::MERCHANT_ID, "898310048160001")
+        .set_str(field::CURRENCY_CODE, "156")
+        .set_str(field::CREDITS_NUMBER, &format!("{credits:010}"))
+        .set_str(field::DEBITS_NUMBER, &format!("{debits:010}"))
+        .set_str(field::CREDITS_AMOUNT, &format!("{credits_amount:016}"))
+        .set_str(field::DEBITS_AMOUNT, &format!("{debits_amount:016}"));
+    m
+}
+
+/// Through the wire format: pack, `handle_bytes`, unpack.
+fn exchange(acq: &Acquirer, req: &Message) -> Message {
+    let body = ascii87().pack(req).unwrap();
+    let answer = acq.handle_bytes(&body).expect("an answer");
+    ascii87().unpack(&answer).unwrap()
+}
+
+fn rc_of(m: &Message) -> &str {
+    m.get_str(field::RESPONSE_CODE).unwrap()
+}
+
+/// 91 recomputed from the issuers file, independently of the acquirer's code path.
+fn expected_91(t: &Tap, rc: &str) -> Vec<u8> {
+    let issuers = test_cards::issuers::builtin().unwrap();
+    let issuer = test_cards::issuers::for_pan(&issuers, &t.pan).unwrap();
+    let psn = (t.psn / 10) << 4 | (t.psn % 10);
+    let mk = cryptogram::icc_master_key_option_a(&issuer.imk_ac, &t.pan, psn);
+    let key = match issuer.method {
+        CryptogramMethod::EmvCsk => cryptogram::session_key_common(&mk, t.atc),
+        CryptogramMethod::VisaCvn10 => mk,
+    };
+    let arc = [rc.as_bytes()[0], rc.as_bytes()[1]];
+    let mut v = cryptogram::arpc_method1(&key, &t.ac, arc).to_vec();
+    v.extend_from_slice(&arc);
+    v
+}
+
+/// DE 55 with the value of `t` replaced (`None`: removed).
+fn with_tag(icc: &[u8], t: Tag, value: Option<&[u8]>) -> Vec<u8> {
+    let mut b = Builder::new();
+    for o in tlv::parse_all(icc).unwrap() {
+        if o.tag != t {
+            b = b.put(o.tag, o.value);
+        } else if let Some(v) = value {
+            b = b.put(o.tag, v);
+        }
+    }
+    b.build()
+}
+
+fn issuer_auth_data(m: &Message) -> Option<Vec<u8>> {
+    m.get(field::ICC_DATA).map(|d| tlv::find(d, tag::ISSUER_AUTH_DATA).unwrap().unwrap().to_vec())
+}
+
+fn balance(acq: &Acquirer, pan: &str) -> i64 {
+    acq.balance(pan).unwrap().unwrap()
+}
+
+#[test]
+fn approves_a_unionpay_token_with_a_correct_arpc_and_debits_the_funding_account() {
+    let dir = TempDir::new("approve");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 1234, true);
+    let req = request(Mti::FINANCIAL_REQUEST, &t, 1234, 1);
+    let r = exchange(&acq, &req);
+    assert_eq!(r.mti, Mti::FINANCIAL_RESPONSE);
+    assert_eq!(rc_of(&r), "00");
+    for f in [field::PAN, field::PROCESSING_CODE, field::AMOUNT, field::STAN, field::TERMINAL_ID] {
+        assert_eq!(r.get(f), req.get(f), "DE {f} echoed");
+    }
+    let rrn = r.get_str(field::RRN).unwrap();
+    assert!(rrn.len() == 12 && rrn.bytes().all(|b| b.is_ascii_digit()), "RRN {rrn}");
+    let code = r.get_str(field::AUTH_ID_RESPONSE).unwrap();
+    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_alphanumeric()), "auth code {code}");
+    assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "00"));
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 1234);
+    assert_eq!(balance(&acq, "6222020000000015"), 1_000_000 - 1234);
+    // A second purchase gets another RRN.
+    let r2 = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1234, 2));
+    assert_eq!(rc_of(&r2), "00");
+    assert_ne!(r2.get_str(field::RRN), Some(rrn));
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 2468);
+}
+
+#[test]
+fn approves_a_visa_cvn10_token_without_cid_and_authorization_only_posts_nothing() {
+    let dir = TempDir::new("visa");
+    let acq = open(&dir);
+    let t = tap("visa-phone", 0, 2500, true);
+    assert!(tlv::find(&t.icc, tag::CID).unwrap().is_none(), "Visa card leaves 9F27 out");
+    let r = exchange(&acq, &request(Mti::AUTHORIZATION_REQUEST, &t, 2500, 7));
+    assert_eq!(r.mti, Mti::AUTHORIZATION_RESPONSE);
+    assert_eq!(rc_of(&r), "00");
+    assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "00"));
+    assert_eq!(balance(&acq, "4895000000000013"), 800_000, "0100 posts nothing");
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 2500, 8));
+    assert_eq!(rc_of(&r), "00");
+    assert_eq!(balance(&acq, "4895000000000013"), 800_000 - 2500);
+}
+
+#[test]
+fn token_lifecycle_suspend_resume_delete() {
+    let dir = TempDir::new("lifecycle");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 1000, true);
+    acq.set_token_status("6235880000000017", TokenStatus::Suspended).unwrap();
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1000, 1));
+    assert_eq!(rc_of(&r), "62");
+    assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "62"), "91 on a verified decline");
+    assert!(r.get(field::AUTH_ID_RESPONSE).is_none() && r.get(field::RRN).is_none());
+
+    assert_eq!(acq.admin_line("token resume 6235880000000017"), "ok");
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1000, 2));
+    assert_eq!(rc_of(&r), "00");
+
+    assert_eq!(acq.admin_line("token delete 6235880000000017"), "ok");
+    assert_eq!(acq.admin_line("token status 6235880000000017"), "ok deleted");
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1000, 3));
+    assert_eq!(rc_of(&r), "14");
+    assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "14"));
+    assert_eq!(acq.admin_line("token resume 6235880000000017"), "error: deleted tokens cannot be resumed");
+    assert!(matches!(acq.set_token_status("6235880000000017", TokenStatus::Active), Err(AcquirerError::Token(_))));
+    assert!(acq.admin_line("token suspend 6235880000009999").starts_with("error: unknown token 623588******9999"));
+    assert!(acq.admin_line("token frobnicate 6235880000000017").starts_with("error: "));
+    assert!(acq.admin_line("token suspend é€ééééééééé").starts_with("error: "));
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 1000);
+}
+
+#[test]
+fn insufficient_funds_51() {
+    let dir = TempDir::new("nofunds");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone-nofunds", 0, 101, true);
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 101, 1));
+    assert_eq!(rc_of(&r), "51");
+    assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "51"));
+    assert_eq!(balance(&acq, "6235880000000090"), 100);
+    let t = tap("unionpay-phone-nofunds", 0, 100, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 100, 2))), "00");
+    assert_eq!(balance(&acq, "6235880000000090"), 0);
+}
+
+#[test]
+fn expired_token_and_expired_de14_54() {
+    let dir = TempDir::new("expired");
+    let acq = open(&dir);
+    let t = tap("expired-token", 0, 500, true);
+    assert_eq!(t.expiry, "2510");
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 500, 1));
+    assert_eq!(rc_of(&r), "54");
+    assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "54"));
+    // A valid token whose DE 14 is in the past.
+    let t = tap("unionpay-phone", 0, 500, true);
+    let mut req = request(Mti::FINANCIAL_REQUEST, &t, 500, 2);
+    req.set_str(field::EXPIRY_DATE, "2610");
+    assert_eq!(rc_of(&exchange(&acq, &req)), "54");
+    // This month is still valid.
+    req.set_str(field::EXPIRY_DATE, "2611").set_str(field::STAN, "000003");
+    assert_eq!(rc_of(&exchange(&acq, &req)), "00");
+    // DE 14 that is not a date is a format error.
+    req.set_str(field::EXPIRY_DATE, "2613").set_str(field::STAN, "000004");
+    assert_eq!(rc_of(&exchange(&acq, &req)), "30");
+}
+
+#[test]
+fn bad_cryptogram_82_without_91() {
+    let dir = TempDir::new("badac");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 1000, true);
+    let mut bad = t.clone();
+    let mut ac = t.ac;
+    ac[3] ^= 0x01;
+    bad.icc = with_tag(&t.icc, tag::APPLICATION_CRYPTOGRAM, Some(&ac));
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &bad, 1000, 1));
+    assert_eq!(rc_of(&r), "82");
+    assert!(r.get(field::ICC_DATA).is_none(), "no 91 when the ARQC failed");
+    // Amount in DE 55 changed after the card signed it.
+    let mut req = request(Mti::FINANCIAL_REQUEST, &t, 1000, 2);
+    req.set(field::ICC_DATA, with_tag(&t.icc, tag::AMOUNT_AUTHORISED, Some(&Amount(1100).to_n12())));
+    assert_eq!(rc_of(&exchange(&acq, &req)), "82");
+    // Wrong PSN: another card master key.
+    let mut req = request(Mti::FINANCIAL_REQUEST, &t, 1000, 3);
+    req.set_str(field::CARD_SEQUENCE_NUMBER, "001");
+    assert_eq!(rc_of(&exchange(&acq, &req)), "82");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+}
+
+#[test]
+fn token_domain_contactless_chip_only_57_plastic_unrestricted() {
+    let dir = TempDir::new("domain");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 1000, true);
+    let mut req = request(Mti::FINANCIAL_REQUEST, &t, 1000, 1);
+    req.set_str(field::POS_ENTRY_MODE, "051");
+    let r = exchange(&acq, &req);
+    assert_eq!(rc_of(&r), "57");
+    assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "57"));
+    req.remove(field::POS_ENTRY_MODE);
+    req.set_str(field::STAN, "000002");
+    assert_eq!(rc_of(&exchange(&acq, &req)), "57");
+    let p = tap("unionpay-plastic", 0, 1000, true);
+    let mut req = request(Mti::FINANCIAL_REQUEST, &p, 1000, 3);
+    req.set_str(field::POS_ENTRY_MODE, "051");
+    assert_eq!(rc_of(&exchange(&acq, &req)), "00");
+    assert_eq!(balance(&acq, "6225000000000019"), 300_000 - 1000);
+}
+
+#[test]
+fn blocked_account_05_and_unknown_cards_14() {
+    let dir = TempDir::new("blocked");
+    let acq = open(&dir);
+    // card-decline answers AAC: sent online anyway, not honoured.
+    let t = tap("card-decline", 0, 1000, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1000, 1))), "05");
+    // Without 9F27 (not part of the MAC) the account check itself declines: blocked.
+    let mut no_cid = t.clone();
+    no_cid.icc = with_tag(&t.icc, tag::CID, None);
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &no_cid, 1000, 2));
+    assert_eq!(rc_of(&r), "05");
+    assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "05"));
+    // A PAN in no issuer range.
+    let mut req = request(Mti::FINANCIAL_REQUEST, &t, 1000, 3);
+    req.set_str(field::PAN, "5100000000000008").remove(field::TRACK2);
+    let r = exchange(&acq, &req);
+    assert_eq!(rc_of(&r), "14");
+    assert!(r.get(field::ICC_DATA).is_none());
+}
+
+#[test]
+fn duplicate_stan_is_idempotent() {
+    let dir = TempDir::new("duplicate");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 4000, true);
+    let req = request(Mti::FINANCIAL_REQUEST, &t, 4000, 42);
+    let first = exchange(&acq, &req);
+    let again = exchange(&acq, &req);
+    assert_eq!(rc_of(&first), "00");
+    assert_eq!(first, again, "same answer");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 4000, "debited once");
+    // Same TID + STAN with other data: refused, nothing posted.
+    let other = request(Mti::FINANCIAL_REQUEST, &t, 4001, 42);
+    assert_eq!(rc_of(&exchange(&acq, &other)), "30");
+    // Same STAN from another terminal is another transaction.
+    let mut elsewhere = req.clone();
+    elsewhere.set_str(field::TERMINAL_ID, "TEST0002");
+    assert_eq!(rc_of(&exchange(&acq, &elsewhere)), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 8000);
+}
+
+#[test]
+fn reversal_restores_the_balance_once() {
+    let dir = TempDir::new("reversal");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 7000, true);
+    let req = request(Mti::FINANCIAL_REQUEST, &t, 7000, 5);
+    assert_eq!(rc_of(&exchange(&acq, &req)), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 7000);
+    let rev = reversal_of(&req, Mti::REVERSAL_REQUEST);
+    let r = exchange(&acq, &rev);
+    assert_eq!(r.mti, Mti::REVERSAL_RESPONSE);
+    assert_eq!(rc_of(&r), "00");
+    assert_eq!(r.get(field::STAN), req.get(field::STAN));
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+    // Repeat (0401): answered 0410 00, nothing credited twice.
+    let r = exchange(&acq, &reversal_of(&req, "0401".parse().unwrap()));
+    assert_eq!(r.mti, Mti::REVERSAL_RESPONSE);
+    assert_eq!(rc_of(&r), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+    // The original again (a late duplicate): same answer, not re-posted.
+    assert_eq!(rc_of(&exchange(&acq, &req)), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+    // Reversal of something never received.
+    let never = request(Mti::FINANCIAL_REQUEST, &t, 7000, 999);
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&never, Mti::REVERSAL_REQUEST))), "00");
+    // Reversal of a decline moves nothing.
+    let mut declined = request(Mti::FINANCIAL_REQUEST, &t, 7000, 6);
+    declined.set_str(field::POS_ENTRY_MODE, "051");
+    assert_eq!(rc_of(&exchange(&acq, &declined)), "57");
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&declined, Mti::REVERSAL_REQUEST))), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+    // Without DE 90 the original STAN is DE 11.
+    let req = request(Mti::FINANCIAL_REQUEST, &t, 7000, 7);
+    assert_eq!(rc_of(&exchange(&acq, &req)), "00");
+    let mut rev = reversal_of(&req, Mti::REVERSAL_REQUEST);
+    rev.remove(field::ORIGINAL_DATA_ELEMENTS);
+    assert_eq!(rc_of(&exchange(&acq, &rev)), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+}
+
+#[test]
+fn advice_posts_offline_approvals_idempotently() {
+    let dir = TempDir::new("advice");
+    let acq = open(&dir);
+    let t = tap("unionpay-transit", 0, 500, false);
+    assert_eq!(tlv::find(&t.icc, tag::CID).unwrap(), Some(&[0x40][..]), "the card approved offline (TC)");
+    let adv = request(Mti::FINANCIAL_ADVICE, &t, 500, 10);
+    let r = exchange(&acq, &adv);
+    assert_eq!(r.mti, Mti::FINANCIAL_ADVICE_RESPONSE);
+    assert_eq!(rc_of(&r), "00");
+    assert!(r.get(field::ICC_DATA).is_none());
+    assert_eq!(balance(&acq, "6225000000000027"), 100_000 - 500);
+    // Repeat advice (0221): acknowledged, not posted again.
+    let mut repeat = adv.clone();
+    repeat.mti = "0221".parse().unwrap();
+    let r = exchange(&acq, &repeat);
+    assert_eq!(r.mti, Mti::FINANCIAL_ADVICE_RESPONSE);
+    assert_eq!(rc_of(&r), "00");
+    assert_eq!(balance(&acq, "6225000000000027"), 100_000 - 500);
+    // Offline approvals are guaranteed: posted even past the balance.
+    let big = tap("unionpay-transit", 0, 50_000, false);
+    let mut acct = acq.account("6225000000000027").unwrap().unwrap();
+    acct.balance = 10_000;
+    acq.accounts.insert("6225000000000027", crate::acquirer::store::encode(&acct).unwrap()).unwrap();
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &big, 50_000, 11))), "00");
+    assert_eq!(balance(&acq, "6225000000000027"), 10_000 - 50_000);
+    // A TC that does not verify: acknowledged with 82, not posted.
+    let mut bad = request(Mti::FINANCIAL_ADVICE, &t, 600, 12);
+    bad.set_str(field::AMOUNT, "000000000600");
+    let mut ac = t.ac;
+    ac[0] ^= 0xFF;
+    bad.set(field::ICC_DATA, with_tag(&t.icc, tag::APPLICATION_CRYPTOGRAM, Some(&ac)));
+    assert_eq!(rc_of(&exchange(&acq, &bad)), "82");
+    // An ARQC sent as an advice is not a TC.
+    let online = tap("unionpay-transit", 0, 500, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &online, 500, 13))), "82");
+    assert_eq!(balance(&acq, "6225000000000027"), 10_000 - 50_000);
+}
+
+#[test]
+fn reconciliation_settles_when_totals_match() {
+    let dir = TempDir::new("reconcile");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 1234, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1234, 1))), "00");
+    let adv = tap("unionpay-transit", 0, 500, false);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &adv, 500, 2))), "00");
+    let reversed = request(Mti::FINANCIAL_REQUEST, &t, 1234, 3);
+    assert_eq!(rc_of(&exchange(&acq, &reversed)), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&reversed, Mti::REVERSAL_REQUEST))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::AUTHORIZATION_REQUEST, &t, 1234, 4))), "00");
+    let mut refund = request(Mti::FINANCIAL_REQUEST, &t, 1234, 5);
+    refund.set_str(field::PROCESSING_CODE, "200000");
+    assert_eq!(rc_of(&exchange(&acq, &refund)), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+
+    // Wrong totals: 95, nothing marked.
+    let r = exchange(&acq, &reconciliation(20, 3, 2968, 1, 1234));
+    assert_eq!(r.mti, Mti::RECONCILIATION_RESPONSE);
+    assert_eq!(rc_of(&r), "95");
+    // Another terminal has nothing.
+    let mut other = reconciliation(21, 2, 1734, 1, 1234);
+    other.set_str(field::TERMINAL_ID, "TEST0002");
+    assert_eq!(rc_of(&exchange(&acq, &other)), "95");
+    // Right totals: 2 debits (purchase + advice), 1 credit (refund).
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation(22, 2, 1734, 1, 1234))), "00");
+    // Settled: the next batch starts empty.
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation(23, 2, 1734, 1, 1234))), "95");
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation(24, 0, 0, 0, 0))), "00");
+    // Missing totals: format error.
+    let mut m = reconciliation(25, 0, 0, 0, 0);
+    m.remove(field::DEBITS_AMOUNT);
+    assert_eq!(rc_of(&exchange(&acq, &m)), "30");
+    assert_eq!(acq.settlements.len(), 2);
+}
+
+#[test]
+fn network_management_and_format_errors() {
+    let dir = TempDir::new("format");
+    let acq = open(&dir);
+    let mut m = Message::new(Mti::NETWORK_MANAGEMENT_REQUEST);
+    m.set_str(field::TRANSMISSION_DATE_TIME, "1125080000")
+        .set_str(field::STAN, "000001")
+        .set_str(field::TERMINAL_ID, TID)
+        .set_str(field::NETWORK_MANAGEMENT_CODE, "001");
+    let r = exchange(&acq, &m);
+    assert_eq!(r.mti, Mti::NETWORK_MANAGEMENT_RESPONSE);
+    assert_eq!(rc_of(&r), "00");
+    assert_eq!(r.get_str(field::STAN), Some("000001"));
+
+    let t = tap("unionpay-phone", 0, 1000, true);
+    for f in [field::PAN, field::PROCESSING_CODE, field::AMOUNT, field::STAN, field::TERMINAL_ID, field::ICC_DATA] {
+        let mut req = request(Mti::FINANCIAL_REQUEST, &t, 1000, 1);
+        req.remove(f);
+        let r = exchange(&acq, &req);
+        assert_eq!(r.mti, Mti::FINANCIAL_RESPONSE);
+        assert_eq!(rc_of(&r), "30", "without DE {f}");
+        assert!(r.get(field::ICC_DATA).is_none());
+    }
+    // Track 2 of another card.
+    let mut req = request(Mti::FINANCIAL_REQUEST, &t, 1000, 2);
+    req.set_str(field::TRACK2, "6235880000000025=29122010000000000");
+    assert_eq!(rc_of(&exchange(&acq, &req)), "30");
+    // DE 55 that is not TLV.
+    let mut req = request(Mti::FINANCIAL_REQUEST, &t, 1000, 3);
+    req.set(field::ICC_DATA, vec![0x9F, 0x26, 0x08, 0x01]);
+    assert_eq!(rc_of(&exchange(&acq, &req)), "30");
+    // Unsupported processing code.
+    let mut req = request(Mti::FINANCIAL_REQUEST, &t, 1000, 4);
+    req.set_str(field::PROCESSING_CODE, "310000");
+    assert_eq!(rc_of(&exchange(&acq, &req)), "30");
+    // Unsupported request type.
+    let r = exchange(&acq, &Message::new("0600".parse().unwrap()).with(field::STAN, *b"000009"));
+    assert_eq!((r.mti.as_str(), rc_of(&r)), ("0610", "30"));
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+
+    // Unreadable body with a readable MTI: answered with 39 = 30 only.
+    let answer = acq.handle_bytes(b"0200garbage").unwrap();
+    let r = ascii87().unpack(&answer).unwrap();
+    assert_eq!((r.mti, rc_of(&r)), (Mti::FINANCIAL_RESPONSE, "30"));
+    // No MTI, or a response: not answered.
+    assert_eq!(acq.handle_bytes(b"\xFF\x00garbage"), None);
+    assert_eq!(acq.handle_bytes(b""), None);
+    assert_eq!(acq.handle_bytes(b"0210garbage"), None);
+    let resp = ascii87().pack(&Message::new(Mti::FINANCIAL_RESPONSE).with(field::STAN, *b"000001")).unwrap();
+    assert_eq!(acq.handle_bytes(&resp), None);
+}
+
+#[test]
+fn response_mtis() {
+    let r = |s: &str| response_mti(s.parse().unwrap()).map(|m| m.to_string());
+    assert_eq!(r("0100").as_deref(), Some("0110"));
+    assert_eq!(r("0200").as_deref(), Some("0210"));
+    assert_eq!(r("0220").as_deref(), Some("0230"));
+    assert_eq!(r("0221").as_deref(), Some("0230"));
+    assert_eq!(r("0400").as_deref(), Some("0410"));
+    assert_eq!(r("0401").as_deref(), Some("0410"));
+    assert_eq!(r("0500").as_deref(), Some("0510"));
+    assert_eq!(r("0800").as_deref(), Some("0810"));
+    assert_eq!(r("0210"), None);
+    assert_eq!(r("0290"), None);
+}
+
+#[test]
+fn seed_covers_every_profile_pan_and_state_survives_reopening() {
+    let seed = Seed::builtin().unwrap();
+    let dir = TempDir::new("persist");
+    let rrn_before;
+    {
+        let acq = open(&dir);
+        for (name, text) in test_cards::profile::BUILTIN {
+            let p = test_cards::Profile::parse(name, text).unwrap();
+            for c in &p.cards {
+                assert!(acq.balance(&c.pan).unwrap().is_some(), "{name}: {} not in the acquirer", c.pan);
+            }
+        }
+        assert_eq!(acq.token("6235880000000082").unwrap().unwrap().expiry, "2510");
+        assert_eq!(acq.account("6225000000000068").unwrap().unwrap().status, crate::acquirer::AccountStatus::Blocked);
+        assert_eq!(balance(&acq, "6235880000000090"), 100);
+        let t = tap("unionpay-phone", 0, 999, true);
+        let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 1));
+        assert_eq!(rc_of(&r), "00");
+        rrn_before = r.get_str(field::RRN).unwrap().to_string();
+        acq.set_token_status("4895000000000013", TokenStatus::Suspended).unwrap();
+        // The database is locked while open.
+        assert!(matches!(Acquirer::open(dir.path(), &seed, Faults::default()), Err(AcquirerError::Locked(_))));
+    }
+    let acq = open(&dir);
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 999);
+    assert_eq!(acq.token("4895000000000013").unwrap().unwrap().status, TokenStatus::Suspended);
+    // The STAN is still known after a restart.
+    let t = tap("unionpay-phone", 0, 999, true);
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 1));
+    assert_eq!((rc_of(&r), r.get_str(field::RRN)), ("00", Some(rrn_before.as_str())));
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 999);
+    // The approval sequence goes on where it stopped: the next RRN is the next number.
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 2));
+    let seq = |rrn: &str| rrn[4..].parse::<u64>().unwrap();
+    assert_eq!(seq(r.get_str(field::RRN).unwrap()), seq(&rrn_before) + 1);
+}
+
+#[test]
+fn seed_parse_rejects_inconsistent_files() {
+    let ok = "[[account]]\npan = \"6222020000000015\"\nbalance = 1\ncurrency = \"156\"\nexpiry = \"3012\"\nstatus = \"active\"\n";
+    assert_eq!(Seed::parse(ok).unwrap().accounts.len(), 1);
+    let token = "[[token]]\ntoken = \"6235880000000017\"\nfunding_pan = \"6222020000000099\"\nstatus = \"active\"\nexpiry = \"2912\"\npar = \"P001SHANFUTESTPAR000000000001\"\ndomain = \"contactless-chip\"\n";
+    assert!(matches!(Seed::parse(&format!("{ok}{token}")), Err(AcquirerError::Seed(_))));
+    assert!(Seed::parse(&ok.replace("3012", "3013")).is_err());
+    assert!(Seed::parse(&ok.replace("active", "closed")).is_err());
+    assert!(Seed::parse(&format!("{ok}{ok}")).is_err());
+    assert!(Seed::parse("not toml [").is_err());
+}
+
+#[test]
+fn admin_command_direct_and_through_the_running_server() {
+    let dir = TempDir::new("admin");
+    // No server: applied to the database directly.
+    assert_eq!(admin_command(dir.path(), "token suspend 6235880000000025").unwrap(), "ok");
+    assert_eq!(admin_command(dir.path(), "token resume 6235880000000025").unwrap(), "ok");
+    assert_eq!(admin_command(dir.path(), "token delete 6235880000000025").unwrap(), "ok");
+    assert_eq!(admin_command(dir.path(), "token resume 6235880000000025").unwrap(), "error: deleted tokens cannot be resumed");
+
+    // A server holds the database: the command goes through its admin port.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let acq = Arc::new(open(&dir));
+    let addr = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(serve_admin(l, acq.clone()));
+        addr
+    });
+    write_admin_addr(dir.path(), addr).unwrap();
+    assert_eq!(admin_command(dir.path(), "token suspend 6235880000000033").unwrap(), "ok");
+    assert_eq!(acq.token("6235880000000033").unwrap().unwrap().status, TokenStatus::Suspended);
+    assert_eq!(admin_command(dir.path(), "token status 6235880000000025").unwrap(), "ok deleted");
+    assert_eq!(admin_command(dir.path(), "account balance 6235880000000033").unwrap(), "ok 500000");
+    assert!(admin_command(dir.path(), "token resume 6235880000000025").unwrap().starts_with("error: "));
+    assert!(admin_command(dir.path(), "hello").unwrap().starts_with("error: "));
+    drop(rt);
+}
+
+// ------------------------------------------------------------------------------ TCP server
+
+fn frame(m: &Message) -> Vec<u8> {
+    ascii87().pack_framed(m).unwrap()
+}
+
+async fn read_frame(s: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).await?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+fn echo_request(stan: u32) -> Message {
+    let mut m = Message::new(Mti::NETWORK_MANAGEMENT_REQUEST);
+    m.set_str(field::STAN, &format!("{stan:06}")).set_str(field::TERMINAL_ID, TID).set_str(field::NETWORK_MANAGEMENT_CODE, "301");
+    m
+}
+
+/// Starts `serve` with `faults`; returns the runtime, the address and the state.
+fn server(dir: &TempDir, faults: Faults) -> (tokio::runtime::Runtime, std::net::SocketAddr, Arc<Acquirer>) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut acq = Acquirer::open(dir.path(), &Seed::builtin().unwrap(), faults).unwrap();
+    acq.set_today(2611);
+    let acq = Arc::new(acq);
+    let addr = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(serve(l, acq.clone()));
+        addr
+    });
+    (rt, addr, acq)
+}
+
+#[test]
+fn serves_many_requests_per_connection_and_concurrent_connections() {
+    let dir = TempDir::new("serve");
+    let (rt, addr, acq) = server(&dir, Faults::default());
+    let t = tap("unionpay-phone", 0, 100, true);
+    rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let mut tasks = Vec::new();
+        for c in 0..4u32 {
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                // Pipelined: all requests first, then the answers.
+                let mut wire = Vec::new();
+                for i in 0..5u32 {
+                    let mut m = request(Mti::FINANCIAL_REQUEST, &t, 100, c * 100 + i + 1);
+                    m.set_str(field::TERMINAL_ID, &format!("TERM000{c}"));
+                    wire.extend(frame(&m));
+                }
+                wire.extend(frame(&echo_request(77)));
+                s.write_all(&wire).await.unwrap();
+                let mut codes = Vec::new();
+                for _ in 0..6 {
+                    let r = ascii87().unpack(&read_frame(&mut s).await.unwrap()).unwrap();
+                    codes.push(r.get_str(field::RESPONSE_CODE).unwrap().to_string());
+                }
+                codes
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), vec!["00"; 6]);
+        }
+    });
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 20 * 100);
+}
+
+#[test]
+fn fault_injection_drop_close_garble_delay() {
+    use tokio::io::AsyncWriteExt;
+    // Drop every 2nd: the first is answered, the second never.
+    let dir = TempDir::new("fault-drop");
+    let (rt, addr, _acq) = server(&dir, Faults { drop_every: Some(2), ..Faults::default() });
+    rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&frame(&echo_request(1))).await.unwrap();
+        assert!(read_frame(&mut s).await.is_ok());
+        s.write_all(&frame(&echo_request(2))).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_millis(300), read_frame(&mut s)).await;
+        assert!(r.is_err(), "dropped request answered");
+        // The connection still works.
+        s.write_all(&frame(&echo_request(3))).await.unwrap();
+        let r = ascii87().unpack(&read_frame(&mut s).await.unwrap()).unwrap();
+        assert_eq!(r.get_str(field::STAN), Some("000003"));
+    });
+    drop(rt);
+
+    // Close every 2nd: the connection ends instead of the answer.
+    let dir = TempDir::new("fault-close");
+    let (rt, addr, _acq) = server(&dir, Faults { close_every: Some(2), ..Faults::default() });
+    rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&frame(&echo_request(1))).await.unwrap();
+        assert!(read_frame(&mut s).await.is_ok());
+        s.write_all(&frame(&echo_request(2))).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut s)).await.unwrap();
+        assert!(r.is_err(), "connection closed");
+    });
+    drop(rt);
+
+    // Garble every 1st: a frame that does not unpack.
+    let dir = TempDir::new("fault-garble");
+    let (rt, addr, _acq) = server(&dir, Faults { garble_every: Some(1), ..Faults::default() });
+    rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&frame(&echo_request(1))).await.unwrap();
+        let body = read_frame(&mut s).await.unwrap();
+        assert!(!body.is_empty());
+        assert!(ascii87().unpack(&body).is_err());
+    });
+    drop(rt);
+
+    // Delay: answers come after the delay, pipelined requests are not serialized by it.
+    let dir = TempDir::new("fault-delay");
+    let (rt, addr, _acq) = server(&dir, Faults { delay_ms: 300, ..Faults::default() });
+    rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let start = Instant::now();
+        let mut wire = frame(&echo_request(1));
+        wire.extend(frame(&echo_request(2)));
+        s.write_all(&wire).await.unwrap();
+        read_frame(&mut s).await.unwrap();
+        read_frame(&mut s).await.unwrap();
+        let el = start.elapsed();
+        assert!(el >= Duration::from_millis(300), "{el:?}");
+        assert!(el < Duration::from_millis(1500), "{el:?}");
+    });
+    drop(rt);
+
+    let f = Faults { drop_every: Some(3), close_every: Some(2), garble_every: Some(5), delay_ms: 0 };
+    use crate::acquirer::server::{fault_for, Fault};
+    let kinds: Vec<_> = (1..=6).map(|n| fault_for(&f, n)).collect();
+    assert_eq!(kinds, vec![Fault::None, Fault::Close, Fault::Drop, Fault::Close, Fault::Garble, Fault::Drop]);
+    assert_eq!(fault_for(&Faults { drop_every: Some(0), ..f }, 4), Fault::Close);
+}
+
+// ------------------------------------------------------------------------------ robustness
+
+#[test]
+fn arbitrary_bytes_and_mutated_requests_never_panic() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let dir = TempDir::new("proptest");
+    let acq = open(&dir);
+    let mut runner = TestRunner::new(Config { cases: 512, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&proptest::collection::vec(any::<u8>(), 0..400), |bytes| {
+            let _ = acq.handle_bytes(&bytes);
+            Ok(())
+        })
+        .unwrap();
+
+    // Valid requests with bytes changed: deep paths (TLV, cryptogram, vault) on odd data.
+    let t = tap("unionpay-phone", 0, 100, true);
+    let bodies: Vec<Vec<u8>> = [Mti::FINANCIAL_REQUEST, Mti::FINANCIAL_ADVICE, Mti::AUTHORIZATION_REQUEST]
+        .iter()
+        .map(|m| ascii87().pack(&request(*m, &t, 100, 1)).unwrap())
+        .chain([ascii87().pack(&reversal_of(&request(Mti::FINANCIAL_REQUEST, &t, 100, 1), Mti::REVERSAL_REQUEST)).unwrap()])
+        .chain([ascii87().pack(&reconciliation(3, 1, 100, 0, 0)).unwrap()])
+        .collect();
+    let strategy = (0..bodies.len(), proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6));
+    runner
+        .run(&strategy, |(which, edits)| {
+            let mut b = bodies[which].clone();
+            for (pos, v) in edits {
+                let i = pos % b.len();
+                b[i] = v;
+            }
+            if let Some(answer) = acq.handle_bytes(&b) {
+                prop_assert!(ascii87().unpack(&answer).is_ok());
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    // Messages built in-process (not via unpack): any MTI, any field numbers and values.
+    let fields = proptest::collection::vec((2u8..=128, proptest::collection::vec(any::<u8>(), 0..40)), 0..12);
+    runner
+        .run(&(0u16..10000, fields), |(mti, fields)| {
+            let mut m = Message::new(Mti::try_from(mti).unwrap());
+            for (f, v) in fields {
+                m.set(f, v);
+            }
+            let _ = acq.handle(&m);
+            Ok(())
+        })
+        .unwrap();
+}

@@ -1,0 +1,197 @@
+//! `shanfu bench`: the performance figures of DESIGN.md §6, measured on this machine and
+//! printed as a Markdown report (bench/REPORT.md keeps the last one). Not a test: nothing here
+//! passes or fails on speed.
+
+use crate::report::PayReport;
+use crate::settings::Settings;
+use crate::{clock, host, journal, terminal};
+use anyhow::{Context, Result};
+use iso8583::{ascii87, field, Message, Mti};
+use kernels::apdu::RApdu;
+use kernels::entry_point::{Action, EntryPoint, Event, Transaction};
+use kernels::types::Amount;
+use reader_drivers::virtual_reader::{Holder, VirtualReader};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// One recorded tap: the card answers, pre-decoded, and the air time of its bytes.
+struct Tap {
+    answers: Vec<RApdu>,
+    air: Duration,
+    txn: Transaction,
+}
+
+fn record_tap(settings: &Settings, profile: &str, amount: &str) -> Result<(Tap, PayReport, Option<Vec<u8>>)> {
+    let wallet = test_cards::Wallet::load(profile)?;
+    let mut reader = VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: true, remove_after: None });
+    let (date, time) = clock::now();
+    let txn = Transaction { amount: Amount::parse(amount, 2)?, amount_other: None, txn_type: 0, date, time, unpredictable_number: [0x12, 0x34, 0x56, 0x78] };
+    let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn.clone());
+    let r = terminal::run(&mut ep, &mut reader, &terminal::TapPolicy::default(), || [0x12, 0x34, 0x56, 0x79], |_| {});
+    let rep = PayReport::new(&ep, &r, 2, "0156");
+    let answers = r.exchanges.iter().filter_map(|x| RApdu::parse(&x.r)).collect();
+    Ok((Tap { answers, air: r.card_in_field, txn }, rep, r.outcome.data_record.clone()))
+}
+
+/// Kernel CPU per tap with the card's answers pre-computed (no reader, no card simulator).
+fn kernel_cpu(settings: &Settings, tap: &Tap, n: usize) -> Vec<Duration> {
+    let cfg = Arc::new(settings.ep.clone());
+    let capks = Arc::new(settings.capks.clone());
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let mut ep = EntryPoint::new(cfg.clone(), capks.clone(), tap.txn.clone());
+        let mut a = ep.start();
+        let mut answers = tap.answers.iter();
+        loop {
+            a = match a {
+                Action::Transmit(_) => match answers.next() {
+                    Some(r) => ep.handle(Event::Response(r.clone())),
+                    None => break,
+                },
+                Action::CardReadComplete(_) => ep.resume(),
+                Action::Done(_) => break,
+            };
+        }
+        times.push(t0.elapsed());
+    }
+    times.sort();
+    times
+}
+
+fn sample_0200(record: &[u8]) -> Message {
+    let mut m = Message::new(Mti::FINANCIAL_REQUEST);
+    m.set_str(field::PAN, "6235880000000017")
+        .set_str(field::PROCESSING_CODE, "000000")
+        .set_str(field::AMOUNT, "000000001200")
+        .set_str(field::TRANSMISSION_DATE_TIME, "1125103000")
+        .set_str(field::STAN, "000001")
+        .set_str(field::LOCAL_TIME, "103000")
+        .set_str(field::LOCAL_DATE, "1125")
+        .set_str(field::EXPIRY_DATE, "2912")
+        .set_str(field::POS_ENTRY_MODE, "071")
+        .set_str(field::CARD_SEQUENCE_NUMBER, "000")
+        .set_str(field::POS_CONDITION_CODE, "00")
+        .set_str(field::TRACK2, "6235880000000017=29122010000000000")
+        .set_str(field::TERMINAL_ID, "SHF00001")
+        .set_str(field::MERCHANT_ID, "898310048160001")
+        .set_str(field::CURRENCY_CODE, "156")
+        .set(field::ICC_DATA, crate::report::icc_data(record));
+    m
+}
+
+/// Runs every benchmark and returns the Markdown report.
+pub fn run(settings: &Settings, data: &std::path::Path, terminals: usize, per_terminal: usize) -> Result<String> {
+    let mut out = String::new();
+    let now = clock::now();
+    out += &format!("# shanfu benchmark report\n\nMeasured by `shanfu bench` on {} cores (UTC date 20{:06}).\n\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), now.0 .0);
+
+    // 1. Kernel CPU per tap vs air time.
+    out += "## Kernel CPU per tap vs air time at 106 kbit/s\n\nCard answers pre-computed; the Entry Point and kernel run from PPSE to the outcome.\n\n| profile | outcome | exchanges | kernel CPU p50 | p99 | air time of the same APDUs |\n|---|---|---|---|---|---|\n";
+    let mut online_record = None;
+    for (profile, amount) in [("unionpay-transit", "10.00"), ("unionpay-phone", "50.00"), ("visa-phone", "50.00")] {
+        let (tap, rep, rec) = record_tap(settings, profile, amount)?;
+        if profile == "unionpay-phone" {
+            online_record = rec;
+        }
+        let t = kernel_cpu(settings, &tap, 300);
+        out += &format!(
+            "| {profile} | {} ({}) | {} | {:.0} µs | {:.0} µs | {:.1} ms |\n",
+            rep.outcome,
+            rep.oda,
+            tap.answers.len(),
+            us(pct(&t, 0.5)),
+            us(pct(&t, 0.99)),
+            tap.air.as_secs_f64() * 1e3
+        );
+    }
+
+    // 2. ISO 8583 pack + unpack.
+    let record = online_record.context("no online tap recorded")?;
+    let msg = sample_0200(&record);
+    let n = 20_000;
+    let t0 = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..n {
+        let b = ascii87().pack(&msg)?;
+        bytes = b.len();
+        std::hint::black_box(ascii87().unpack(&b)?);
+    }
+    let per = t0.elapsed() / n as u32;
+    out += &format!("\n## ISO 8583 (ascii87)\n\n0200 with field 55 ({bytes} bytes): pack + unpack {:.2} µs per message ({n} iterations).\n", us(per));
+
+    // 3. Journal durable writes.
+    let jdir = data.join("bench-journal");
+    let _ = std::fs::remove_dir_all(&jdir);
+    {
+        let j = journal::Journal::open(&jdir)?;
+        let mut r = j.begin(journal::TxnKind::Purchase, 100, "0156")?;
+        let n = 300;
+        let t0 = Instant::now();
+        for i in 0..n {
+            j.advance(&mut r, if i % 2 == 0 { journal::TxnState::CardRead } else { journal::TxnState::Sent }, |_| {})?;
+        }
+        let el = t0.elapsed();
+        out += &format!("\n## Journal (sled, flushed per write)\n\n{n} durable state changes: {:.0} writes/s ({:.2} ms each).\n", n as f64 / el.as_secs_f64(), el.as_secs_f64() * 1e3 / n as f64);
+    }
+    let _ = std::fs::remove_dir_all(&jdir);
+
+    // 4. Acquirer throughput: `terminals` concurrent connections on loopback, 0100 authorizations
+    // (full ARQC verification and ARPC, no balance posting so the run can repeat).
+    let adir = data.join("bench-acquirer");
+    let _ = std::fs::remove_dir_all(&adir);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (lat, wall) = rt.block_on(async {
+        let addr = crate::acquirer::embedded(&adir).await?;
+        let mut tasks = Vec::new();
+        let t0 = Instant::now();
+        for t in 0..terminals {
+            let mut m = msg.clone();
+            m.mti = Mti::AUTHORIZATION_REQUEST;
+            m.set_str(field::TERMINAL_ID, &format!("BENCH{t:03}"));
+            tasks.push(tokio::spawn(async move {
+                let mut link = host::HostLink::new(addr, Duration::from_secs(10));
+                let mut lat = Vec::with_capacity(per_terminal);
+                for i in 0..per_terminal {
+                    m.set_str(field::STAN, &format!("{:06}", i + 1));
+                    let t = Instant::now();
+                    let r = link.exchange(&m).await?;
+                    lat.push(t.elapsed());
+                    if r.get_str(field::RESPONSE_CODE) != Some("00") {
+                        anyhow::bail!("bench authorization answered {:?}", r.get_str(field::RESPONSE_CODE));
+                    }
+                }
+                Ok::<_, anyhow::Error>(lat)
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        Ok::<_, anyhow::Error>((all, t0.elapsed()))
+    })?;
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&adir);
+    let mut lat = lat;
+    lat.sort();
+    out += &format!(
+        "\n## Acquirer over loopback TCP\n\n{terminals} concurrent terminals × {per_terminal} authorizations (0100: ARQC verified, ARPC computed, sled lookups): {:.0} authorizations/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms.\n",
+        lat.len() as f64 / wall.as_secs_f64(),
+        us(pct(&lat, 0.5)) / 1e3,
+        us(pct(&lat, 0.99)) / 1e3,
+        us(pct(&lat, 1.0)) / 1e3
+    );
+    Ok(out)
+}
