@@ -118,7 +118,12 @@ impl Journal {
 
     /// Starts a transaction: written and flushed before the card is asked for.
     pub fn begin(&self, kind: TxnKind, amount: u64, currency: &str) -> Result<TxnRecord, JournalError> {
-        let id = self.db.generate_id()? + 1;
+        // Dense ids (1, 2, 3...): the last one + 1, in the same tree, so a restart does not skip
+        // ahead as sled's `generate_id` does. Only one process holds the database.
+        let id = match self.txns.last()? {
+            Some((k, _)) => <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0) + 1,
+            None => 1,
+        };
         let r = TxnRecord {
             id,
             kind,
