@@ -224,7 +224,9 @@ fn init_logging(g: &Global) {
         }
     };
     let filter = EnvFilter::try_from_env("SHANFU_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: logs piped to a file or a collector stay plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     if g.log_format == "json" {
         b.json().init();
     } else {
@@ -286,7 +288,12 @@ fn run(cli: Cli) -> Result<i32> {
                 println!("no readers (PC/SC: is pcscd running? libnfc: no device)");
             } else {
                 for r in &list {
-                    println!("{:<6} {:<40} {}", r.backend, r.name, if r.card_present { "card present" } else { "no card" });
+                    let state = match &r.error {
+                        Some(e) => format!("unavailable: {e}"),
+                        None if r.card_present => "card present".to_string(),
+                        None => "no card".to_string(),
+                    };
+                    println!("{:<6} {:<40} {state}", r.backend, r.name);
                 }
             }
             Ok(0)

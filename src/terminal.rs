@@ -83,7 +83,7 @@ pub fn run(
             Ok(()) => tap_started = Instant::now(),
             Err(e) => {
                 return TapResult {
-                    outcome: Outcome::end_application(format!("no card: {e}")),
+                    outcome: Outcome::end_application(e.to_string()),
                     taps: 0,
                     card_in_field: Duration::ZERO,
                     tap_wall,

@@ -4,7 +4,8 @@
 //! [`Reader::transceive`].
 //!
 //! Backends: [`virtual_reader`] (an in-process phone wallet), [`replay`] (a recorded session).
-//! PC/SC and libnfc come with issue 4 behind the same trait.
+//! [`pcsc_reader`] (pcsc-lite) and [`nfc_reader`] (libnfc) drive real readers behind the same
+//! trait; [`open`] picks one from a `pcsc:NAME` / `nfc:CONNSTRING` spec.
 
 pub mod air;
 #[cfg(feature = "libnfc")]
@@ -71,6 +72,7 @@ pub fn open(spec: &str) -> Result<Box<dyn Reader>, ReaderError> {
         "pcsc" => Ok(Box::new(pcsc_reader::PcscReader::open(arg)?)),
         #[cfg(feature = "libnfc")]
         "nfc" => Ok(Box::new(nfc_reader::NfcReader::open(arg)?)),
+        #[cfg(not(all(feature = "pcsc", feature = "libnfc")))]
         "pcsc" | "nfc" => {
             let _ = arg;
             Err(ReaderError::Unavailable(format!("shanfu was built without the {kind} backend (cargo feature)")))

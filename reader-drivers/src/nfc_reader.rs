@@ -1,0 +1,167 @@
+//! libnfc backend (the `nfc1` crate, libnfc built from source): PN53x / PN532 / ACR122 readers
+//! through libnfc's own drivers (cargo features `nfc-*`), and any PC/SC contactless reader through
+//! libnfc's `pcsc` driver.
+//!
+//! libnfc has no "card arrived" event: like `nfc-poll`, the terminal selects a passive target
+//! (ISO/IEC 14443-A, then -B, 106 kbit/s) at a fixed period until one answers, and watches for
+//! removal with `nfc_initiator_target_is_present` at the same period. With the `pcsc` driver a
+//! device can only be opened while a card is in the field (libnfc connects to the card when it
+//! opens the device), so the device is opened per tap and closed when the card leaves.
+
+use crate::{ReaderError, ReaderInfo};
+use nfc1::{BaudRate, Context, Device, Modulation, ModulationType, Timeout};
+use std::time::{Duration, Instant};
+
+/// Polling period for arrival and removal (ISO/IEC 14443-3 polling is ~every 5–100 ms on real
+/// PCDs; 50 ms keeps the tap latency low without loading the reader).
+const POLL: Duration = Duration::from_millis(50);
+/// Largest response a short APDU can carry (256 data bytes + SW1 SW2), with room to spare.
+const RX_MAX: usize = 1024;
+const MAX_DEVICES: usize = 16;
+
+/// The modulations polled for a tap, in order (EMV contactless: Type A and Type B).
+const MODULATIONS: [Modulation; 2] = [
+    Modulation { modulation_type: ModulationType::Iso14443a, baud_rate: BaudRate::Baud106 },
+    Modulation { modulation_type: ModulationType::Iso14443b, baud_rate: BaudRate::Baud106 },
+];
+
+/// A libnfc device chosen by (a substring of) its connstring, e.g. `pcsc:Virtual PCD 00 00`,
+/// `pn53x_usb:`, `pn532_uart:/dev/ttyUSB0`.
+pub struct NfcReader {
+    ctx: Context,
+    connstring: String,
+    device: Option<Device>,
+}
+
+fn nfc_err(what: &str, e: nfc1::Error) -> ReaderError {
+    ReaderError::Unavailable(format!("libnfc {what}: {e:?}"))
+}
+
+fn connstrings(ctx: &mut Context) -> Result<Vec<String>, ReaderError> {
+    ctx.list_devices(MAX_DEVICES).map_err(|e| nfc_err("device scan", e))
+}
+
+/// Every device libnfc finds. Whether a card is present is only known for devices libnfc could
+/// open (with the `pcsc` driver: exactly when a card is in the field).
+pub fn list() -> Result<Vec<ReaderInfo>, ReaderError> {
+    let mut ctx = Context::new().map_err(|e| nfc_err("init", e))?;
+    let mut out = Vec::new();
+    for cs in connstrings(&mut ctx)? {
+        let card_present = match ctx.open_with_connstring(&cs) {
+            Ok(mut d) => d.initiator_init().is_ok() && d.initiator_target_is_present_any().is_ok(),
+            Err(_) => false,
+        };
+        out.push(ReaderInfo { backend: "nfc", name: cs, card_present, error: None });
+    }
+    Ok(out)
+}
+
+impl NfcReader {
+    /// Chooses the first device whose connstring contains `pattern` (case-insensitive; empty: the
+    /// first device). A connstring libnfc does not list (a serial port, say) is used as given.
+    pub fn open(pattern: &str) -> Result<Self, ReaderError> {
+        let mut ctx = Context::new().map_err(|e| nfc_err("init", e))?;
+        let found = connstrings(&mut ctx)?;
+        let want = pattern.to_lowercase();
+        let connstring = match found.iter().find(|c| c.to_lowercase().contains(&want)) {
+            Some(c) => c.clone(),
+            None if pattern.contains(':') => pattern.to_string(),
+            None => {
+                return Err(ReaderError::Unavailable(if found.is_empty() {
+                    "libnfc found no device (for PC/SC readers: is pcscd running?)".to_string()
+                } else {
+                    format!("no libnfc device matches {pattern:?}; devices: {}", found.join(", "))
+                }))
+            }
+        };
+        tracing::debug!(%connstring, "libnfc device chosen");
+        Ok(NfcReader { ctx, connstring, device: None })
+    }
+
+    /// One polling attempt: open the device if needed and select a target.
+    fn try_select(&mut self) -> bool {
+        if self.device.is_none() {
+            match self.ctx.open_with_connstring(&self.connstring) {
+                Ok(mut d) => {
+                    if d.initiator_init().is_err() {
+                        return false;
+                    }
+                    self.device = Some(d);
+                }
+                Err(_) => return false,
+            }
+        }
+        let Some(d) = self.device.as_mut() else { return false };
+        for m in &MODULATIONS {
+            if d.initiator_select_passive_target(m).is_ok() {
+                return true;
+            }
+        }
+        // The pcsc driver's device is bound to the card that was present when it opened.
+        if self.connstring.starts_with("pcsc") {
+            self.device = None;
+        }
+        false
+    }
+
+    fn is_present(&mut self) -> bool {
+        match self.device.as_mut() {
+            Some(d) => d.initiator_target_is_present_any().is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl crate::Reader for NfcReader {
+    fn name(&self) -> String {
+        format!("nfc:{}", self.connstring)
+    }
+
+    fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.try_select() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ReaderError::NoCard(timeout));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn transmit_raw(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
+        let d = self.device.as_mut().ok_or(ReaderError::CardRemoved)?;
+        match d.initiator_transceive_bytes(capdu, RX_MAX, Timeout::Default) {
+            Ok(r) if r.is_empty() => {
+                self.device = None;
+                Err(ReaderError::CardRemoved)
+            }
+            Ok(r) => Ok(r),
+            Err(e) => {
+                // Tell a card that left from a reader that failed.
+                let gone = d.initiator_target_is_present_any().is_err();
+                if gone {
+                    self.device = None;
+                    Err(ReaderError::CardRemoved)
+                } else {
+                    Err(ReaderError::Transmission(format!("libnfc transceive: {e:?}")))
+                }
+            }
+        }
+    }
+
+    fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.is_present() {
+                self.device = None;
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ReaderError::NotRemoved(timeout));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The real reader stacks, without hardware: a real `pcscd` (started by the test, killed by pid),
+//! the vpcd virtual reader, and the phone wallet as its own process (`shanfu phone --vpcd`)
+//! plugged into it. The terminal reaches the phone through pcsc-lite (`--reader pcsc:...`) and
+//! through libnfc's pcsc driver (`--reader nfc:...`) — the same paths a shop's USB reader takes.
+//!
+//! vpcd has one card slot per reader and pcscd is one per machine, so the tests here take turns
+//! (a lock) and each one starts and stops its own pcscd.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shanfu");
+/// vpcd's first reader and the port its card connects to (shared/readers.md).
+const READER: &str = "Virtual PCD 00 00";
+const VPCD: &str = "127.0.0.1:35963";
+
+static TURN: Mutex<()> = Mutex::new(());
+
+/// One test's world: its own pcscd, data directory and (when started) phone.
+struct Lab {
+    _turn: MutexGuard<'static, ()>,
+    pcscd: Option<Child>,
+    dir: PathBuf,
+}
+
+fn pcscd_running() -> bool {
+    Command::new("pgrep").args(["-x", "pcscd"]).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+impl Lab {
+    fn new(name: &str) -> Lab {
+        let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            !pcscd_running(),
+            "a pcscd not started by this test is running; stop it first (these tests start and kill their own)"
+        );
+        let dir = std::env::temp_dir().join(format!("shanfu-pcsc-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lab = Lab { _turn: turn, pcscd: None, dir };
+        lab.start_pcscd();
+        lab
+    }
+
+    /// Starts pcscd in the foreground (its own child, so it is killed by pid) and waits until
+    /// it lists the vpcd readers.
+    fn start_pcscd(&mut self) {
+        let log = std::fs::File::create(self.dir.join("pcscd.log")).unwrap();
+        let exe = if std::path::Path::new("/usr/sbin/pcscd").exists() { "/usr/sbin/pcscd" } else { "pcscd" };
+        let child = Command::new(exe)
+            .args(["--foreground", "--debug"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start pcscd (installed by scripts/setup.sh)");
+        self.pcscd = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let list = self.readers();
+            if list.iter().any(|r| r["name"] == READER) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "pcscd did not list {READER:?} within 15 s: {list:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop_pcscd(&mut self) {
+        if let Some(mut c) = self.pcscd.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn shanfu(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--data").arg(&self.dir).args(args).stdin(Stdio::null());
+        c
+    }
+
+    fn readers(&self) -> Vec<Value> {
+        let out = self.shanfu(&["readers", "--json"]).output().expect("run shanfu readers");
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// `shanfu pay AMOUNT --reader R --json`: the JSON line and the exit code.
+    fn pay(&self, amount: &str, reader: &str, extra: &[&str]) -> (Value, i32) {
+        let mut a = vec!["pay", amount, "--reader", reader, "--json"];
+        a.extend_from_slice(extra);
+        let out = self.shanfu(&a).output().expect("run shanfu pay");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().last().unwrap_or("");
+        let v = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{e}: stdout {stdout:?} stderr {:?}", String::from_utf8_lossy(&out.stderr)));
+        (v, out.status.code().unwrap_or(-1))
+    }
+
+    /// `shanfu phone --vpcd 127.0.0.1:35963 --profile P ...` as its own process; returns once
+    /// the phone is in the field and pcscd sees a card.
+    fn phone(&self, extra: &[&str]) -> Phone {
+        let mut child = Command::new(BIN)
+            .args(["phone", "--vpcd", VPCD, "--profile", "unionpay-phone"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start shanfu phone");
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut phone = Phone { child, stdin, lines: rx, seen: Vec::new() };
+        phone.expect("connected", Duration::from_secs(10));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.readers().iter().any(|r| r["name"] == READER && r["card_present"] == true) {
+            assert!(Instant::now() < deadline, "pcscd never saw the phone in {READER:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        phone
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop_pcscd();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Phone {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Phone {
+    /// Waits for an output line starting with `prefix`.
+    fn expect(&mut self, prefix: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        if self.seen.iter().any(|l| l.starts_with(prefix)) {
+            return;
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.starts_with(prefix);
+                    self.seen.push(l);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => panic!("phone never said {prefix:?}; it said {:?}", self.seen),
+            }
+        }
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = writeln!(s, "quit");
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn assert_approved_online(v: &Value, taps: u64) {
+    assert_eq!(v["outcome"], "APPROVED", "{v}");
+    assert_eq!(v["online"], true, "{v}");
+    assert_eq!(v["response_code"], "00", "{v}");
+    assert_eq!(v["arpc"], "VERIFIED", "{v}");
+    assert_eq!(v["taps"], taps, "{v}");
+    assert_eq!(v["pan_masked"], "623588******0017", "{v}");
+}
+
+#[test]
+fn phone_tap_through_pcscd_is_approved_online_over_pcsc_and_libnfc() {
+    let lab = Lab::new("approve");
+    let mut phone = lab.phone(&[]);
+
+    let (v, rc) = lab.pay("12.00", "pcsc:Virtual", &["--tap-timeout-ms", "10000"]);
+    assert_eq!(rc, 0, "{v}");
+    assert_approved_online(&v, 1);
+    assert_eq!(v["kernel"], "C-7");
+    phone.expect("apdu 80A80000 9000", Duration::from_secs(1));
+
+    let (v2, rc) = lab.pay("12.00", &format!("nfc:{READER}"), &["--tap-timeout-ms", "10000"]);
+    assert_eq!(rc, 0, "{v2}");
+    assert_approved_online(&v2, 1);
+    assert_ne!(v["stan"], v2["stan"], "two authorizations, two STANs");
+
+    // Both are in the journal, completed, with the token masked.
+    let out = lab.shanfu(&["journal", "export", "--format", "json"]).output().unwrap();
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = j.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{j}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("6235880000000017"), "clear token in journal export");
+}
+
+#[test]
+fn readers_lists_the_vpcd_readers_of_both_backends_with_card_state() {
+    let lab = Lab::new("readers");
+    let before = lab.readers();
+    let find = |l: &[Value], backend: &str, name: &str| {
+        l.iter().find(|r| r["backend"] == backend && r["name"] == name).cloned().unwrap_or_else(|| panic!("{backend} {name} not in {l:?}"))
+    };
+    assert_eq!(find(&before, "pcsc", READER)["card_present"], false);
+    assert_eq!(find(&before, "nfc", &format!("pcsc:{READER}"))["card_present"], false);
+    let _phone = lab.phone(&[]);
+    let after = lab.readers();
+    assert_eq!(find(&after, "pcsc", READER)["card_present"], true);
+    assert_eq!(find(&after, "pcsc", "Virtual PCD 00 01")["card_present"], false);
+    assert_eq!(find(&after, "nfc", &format!("pcsc:{READER}"))["card_present"], true);
+}
+
+#[test]
+fn see_phone_two_tap_flow_through_pcscd() {
+    let lab = Lab::new("seephone");
+    let mut phone = lab.phone(&["--fingerprint", "ok"]);
+    // Above the CVM limit (300.00): the wallet asks for the fingerprint (GPO 6986), the holder
+    // confirms, takes the phone away and taps again; pcscd sees the removal and the new card.
+    let (v, rc) = lab.pay("400.00", "pcsc:Virtual", &["--tap-timeout-ms", "15000"]);
+    assert_eq!(rc, 0, "{v}");
+    assert_approved_online(&v, 2);
+    assert_eq!(v["cvm"], "CDCVM", "{v}");
+    phone.expect("see-phone", Duration::from_secs(1));
+    phone.expect("fingerprint", Duration::from_secs(1));
+    phone.expect("connected tap=2", Duration::from_secs(1));
+}
+
+#[test]
+fn card_removed_mid_tap_gives_try_again_over_pcsc_and_libnfc() {
+    let lab = Lab::new("removal");
+    for reader in ["pcsc:Virtual", &format!("nfc:{READER}")] {
+        // The holder pulls the phone away after SELECT PPSE, SELECT AID and GPO, before READ RECORD.
+        let mut phone = lab.phone(&["--remove-after", "3"]);
+        let started = Instant::now();
+        let (v, _) = lab.pay("12.00", reader, &["--tap-timeout-ms", "1500"]);
+        assert_eq!(v["outcome"], "TRY_AGAIN", "{reader}: {v}");
+        assert_eq!(v["online"], false, "{reader}: {v}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{reader}: removal took {:?}", started.elapsed());
+        phone.expect("disconnected removed after 3", Duration::from_secs(1));
+        drop(phone);
+        // pcscd notices the empty slot (it polls vpcd every 400 ms) before the next phone.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lab.readers().iter().any(|r| r["name"] == READER && r["card_present"] == true) {
+            assert!(Instant::now() < deadline, "pcscd still sees a card");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Nothing was authorized.
+    let out = lab.shanfu(&["journal", "export", "--format", "json"]).output().unwrap();
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(j.as_array().map(|a| a.iter().all(|r| r["outcome"] != "APPROVED")).unwrap_or(true), "{j}");
+}
+
+#[test]
+fn pcscd_stopped_gives_a_clear_error() {
+    let mut lab = Lab::new("stopped");
+    // 1. pcscd stops while the terminal waits for a tap: the wait ends at once with the reason.
+    let mut pay = lab
+        .shanfu(&["pay", "12.00", "--reader", "pcsc:Virtual", "--json", "--tap-timeout-ms", "30000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.stop_pcscd();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = pay.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = pay.kill();
+            panic!("pay kept waiting after pcscd stopped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = pay.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("pcscd"), "error does not name pcscd: {text}");
+
+    // 2. pcscd not running at all: both backends say so, and `readers` shows it.
+    for reader in ["pcsc:Virtual", "nfc:Virtual"] {
+        let (v, rc) = lab.pay("12.00", reader, &[]);
+        assert_ne!(rc, 0, "{v}");
+        assert_eq!(v["outcome"], "ERROR", "{v}");
+        assert!(v["error"].as_str().unwrap_or("").contains("pcscd"), "{reader}: {v}");
+    }
+    let l = lab.readers();
+    assert!(l.iter().any(|r| r["backend"] == "pcsc" && r["error"].as_str().unwrap_or("").contains("pcscd")), "{l:?}");
+}
