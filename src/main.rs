@@ -97,6 +97,12 @@ enum Cmd {
         /// Also write the report to this file (e.g. bench/REPORT.md).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Also measure the real reader stacks on this PC/SC reader (a vpcd reader; pcscd running),
+        /// with the phone wallet plugged into vpcd at --vpcd.
+        #[arg(long)]
+        pcsc: Option<String>,
+        #[arg(long, default_value = "127.0.0.1:35963")]
+        vpcd: std::net::SocketAddr,
     },
     /// The virtual phone wallet as its own process, plugged into the vpcd virtual reader so any
     /// PC/SC or libnfc application sees it. Control lines on stdin: tap, remove, fingerprint,
@@ -263,11 +269,12 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Settle { host, timeout_ms, json } => settle(&cli.global, host, timeout_ms, json),
         Cmd::Journal { cmd } => journal_cmd(&cli.global, cmd.unwrap_or(JournalCmd::List)),
         Cmd::Acquirer(a) => acquirer_cmd(&cli.global, a),
-        Cmd::Bench { terminals, requests, output } => {
+        Cmd::Bench { terminals, requests, output, pcsc, vpcd } => {
             let settings = Settings::load(cli.global.config.as_deref())?;
             let dir = data_dir(&cli.global);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let report = bench::run(&settings, &dir, terminals, requests)?;
+            let readers = pcsc.map(|pcsc_reader| bench::ReaderBench { pcsc_reader, vpcd });
+            let report = bench::run(&settings, &dir, terminals, requests, readers.as_ref())?;
             print!("{report}");
             if let Some(p) = output {
                 std::fs::write(&p, &report).with_context(|| format!("writing {}", p.display()))?;
