@@ -221,10 +221,23 @@ pub fn admin_command(db_dir: &Path, line: &str) -> Result<String, AcquirerError>
     if line.contains(['\n', '\r']) {
         return Err(AcquirerError::Admin("one line only".into()));
     }
-    match Acquirer::open(db_dir, &Seed::builtin()?, Faults::default()) {
-        Ok(acq) => Ok(acq.admin_line(line)),
-        Err(AcquirerError::Locked(_)) => remote_admin(db_dir, line),
-        Err(e) => Err(e),
+    let seed = Seed::builtin()?;
+    // A database locked with no server answering is a process (or sled's flusher thread) that is
+    // just letting go of it: retry for a moment before giving up.
+    let mut attempts = 0;
+    loop {
+        match Acquirer::open(db_dir, &seed, Faults::default()) {
+            Ok(acq) => return Ok(acq.admin_line(line)),
+            Err(AcquirerError::Locked(_)) => match remote_admin(db_dir, line) {
+                Ok(answer) => return Ok(answer),
+                Err(e) if attempts >= 20 => return Err(e),
+                Err(_) => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            },
+            Err(e) => return Err(e),
+        }
     }
 }
 
