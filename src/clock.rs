@@ -32,6 +32,14 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of unix seconds, for receipts and screens.
+pub fn format_utc(secs: u64) -> String {
+    let secs = secs as i64;
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// A fresh Unpredictable Number 9F37 from the operating system's CSPRNG.
 pub fn unpredictable_number() -> std::io::Result<[u8; 4]> {
     let mut b = [0u8; 4];
@@ -48,6 +56,7 @@ mod tests {
         assert_eq!(civil(0), (1970, 1, 1));
         assert_eq!(civil(20_516), (2026, 3, 4));
         assert_eq!(civil(11_016), (2000, 2, 29));
+        assert_eq!(format_utc(1_772_582_400 + 3_723), "2026-03-04 01:02:03");
     }
 
     #[test]

@@ -8,7 +8,9 @@ mod host;
 mod journal;
 mod online;
 mod redact;
+mod pos;
 mod report;
+mod sale;
 mod settings;
 mod terminal;
 
@@ -18,7 +20,6 @@ use kernels::entry_point::{EntryPoint, Transaction};
 use kernels::types::{Amount, EmvDate, Ttq};
 use reader_drivers::replay::{Exchange, ReplayReader, Script, ScriptTerminal};
 use reader_drivers::virtual_reader::{Holder, VirtualReader};
-use reader_drivers::Reader;
 use report::PayReport;
 use settings::Settings;
 use std::path::PathBuf;
@@ -64,11 +65,25 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// The embedded default: virtual phone wallet, virtual reader, scripted sales.
+    /// The embedded default: cashier screen, virtual phone wallet in your hand (keys t, f, 1-8),
+    /// embedded acquirer on 127.0.0.1. No hardware, no setup.
     Demo {
-        /// Run the scripted sales and print their outcomes (the cashier TUI comes with issue 5).
+        /// Run scripted sales (approved, see phone, declined, reversal) and print their outcomes.
         #[arg(long)]
         headless: bool,
+        /// The wallet in the demo phone.
+        #[arg(long, default_value = "unionpay-phone")]
+        profile: String,
+    },
+    /// The cashier screen at a checkout (ratatui): sales, outcome, receipts, refunds and voids,
+    /// history, settlement.
+    Pos {
+        /// Reader: pcsc[:NAME], nfc[:CONNSTRING], or virtual[:PROFILE] (an automatic virtual holder).
+        #[arg(long, default_value = "pcsc")]
+        reader: String,
+        /// Acquirer host (ISO 8583 over TCP). Default: an embedded acquirer on 127.0.0.1.
+        #[arg(long)]
+        host: Option<std::net::SocketAddr>,
     },
     /// Upload pending reversals and advices, then reconcile totals with the acquirer (0500).
     Settle {
@@ -265,7 +280,17 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Pay(a) => pay(&cli.global, a),
         Cmd::Replay { script, json } => replay(&cli.global, &script, json),
-        Cmd::Demo { headless } => demo(&cli.global, headless),
+        Cmd::Demo { headless: true, .. } => demo(&cli.global, true),
+        Cmd::Demo { headless: false, profile } => {
+            let wallet = test_cards::Wallet::load(&profile)?;
+            let phone = reader_drivers::virtual_reader::PhoneInHand::new(&profile, wallet);
+            let reader = Box::new(phone.reader());
+            cashier(&cli.global, reader, Some(phone), None)
+        }
+        Cmd::Pos { reader, host } => {
+            let r = open_reader(&reader, Holder { fingerprint_on_prompt: true, remove_after: None })?;
+            cashier(&cli.global, r, None, host)
+        }
         Cmd::Settle { host, timeout_ms, json } => settle(&cli.global, host, timeout_ms, json),
         Cmd::Journal { cmd } => journal_cmd(&cli.global, cmd.unwrap_or(JournalCmd::List)),
         Cmd::Acquirer(a) => acquirer_cmd(&cli.global, a),
@@ -321,13 +346,10 @@ fn parse_date(s: &str) -> Result<EmvDate> {
 }
 
 fn un() -> [u8; 4] {
-    clock::unpredictable_number().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "no OS randomness; unpredictable number from the clock");
-        (clock::unix_now() as u32).to_be_bytes()
-    })
+    sale::unpredictable_number()
 }
 
-fn open_reader(spec: &str, holder: Holder) -> Result<Box<dyn Reader>> {
+fn open_reader(spec: &str, holder: Holder) -> Result<pos::SendReader> {
     let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
         "virtual" => {
@@ -353,6 +375,7 @@ fn show(d: Display) {
     match d {
         Display::Ui(ui) => tracing::info!(message = ui.message.text(), status = ?ui.status, "display"),
         Display::PresentCard => tracing::info!("display: present card"),
+        Display::CardDetected => tracing::debug!("display: card detected"),
     }
 }
 
@@ -375,14 +398,6 @@ fn open_journal(g: &Global) -> Result<journal::Journal> {
         tracing::warn!(count = queued.len(), "recovery: transactions sent without an answer are queued for reversal");
     }
     Ok(j)
-}
-
-fn identity(settings: &Settings) -> online::Identity {
-    online::Identity {
-        terminal_id: settings.ep.terminal.terminal_id.clone(),
-        merchant_id: settings.merchant_id.clone(),
-        currency: hex::encode(settings.ep.terminal.currency)[1..].to_string(),
-    }
 }
 
 /// The host to use: `--host`, or an embedded acquirer on 127.0.0.1 (real TCP) over DATA/acquirer.
@@ -436,86 +451,13 @@ fn pay(g: &Global, a: PayArgs) -> Result<i32> {
     }
     let mut report = PayReport::new(&ep, &result, exp, &currency);
     if let (Some(j), Some(rec)) = (&journal, rec.as_mut()) {
-        complete(g, &settings, j, rec, &ep, &result, &mut report, a.host, a.timeout_ms)?;
+        let rt = runtime()?;
+        let host = || rt.block_on(host_addr(g, a.host));
+        let timeout = std::time::Duration::from_millis(a.timeout_ms);
+        sale::complete(&settings, j, rec, &ep, &result, &mut report, rt.handle(), host, timeout, &mut |_| {})?;
     }
     print_report(&report, a.json, &settings.currency_symbol)?;
     Ok(report.exit_code())
-}
-
-/// After the tap: journal the card data, then go online, queue the advice, or close.
-#[allow(clippy::too_many_arguments)]
-fn complete(
-    g: &Global,
-    settings: &Settings,
-    j: &journal::Journal,
-    rec: &mut journal::TxnRecord,
-    ep: &EntryPoint,
-    result: &terminal::TapResult,
-    report: &mut PayReport,
-    host: Option<std::net::SocketAddr>,
-    timeout_ms: u64,
-) -> Result<()> {
-    let s = ep.summary();
-    let record = result.outcome.data_record.clone().unwrap_or_default();
-    let find = |t| kernels::tlv::find(&record, t).ok().flatten().map(|v| v.to_vec());
-    let track2 = find(kernels::tag::TRACK2_EQUIVALENT).map(|t| kernels::types::digits(&t));
-    j.advance(rec, journal::TxnState::CardRead, |r| {
-        r.pan = s.pan.clone();
-        r.pan_masked = report.pan_masked.clone();
-        r.expiry_yymm = s.expiry.as_ref().map(|e| e.chars().take(4).collect());
-        r.psn = s.pan_sequence;
-        r.label = s.label.clone();
-        r.aid = report.aid.clone();
-        r.kernel = report.kernel.clone();
-        r.cvm = Some(report.cvm.clone());
-        r.oda = Some(report.oda.clone());
-        r.cryptogram_type = report.cryptogram_type.clone();
-        r.cryptogram = report.cryptogram.clone();
-        r.atc = s.atc;
-        r.icc_data = report.icc_data.clone();
-        r.outcome = Some(report.outcome.clone());
-        r.reason = Some(report.reason.clone());
-    })?;
-    online::crash_point(journal::TxnState::CardRead);
-    report.journal_id = Some(rec.id);
-    match report.outcome.as_str() {
-        "ONLINE_REQUEST" => {
-            let rt = runtime()?;
-            let id = identity(settings);
-            let outcome = rt.block_on(async {
-                let addr = host_addr(g, host).await?;
-                let mut link = host::HostLink::new(addr, std::time::Duration::from_millis(timeout_ms));
-                // Earlier reversals first: the host must not see this one before them.
-                let _ = online::drain(j, &mut link, &id).await;
-                Ok::<_, anyhow::Error>(online::authorize(j, &mut link, &id, rec, track2).await)
-            })?;
-            report.online = true;
-            report.stan = rec.stan.map(|s| format!("{s:06}"));
-            match outcome {
-                Ok(ans) => {
-                    report.outcome = rec.outcome.clone().unwrap_or_default();
-                    report.reason = rec.reason.clone().unwrap_or_default();
-                    report.response_code = Some(ans.response_code.clone());
-                    report.auth_code = ans.auth_code;
-                    report.rrn = ans.rrn;
-                    report.arpc = Some(ans.arpc);
-                    report.ui_message = Some(online::response_text(&ans.response_code).to_string());
-                }
-                Err(e) => {
-                    report.outcome = "DECLINED".into();
-                    report.reason = format!("host unreachable: {e}; the transaction was reversed or its reversal is queued");
-                    report.ui_message = Some("Host unreachable - not charged".into());
-                }
-            }
-        }
-        "APPROVED" => {
-            j.advance(rec, journal::TxnState::AdvicePending, |_| {})?;
-        }
-        _ => {
-            j.advance(rec, journal::TxnState::Completed, |_| {})?;
-        }
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -555,7 +497,7 @@ fn write_script(
 fn settle(g: &Global, host: Option<std::net::SocketAddr>, timeout_ms: u64, json: bool) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
     let j = open_journal(g)?;
-    let id = identity(&settings);
+    let id = sale::identity(&settings);
     let rt = runtime()?;
     let rep = rt.block_on(async {
         let addr = host_addr(g, host).await?;
@@ -689,10 +631,21 @@ const DEMO_SALES: &[(&str, &str, &str, bool)] = &[
     ("bad fDDA", "8.00", "bad-fdda", false),
 ];
 
-fn demo(g: &Global, headless: bool) -> Result<i32> {
-    if !headless {
-        eprintln!("shanfu demo: the cashier screen comes with issue 5; running the headless script");
+/// The cashier screen on this terminal.
+fn cashier(g: &Global, reader: pos::SendReader, phone: Option<reader_drivers::virtual_reader::PhoneInHand>, host: Option<std::net::SocketAddr>) -> Result<i32> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        bail!("the cashier screen needs a terminal (use `shanfu demo --headless` or `shanfu pay` in scripts)");
     }
+    let settings = Settings::load(g.config.as_deref())?;
+    let data = data_dir(g);
+    let till = Arc::new(sale::Pos::open(settings, &data, host)?);
+    let mut app = pos::App::new(till, reader, phone, data.join("receipts"));
+    pos::run(&mut app)?;
+    Ok(0)
+}
+
+fn demo(g: &Global, _headless: bool) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
     let exp = settings.ep.terminal.currency_exponent;
     let currency = hex::encode(settings.ep.terminal.currency);

@@ -35,6 +35,8 @@ pub enum Display {
     Ui(UiRequest),
     /// Present the card (again) — reader polling.
     PresentCard,
+    /// A card is in the field and being read: "Hold still".
+    CardDetected,
 }
 
 /// One recorded exchange (for replay scripts).
@@ -80,7 +82,10 @@ pub fn run(
     if !matches!(action, Action::Done(_)) {
         display(Display::PresentCard);
         match reader.wait_for_card(policy.first_tap) {
-            Ok(()) => tap_started = Instant::now(),
+            Ok(()) => {
+                tap_started = Instant::now();
+                display(Display::CardDetected);
+            }
             Err(e) => {
                 return TapResult {
                     outcome: Outcome::end_application(e.to_string()),
@@ -150,6 +155,7 @@ pub fn run(
                     match reader.wait_for_card(wait) {
                         Ok(()) => {
                             tap_started = Instant::now();
+                            display(Display::CardDetected);
                             tap_wall = Duration::ZERO;
                             let n = un();
                             uns.push(n);

@@ -65,7 +65,7 @@ pub fn list_readers() -> Vec<ReaderInfo> {
 }
 
 /// Opens a hardware reader from its spec: `pcsc[:NAME-SUBSTRING]` or `nfc[:CONNSTRING]`.
-pub fn open(spec: &str) -> Result<Box<dyn Reader>, ReaderError> {
+pub fn open(spec: &str) -> Result<Box<dyn Reader + Send>, ReaderError> {
     let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
         #[cfg(feature = "pcsc")]

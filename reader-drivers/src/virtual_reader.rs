@@ -93,3 +93,192 @@ impl Reader for VirtualReader {
         Some(self.air)
     }
 }
+
+/// A virtual phone in the hand of a person at the keyboard (the interactive demo): the reader
+/// waits until they tap, and the same hand gives the fingerprint or picks another card. Clone it
+/// freely: every clone is the same phone.
+#[derive(Clone)]
+pub struct PhoneInHand {
+    inner: std::sync::Arc<(std::sync::Mutex<Hand>, std::sync::Condvar)>,
+    profile: String,
+}
+
+struct Hand {
+    wallet: Wallet,
+    /// A tap asked for and not yet seen by the reader.
+    tap_pending: bool,
+    in_field: bool,
+    /// The terminal should stop waiting for a tap (cashier cancelled).
+    cancel: bool,
+    air: Duration,
+}
+
+/// What the demo shows about the phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneView {
+    pub in_field: bool,
+    /// "Confirm with your fingerprint" is on the phone's screen.
+    pub asks_fingerprint: bool,
+    pub fingerprint_given: bool,
+    /// Card labels with their masked PAN, and which one pays (priority 1, or the first).
+    pub cards: Vec<String>,
+    pub chosen: usize,
+}
+
+impl PhoneInHand {
+    pub fn new(profile: &str, wallet: Wallet) -> Self {
+        let hand = Hand { wallet, tap_pending: false, in_field: false, cancel: false, air: Duration::ZERO };
+        PhoneInHand { inner: std::sync::Arc::new((std::sync::Mutex::new(hand), std::sync::Condvar::new())), profile: profile.into() }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Hand) -> T) -> T {
+        let (m, cv) = &*self.inner;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        let t = f(&mut g);
+        cv.notify_all();
+        t
+    }
+
+    /// Put the phone on the reader (seen by the next or the current wait for a card).
+    pub fn tap(&self) {
+        self.with(|h| h.tap_pending = true);
+    }
+
+    /// Touch the fingerprint sensor. False for a plastic card.
+    pub fn fingerprint(&self) -> bool {
+        self.with(|h| h.wallet.give_fingerprint())
+    }
+
+    /// Pay with card `index` of the wallet.
+    pub fn choose_card(&self, index: usize) -> bool {
+        self.with(|h| h.wallet.choose_card(index))
+    }
+
+    /// Stops a wait for a card (the cashier cancelled the sale).
+    pub fn cancel_wait(&self) {
+        self.with(|h| {
+            h.cancel = true;
+            h.tap_pending = false;
+        });
+    }
+
+    pub fn view(&self) -> PhoneView {
+        self.with(|h| {
+            let cards: Vec<String> = h
+                .wallet
+                .cards
+                .iter()
+                .map(|c| {
+                    let p = &c.profile.pan;
+                    let masked = if p.len() > 10 { format!("{}…{}", &p[..6], &p[p.len() - 4..]) } else { "…".into() };
+                    format!("{} {masked}", c.profile.label)
+                })
+                .collect();
+            let chosen = h.wallet.cards.iter().position(|c| c.priority == Some(1)).unwrap_or(0);
+            PhoneView {
+                in_field: h.in_field,
+                asks_fingerprint: h.wallet.prompt_shown,
+                fingerprint_given: h.wallet.fingerprint_given(),
+                cards,
+                chosen,
+            }
+        })
+    }
+
+    /// The reader this phone is tapped on.
+    pub fn reader(&self) -> HandReader {
+        HandReader { phone: self.clone() }
+    }
+}
+
+/// The reader side of a [`PhoneInHand`].
+pub struct HandReader {
+    phone: PhoneInHand,
+}
+
+impl Reader for HandReader {
+    fn name(&self) -> String {
+        format!("virtual:{}", self.phone.profile)
+    }
+
+    fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        let (m, cv) = &*self.phone.inner;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut h = m.lock().unwrap_or_else(|e| e.into_inner());
+        h.cancel = false;
+        loop {
+            if h.cancel {
+                h.cancel = false;
+                return Err(ReaderError::NoCard(timeout));
+            }
+            if h.tap_pending {
+                h.tap_pending = false;
+                h.in_field = true;
+                h.air = Duration::ZERO;
+                cv.notify_all();
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(ReaderError::NoCard(timeout));
+            }
+            h = cv.wait_timeout(h, left).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    fn transmit_raw(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
+        self.phone.with(|h| {
+            if !h.in_field {
+                return Err(ReaderError::CardRemoved);
+            }
+            let r = h.wallet.transmit(capdu);
+            h.air += air::exchange(capdu.len(), r.len());
+            Ok(r)
+        })
+    }
+
+    /// The hand takes the phone away as soon as the terminal is done with it.
+    fn wait_for_removal(&mut self, _timeout: Duration) -> Result<(), ReaderError> {
+        self.phone.with(|h| {
+            h.in_field = false;
+            h.wallet.power_off();
+        });
+        Ok(())
+    }
+
+    fn air_time(&self) -> Option<Duration> {
+        Some(self.phone.with(|h| h.air))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_in_hand_waits_for_the_tap_and_can_be_cancelled() {
+        let phone = PhoneInHand::new("unionpay-phone", Wallet::load("unionpay-phone").unwrap());
+        let mut r = phone.reader();
+        assert_eq!(r.wait_for_card(Duration::from_millis(20)), Err(ReaderError::NoCard(Duration::from_millis(20))));
+        let p2 = phone.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            p2.tap();
+        });
+        assert_eq!(r.wait_for_card(Duration::from_secs(5)), Ok(()));
+        t.join().unwrap();
+        assert!(phone.view().in_field);
+        let sel = r.transceive(&[0x00, 0xA4, 0x04, 0x00, 0x0E, b'2', b'P', b'A', b'Y', b'.', b'S', b'Y', b'S', b'.', b'D', b'D', b'F', b'0', b'1', 0x00]).unwrap();
+        assert_eq!(&sel[sel.len() - 2..], &[0x90, 0x00]);
+        r.wait_for_removal(Duration::ZERO).unwrap();
+        assert!(!phone.view().in_field);
+        assert_eq!(r.transmit_raw(&[0, 0xA4, 4, 0]), Err(ReaderError::CardRemoved));
+        let p3 = phone.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            p3.cancel_wait();
+        });
+        assert!(matches!(r.wait_for_card(Duration::from_secs(5)), Err(ReaderError::NoCard(_))));
+        t.join().unwrap();
+    }
+}

@@ -1,0 +1,201 @@
+//! The cashier screen driven for real: `shanfu demo` (embedded acquirer on loopback TCP, the
+//! phone wallet in hand) runs in a detached tmux session; the test types keys with
+//! `send-keys` and reads the screen with `capture-pane`, like a cashier would use it. The journal
+//! is checked afterwards with `shanfu journal export`.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shanfu");
+
+struct Tmux {
+    socket: String,
+    dir: PathBuf,
+}
+
+impl Tmux {
+    fn start(name: &str, cols: u16, rows: u16) -> Tmux {
+        let dir = std::env::temp_dir().join(format!("shanfu-tui-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = format!("shanfu-test-{}-{name}", std::process::id());
+        let cmd = format!("{BIN} --data {} demo 2> {}", dir.display(), dir.join("stderr.log").display());
+        let ok = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "pos", "-x", &cols.to_string(), "-y", &rows.to_string(), &cmd])
+            .env("TERM", "xterm-256color")
+            .stdin(Stdio::null())
+            .status()
+            .expect("tmux (installed by scripts/setup.sh)");
+        assert!(ok.success(), "tmux new-session failed");
+        Tmux { socket, dir }
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").args(["-L", &self.socket]).args(args).stdin(Stdio::null()).output().expect("tmux")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let out = self.tmux(&["send-keys", "-t", "pos", k]);
+            assert!(out.status.success(), "send-keys {k}: {}", String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+
+    fn type_text(&self, text: &str) {
+        for c in text.chars() {
+            self.keys(&[&c.to_string()]);
+        }
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "pos"]).stdout).into_owned()
+    }
+
+    /// Waits until every one of `texts` is on the screen.
+    fn wait_for(&self, texts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.screen();
+            if texts.iter().all(|t| s.contains(t)) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let err = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
+                panic!("screen never showed {texts:?}:\n{s}\nstderr: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// From the outcome to a new sale (Enter, repeated while the outcome's hold time runs).
+    fn next_sale(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.screen().contains("SALE — enter the amount") {
+            assert!(Instant::now() < deadline, "no new sale:\n{}", self.screen());
+            self.keys(&["Enter"]);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.tmux(&["has-session", "-t", "pos"]).status.success()
+    }
+
+    fn shanfu(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).arg("--data").arg(&self.dir).args(args).stdin(Stdio::null()).output().expect("shanfu")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
+    let t = Tmux::start("flow", 100, 30);
+    t.wait_for(&["SALE — enter the amount", "host online"]);
+
+    // 1. 12.34, Enter, tap → APPROVED.
+    t.type_text("12.34");
+    t.wait_for(&["¥ 12.34"]);
+    t.keys(&["Enter"]);
+    t.wait_for(&["Present card or phone", "s left"]);
+    t.keys(&["t"]);
+    let s = t.wait_for(&["APPROVED", "623588******0017"]);
+    assert!(s.contains("¥12.34"), "{s}");
+
+    // Receipt of it, exported to a file.
+    t.keys(&["r"]);
+    t.wait_for(&["Receipt", "Merchant ID", "AMOUNT       CNY ¥12.34"]);
+    t.keys(&["e"]);
+    t.wait_for(&["receipt saved to"]);
+    t.keys(&["Escape"]);
+    t.next_sale();
+
+    // 2. Above the CVM limit: SEE PHONE, fingerprint, tap again → APPROVED, verified by device.
+    t.type_text("400");
+    t.keys(&["Enter"]);
+    t.wait_for(&["Present card or phone"]);
+    t.keys(&["t"]);
+    t.wait_for(&["SEE PHONE", "Unlock your phone and confirm with fingerprint"]);
+    t.keys(&["f"]);
+    t.wait_for(&["verified ✓"]);
+    t.keys(&["t"]);
+    t.wait_for(&["APPROVED", "Verified by device"]);
+    t.next_sale();
+
+    // 3. Refund of the first sale from the history.
+    t.keys(&["h"]);
+    t.wait_for(&["History", "12.34", "400.00"]);
+    t.keys(&["/"]);
+    t.type_text("12.34");
+    t.keys(&["Enter", "r"]);
+    t.wait_for(&["APPROVED", "Refund of transaction 1"]);
+    t.next_sale();
+
+    // 4. The phone is lost: its token is suspended at the acquirer → DECLINED with the reason.
+    let out = t.shanfu(&["acquirer", "token", "suspend", "6235880000000017"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    t.type_text("50");
+    t.keys(&["Enter"]);
+    t.wait_for(&["Present card or phone"]);
+    t.keys(&["t"]);
+    t.wait_for(&["DECLINED", "Token suspended"]);
+
+    // 5. Quit; the terminal is given back and the journal holds all four.
+    t.next_sale();
+    t.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.running() {
+        assert!(Instant::now() < deadline, "demo did not quit:\n{}", t.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = t.shanfu(&["journal", "export", "--format", "json"]);
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let rows = j.as_array().unwrap();
+    let find = |kind: &str, amount: u64| rows.iter().find(|r| r["kind"] == kind && r["amount"] == amount).unwrap_or_else(|| panic!("no {kind} {amount} in {j}"));
+    assert_eq!(find("PURCHASE", 1234)["outcome"], "APPROVED");
+    assert_eq!(find("PURCHASE", 40000)["outcome"], "APPROVED");
+    assert_eq!(find("PURCHASE", 40000)["cvm"], "CDCVM");
+    let refund = find("REFUND", 1234);
+    assert_eq!(refund["outcome"], "APPROVED");
+    assert_eq!(refund["original"], find("PURCHASE", 1234)["id"]);
+    let declined = find("PURCHASE", 5000);
+    assert_eq!(declined["response_code"], "62", "{declined}");
+    assert!(t.dir.join("receipts").join("receipt-1.txt").exists());
+    let receipt = std::fs::read_to_string(t.dir.join("receipts").join("receipt-1.txt")).unwrap();
+    assert!(receipt.contains("623588******0017") && !receipt.contains("6235880000000017"), "{receipt}");
+}
+
+#[test]
+fn cashier_screen_survives_resize_and_works_at_80x24() {
+    let t = Tmux::start("resize", 80, 24);
+    t.wait_for(&["SALE — enter the amount"]);
+    t.keys(&["?"]);
+    t.wait_for(&["Keys — any key closes", "t tap, f fingerprint"]);
+    t.keys(&["Escape"]);
+    let out = t.tmux(&["resize-window", "-t", "pos", "-x", "120", "-y", "40"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    t.type_text("7");
+    t.wait_for(&["¥ 7", "SALE — enter the amount"]);
+    let out = t.tmux(&["resize-window", "-t", "pos", "-x", "80", "-y", "24"]);
+    assert!(out.status.success());
+    t.keys(&["Enter"]);
+    t.wait_for(&["Present card or phone"]);
+    t.keys(&["Escape"]);
+    // Cancelled wait → no card: the sale ends without a charge.
+    t.wait_for(&["DECLINED"]);
+    t.next_sale();
+    t.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.running() {
+        assert!(Instant::now() < deadline, "demo did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
