@@ -78,7 +78,7 @@ pub enum Stage {
 }
 
 enum Done {
-    Sale(anyhow::Result<SaleResult>, SendReader),
+    Sale(Box<anyhow::Result<SaleResult>>, SendReader),
     Refund(u64, anyhow::Result<TxnRecord>),
     Void(u64, anyhow::Result<TxnRecord>),
     Settle(anyhow::Result<SettleReport>),
@@ -86,7 +86,7 @@ enum Done {
 
 enum WorkerEvent {
     Progress(Progress),
-    Done(Done),
+    Done(Box<Done>),
 }
 
 pub struct App {
@@ -241,10 +241,8 @@ impl App {
 
     fn key_sale(&mut self, k: KeyEvent) {
         match k.code {
-            KeyCode::Char(c) if c.is_ascii_digit() || c == '.' => {
-                if accept_amount_char(&self.amount, c, self.exp()) {
-                    self.amount.push(c);
-                }
+            KeyCode::Char(c) if (c.is_ascii_digit() || c == '.') && accept_amount_char(&self.amount, c, self.exp()) => {
+                self.amount.push(c);
             }
             KeyCode::Backspace => {
                 self.amount.pop();
@@ -266,10 +264,8 @@ impl App {
         let Some(phone) = &self.phone else { return };
         match c {
             't' => phone.tap(),
-            'f' => {
-                if !phone.fingerprint() {
-                    self.note = Some("a plastic card has no fingerprint sensor".into());
-                }
+            'f' if !phone.fingerprint() => {
+                self.note = Some("a plastic card has no fingerprint sensor".into());
             }
             '1'..='8' => {
                 let i = c as usize - '1' as usize;
@@ -291,10 +287,8 @@ impl App {
 
     fn key_outcome(&mut self, k: KeyEvent) {
         match k.code {
-            KeyCode::Char('r') => {
-                if self.banner.as_ref().and_then(|b| b.txn).is_some() {
-                    self.screen = Screen::Receipt;
-                }
+            KeyCode::Char('r') if self.banner.as_ref().and_then(|b| b.txn).is_some() => {
+                self.screen = Screen::Receipt;
             }
             KeyCode::Char('h') => self.open_history(),
             KeyCode::Enter | KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char(' ') => {
@@ -413,11 +407,7 @@ impl App {
                 self.filtering = true;
                 self.filter.clear();
             }
-            KeyCode::Enter => {
-                if n > 0 {
-                    self.screen = Screen::Detail;
-                }
-            }
+            KeyCode::Enter if n > 0 => self.screen = Screen::Detail,
             KeyCode::Char('r') => self.refund_selected(),
             KeyCode::Char('v') => self.void_selected(),
             KeyCode::Char('s') => self.open_settlement(),
@@ -495,7 +485,7 @@ impl App {
         let (tx, rx) = mpsc::channel();
         let pos = self.pos.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(WorkerEvent::Done(job(&pos)));
+            let _ = tx.send(WorkerEvent::Done(Box::new(job(&pos))));
         });
         self.rx = Some(rx);
         self.busy = Some(Busy::Other(what.to_string()));
@@ -515,7 +505,7 @@ impl App {
                 let _ = progress_tx.send(WorkerEvent::Progress(p));
             };
             let r = pos.sale(amount, reader.as_mut(), &mut progress);
-            let _ = tx.send(WorkerEvent::Done(Done::Sale(r, reader)));
+            let _ = tx.send(WorkerEvent::Done(Box::new(Done::Sale(Box::new(r), reader))));
         });
         self.rx = Some(rx);
         self.busy = Some(Busy::Sale { amount: amount.0, stage: Stage::Present, wait_from: Instant::now(), wait: self.pos.policy.first_tap });
@@ -538,7 +528,7 @@ impl App {
                 Ok(WorkerEvent::Progress(p)) => self.on_progress(p),
                 Ok(WorkerEvent::Done(d)) => {
                     self.rx = None;
-                    self.on_done(d);
+                    self.on_done(*d);
                 }
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Disconnected) => {
@@ -585,7 +575,7 @@ impl App {
         let banner = match d {
             Done::Sale(r, reader) => {
                 self.reader = Some(reader);
-                match r {
+                match *r {
                     Ok(SaleResult { report: rep, hold }) => {
                         self.shown = Some((Instant::now(), hold));
                         let minor = Amount::parse(&rep.amount, self.exp() as u32).map(|a| a.0).unwrap_or(0);
@@ -699,3 +689,6 @@ pub fn run(app: &mut App) -> anyhow::Result<()> {
     ratatui::restore();
     res
 }
+
+#[cfg(test)]
+mod tests;

@@ -201,7 +201,7 @@ fn history(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(4),
         Constraint::Length(11),
         Constraint::Length(8),
-        Constraint::Length(9),
+        Constraint::Length(8),
         Constraint::Length(15),
         Constraint::Length(16),
         Constraint::Min(8),

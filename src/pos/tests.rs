@@ -1,0 +1,212 @@
+//! Snapshot tests of every cashier screen, drawn by ratatui's TestBackend (80×24) from a real
+//! till: journal on disk, embedded acquirer on 127.0.0.1, the demo phone as the reader. Values
+//! that change from run to run (date and time, cryptogram, RRN) are masked in the snapshots.
+
+use super::*;
+use crate::settings::Settings;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::KeyEvent;
+use ratatui::Terminal;
+
+struct Lab {
+    app: App,
+    dir: PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn lab(name: &str) -> Lab {
+    let dir = std::env::temp_dir().join(format!("shanfu-pos-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pos = Arc::new(Pos::open(Settings::load(None).unwrap(), &dir, None).unwrap());
+    let phone = PhoneInHand::new("unionpay-phone", test_cards::Wallet::load("unionpay-phone").unwrap());
+    let mut app = App::new(pos, Box::new(phone.reader()), Some(phone), dir.join("receipts"));
+    app.clock = || "12:00:00 UTC".into();
+    Lab { app, dir }
+}
+
+impl Lab {
+    fn keys(&mut self, keys: &str) {
+        for c in keys.chars() {
+            let code = match c {
+                '\n' => KeyCode::Enter,
+                '\x1b' => KeyCode::Esc,
+                c => KeyCode::Char(c),
+            };
+            self.app.on_key(KeyEvent::from(code));
+        }
+    }
+
+    /// Polls the worker until `done` holds (bounded).
+    fn until(&mut self, what: &str, done: impl Fn(&App) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.app.poll();
+            if done(&self.app) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never reached: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn outcome(&mut self) {
+        self.until("outcome", |a| a.screen == Screen::Outcome);
+    }
+
+    /// The screen as text, volatile values masked.
+    fn screen(&self) -> String {
+        let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        term.draw(|f| view::draw(f, &self.app)).unwrap();
+        let buf = term.backend().buffer().clone();
+        let mut text = String::new();
+        for y in 0..buf.area.height {
+            let mut skip = 0;
+            for x in 0..buf.area.width {
+                // A wide glyph (闪付) covers two cells; the second one is not printed.
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let sym = buf[(x, y)].symbol();
+                if sym.chars().any(|c| ('\u{2E80}'..='\u{9FFF}').contains(&c)) {
+                    skip = 1;
+                }
+                text.push_str(sym);
+            }
+            text.push('\n');
+        }
+        let mask = |s: &mut String, v: &str| {
+            if !v.is_empty() {
+                *s = s.replace(v, &"#".repeat(v.chars().count()));
+            }
+        };
+        for r in self.app.pos.journal.all().unwrap() {
+            if let Some((t, _)) = r.history.first() {
+                let when = crate::clock::format_utc(*t);
+                mask(&mut text, &when);
+                mask(&mut text, &when[5..16]);
+            }
+            mask(&mut text, r.rrn.as_deref().unwrap_or(""));
+            mask(&mut text, r.cryptogram.as_deref().unwrap_or(""));
+        }
+        text
+    }
+}
+
+#[test]
+fn sale_screens_from_amount_entry_to_receipt() {
+    let mut l = lab("sale");
+    insta::assert_snapshot!("01_sale_empty", l.screen());
+    l.keys("12.345");
+    assert_eq!(l.app.amount, "12.34", "a third decimal is refused");
+    insta::assert_snapshot!("02_sale_amount", l.screen());
+    l.keys("\n");
+    assert_eq!(l.app.screen, Screen::Busy);
+    insta::assert_snapshot!("03_present_card", l.screen());
+    l.app.phone.as_ref().unwrap().tap();
+    l.outcome();
+    assert_eq!(l.app.banner.as_ref().unwrap().kind, BannerKind::Approved);
+    insta::assert_snapshot!("04_outcome_approved", l.screen());
+    l.keys("r");
+    assert_eq!(l.app.screen, Screen::Receipt);
+    insta::assert_snapshot!("05_receipt", l.screen());
+    l.keys("e");
+    let saved = std::fs::read_to_string(l.dir.join("receipts/receipt-1.txt")).unwrap();
+    assert!(saved.contains("Verified by device") || saved.contains("No cardholder verification required"), "{saved}");
+    assert!(saved.contains("623588******0017") && !saved.contains("6235880000000017"));
+}
+
+#[test]
+fn see_phone_then_fingerprint_then_approved() {
+    let mut l = lab("seephone");
+    l.keys("400\n");
+    l.app.phone.as_ref().unwrap().tap();
+    l.until("see phone", |a| matches!(a.busy, Some(Busy::Sale { stage: Stage::SeePhone, .. })));
+    insta::assert_snapshot!("06_see_phone", l.screen());
+    l.keys("f");
+    l.keys("t");
+    l.outcome();
+    let b = l.app.banner.clone().unwrap();
+    assert_eq!((b.kind, b.reason.as_str()), (BannerKind::Approved, "Verified by device"));
+}
+
+#[test]
+fn history_refund_void_and_settlement() {
+    let mut l = lab("history");
+    for amount in ["12.34\n", "56.78\n"] {
+        l.keys(amount);
+        l.app.phone.as_ref().unwrap().tap();
+        l.outcome();
+        l.keys("\n");
+    }
+    l.keys("h");
+    assert_eq!(l.app.visible().len(), 2);
+    insta::assert_snapshot!("07_history", l.screen());
+    // Void the newest (56.78), refund the other.
+    l.keys("v");
+    l.outcome();
+    assert_eq!(l.app.banner.as_ref().unwrap().title, "VOIDED");
+    l.keys("h/12.34\n");
+    assert_eq!(l.app.visible().len(), 1);
+    l.keys("\n");
+    assert_eq!(l.app.screen, Screen::Detail);
+    insta::assert_snapshot!("08_detail", l.screen());
+    l.keys("r");
+    l.outcome();
+    assert_eq!(l.app.banner.as_ref().unwrap().title, "APPROVED");
+    // A second refund of the same sale is refused with the reason.
+    l.keys("h/12.34\n");
+    let first_sale = l.app.visible().iter().position(|r| r.kind == TxnKind::Purchase).unwrap();
+    l.app.selected = first_sale;
+    l.keys("r");
+    l.outcome();
+    assert!(l.app.banner.as_ref().unwrap().reason.contains("already refunded"), "{:?}", l.app.banner);
+    l.keys("\ns");
+    assert_eq!(l.app.screen, Screen::Settlement);
+    insta::assert_snapshot!("09_settlement", l.screen());
+    l.keys("\n");
+    l.outcome();
+    assert_eq!(l.app.banner.as_ref().unwrap().title, "RECONCILED", "{:?}", l.app.banner);
+}
+
+#[test]
+fn suspended_token_is_declined_with_a_reason_and_help_lists_the_keys() {
+    let mut l = lab("suspended");
+    let db = l.dir.join("acquirer");
+    assert_eq!(crate::acquirer::admin_command(&db, "token suspend 6235880000000017").unwrap(), "ok");
+    l.keys("50\n");
+    l.app.phone.as_ref().unwrap().tap();
+    l.outcome();
+    let b = l.app.banner.clone().unwrap();
+    assert_eq!(b.kind, BannerKind::Declined);
+    assert!(b.reason.starts_with("Token suspended"), "{b:?}");
+    insta::assert_snapshot!("10_outcome_declined", l.screen());
+    l.keys("?");
+    insta::assert_snapshot!("11_help", l.screen());
+    l.keys("x");
+    assert!(!l.app.help);
+}
+
+#[test]
+fn amount_entry_rules() {
+    assert!(accept_amount_char("", '1', 2));
+    assert!(!accept_amount_char("0", '0', 2));
+    assert!(accept_amount_char("1", '.', 2));
+    assert!(!accept_amount_char("1.", '.', 2));
+    assert!(!accept_amount_char("1.23", '4', 2));
+    assert!(!accept_amount_char("1234567890", '1', 2));
+    assert!(!accept_amount_char("1", 'x', 2));
+}
+
+#[test]
+fn cashier_reasons_name_what_to_do() {
+    assert!(cashier_reason("ONLINE_DECLINED", Some("51"), "").starts_with("Insufficient funds"));
+    assert!(cashier_reason("ONLINE_DECLINED", Some("54"), "").starts_with("Card expired"));
+    assert!(cashier_reason("DECLINED", None, "host unreachable: timeout").starts_with("Host unreachable"));
+    assert!(cashier_reason("END_APPLICATION", None, "no supported application").ends_with("try another card"));
+}
