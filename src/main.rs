@@ -233,7 +233,8 @@ struct PayArgs {
     remove_after: Option<usize>,
 }
 
-fn init_logging(g: &Global) {
+/// Logs go to stderr — or, while the cashier screen owns the terminal, to `file`.
+fn init_logging(g: &Global, file: Option<PathBuf>) {
     use tracing_subscriber::EnvFilter;
     let level = if g.quiet {
         "error"
@@ -245,19 +246,38 @@ fn init_logging(g: &Global) {
         }
     };
     let filter = EnvFilter::try_from_env("SHANFU_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    // Colours only for a person at a terminal: logs piped to a file or a collector stay plain.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    if g.log_format == "json" {
-        b.json().init();
-    } else {
-        b.init();
+    let file = file.and_then(|p| {
+        p.parent().map(std::fs::create_dir_all);
+        std::fs::OpenOptions::new().create(true).append(true).open(&p).ok()
+    });
+    let json = g.log_format == "json";
+    match file {
+        Some(f) => {
+            let b = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(f));
+            if json {
+                b.json().init()
+            } else {
+                b.init()
+            }
+        }
+        None => {
+            // Colours only for a person at a terminal: logs piped to a file or a collector stay plain.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let b = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+            if json {
+                b.json().init()
+            } else {
+                b.init()
+            }
+        }
     }
 }
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    let screen = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && matches!(cli.cmd, Cmd::Pos { .. } | Cmd::Demo { headless: false, .. });
+    init_logging(&cli.global, screen.then(|| data_dir(&cli.global).join("shanfu.log")));
     let json = match &cli.cmd {
         Cmd::Pay(p) => p.json,
         Cmd::Replay { json, .. } => *json,
@@ -280,8 +300,13 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Pay(a) => pay(&cli.global, a),
         Cmd::Replay { script, json } => replay(&cli.global, &script, json),
-        Cmd::Demo { headless: true, .. } => demo(&cli.global, true),
-        Cmd::Demo { headless: false, profile } => {
+        Cmd::Demo { headless, .. } if headless || !std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            if !headless {
+                eprintln!("shanfu demo: no terminal here, running the scripted sales (--headless)");
+            }
+            demo(&cli.global)
+        }
+        Cmd::Demo { profile, .. } => {
             let wallet = test_cards::Wallet::load(&profile)?;
             let phone = reader_drivers::virtual_reader::PhoneInHand::new(&profile, wallet);
             let reader = Box::new(phone.reader());
@@ -620,13 +645,15 @@ fn replay(g: &Global, path: &PathBuf, json: bool) -> Result<i32> {
 }
 
 /// The scripted sales of `demo --headless`: (what, amount, profile, fingerprint when asked).
+/// The headless demo's sales: what, amount, wallet, whether the holder confirms on the phone.
 const DEMO_SALES: &[(&str, &str, &str, bool)] = &[
-    ("metro fare, offline", "4.00", "unionpay-transit", false),
-    ("coffee, phone", "28.00", "unionpay-phone", false),
+    ("metro fare, offline (fDDA)", "4.00", "unionpay-transit", false),
+    ("coffee, phone, online", "28.00", "unionpay-phone", false),
     ("groceries, locked phone", "520.00", "unionpay-phone", false),
     ("groceries, fingerprint + tap again", "520.00", "unionpay-phone", true),
     ("visa phone", "66.00", "visa-phone", false),
     ("8-card wallet, default card", "12.00", "unionpay-phone-8cards", false),
+    ("TV, more than the account holds", "9999.00", "unionpay-phone", true),
     ("card declined", "15.00", "card-decline", false),
     ("bad fDDA", "8.00", "bad-fdda", false),
 ];
@@ -645,35 +672,72 @@ fn cashier(g: &Global, reader: pos::SendReader, phone: Option<reader_drivers::vi
     Ok(0)
 }
 
-fn demo(g: &Global, _headless: bool) -> Result<i32> {
+/// `shanfu demo --headless`: scripted sales on the virtual phone wallet through the whole
+/// terminal (Entry Point, kernels, journal, embedded acquirer over loopback TCP), then a lost
+/// phone, a void and the settlement. Its own data directory, removed afterwards.
+fn demo(g: &Global) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
-    let exp = settings.ep.terminal.currency_exponent;
-    let currency = hex::encode(settings.ep.terminal.currency);
-    let (date, time) = clock::now();
+    let data = std::env::temp_dir().join(format!("shanfu-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let res = demo_in(settings, &data);
+    let _ = std::fs::remove_dir_all(&data);
+    res
+}
+
+fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
     println!(
-        "shanfu demo — merchant {} ({}), terminal {}, virtual reader + virtual phone wallet\n",
+        "shanfu demo — merchant {} ({}), terminal {}: virtual reader, virtual phone wallet, embedded acquirer\n",
         settings.ep.terminal.merchant_name_location, settings.merchant_id, settings.ep.terminal.terminal_id
     );
-    println!("{:<38} {:>9}  {:<16} {:<6} {:<7} {:<13} {:>5} {:>8}", "sale", "amount", "outcome", "cvm", "kernel", "oda", "taps", "air ms");
-    for (what, amount, profile, fp) in DEMO_SALES {
-        let wallet = test_cards::Wallet::load(profile)?;
-        let mut reader = VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: *fp, remove_after: None });
-        let amount_v = Amount::parse(amount, u32::from(exp))?;
-        let txn = Transaction { amount: amount_v, amount_other: None, txn_type: 0, date, time, unpredictable_number: un() };
-        let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn);
-        let r = terminal::run(&mut ep, &mut reader, &TapPolicy::default(), un, show);
-        let rep = PayReport::new(&ep, &r, exp, &currency);
+    let till = sale::Pos::open(settings, data, None)?;
+    println!("{:<36} {:>9}  {:<15} {:<5} {:<4} {:>4}  why", "sale", "amount", "outcome", "cvm", "kern", "taps");
+    let line = |what: &str, r: &PayReport| {
+        let why = pos::cashier_reason(&r.outcome, r.response_code.as_deref(), &r.reason);
         println!(
-            "{:<38} {:>9}  {:<16} {:<6} {:<7} {:<13} {:>5} {:>8.1}",
+            "{:<36} {:>9}  {:<15} {:<5} {:<4} {:>4}  {}",
             what,
-            format!("{}{}", settings.currency_symbol, rep.amount),
-            rep.outcome,
-            rep.cvm.replace("NO_CVM", "-"),
-            rep.kernel.as_deref().unwrap_or("-"),
-            rep.oda,
-            rep.taps,
-            rep.card_in_field_ms
+            format!("{}{}", till.settings.currency_symbol, r.amount),
+            r.outcome,
+            r.cvm.replace("NO_CVM", "-"),
+            r.kernel.as_deref().unwrap_or("-"),
+            r.taps,
+            if r.outcome == "APPROVED" { r.auth_code.as_deref().map(|a| format!("auth code {a}")).unwrap_or_else(|| r.reason.clone()) } else { why }
         );
+    };
+    let mut coffee = None;
+    let sale_on = |what: &str, amount: &str, profile: &str, fp: bool| -> Result<PayReport> {
+        let wallet = test_cards::Wallet::load(profile)?;
+        let mut reader = VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: fp, remove_after: None });
+        let r = till.sale(till.parse_amount(amount)?, &mut reader, &mut |_| {})?.report;
+        line(what, &r);
+        Ok(r)
+    };
+    for (what, amount, profile, fp) in DEMO_SALES {
+        let r = sale_on(what, amount, profile, *fp)?;
+        if what.starts_with("coffee") {
+            coffee = r.journal_id;
+        }
     }
-    Ok(0)
+    // Lost phone: the holder reports it, the token is suspended; a tap is declined; found again.
+    let db = data.join("acquirer");
+    acquirer::admin_command(&db, "token suspend 6235880000000017")?;
+    sale_on("lost phone (token suspended)", "28.00", "unionpay-phone", false)?;
+    acquirer::admin_command(&db, "token resume 6235880000000017")?;
+    sale_on("phone found (token resumed)", "28.00", "unionpay-phone", false)?;
+    if let Some(id) = coffee {
+        let v = till.void(id)?;
+        println!("{:<36} {:>9}  {:<15} reversal (0400) {}", format!("void of the coffee (#{id})"), till.money(v.amount), format!("{:?}", v.state).to_uppercase(), v.reason.unwrap_or_default());
+    }
+    let s = till.settle()?;
+    println!(
+        "\nsettlement: {} — {} sales {}, {} refunds {}; advices sent {}, reversals sent {}",
+        if s.reconciled { "RECONCILED" } else { "NOT RECONCILED" },
+        s.totals.debits,
+        till.money(s.totals.debits_amount),
+        s.totals.credits,
+        till.money(s.totals.credits_amount),
+        s.advices_sent,
+        s.reversals_sent
+    );
+    Ok(if s.reconciled { 0 } else { 1 })
 }

@@ -157,7 +157,8 @@ pub fn cashier_reason(outcome: &str, response_code: Option<&str>, reason: &str) 
         return "Host unreachable — not charged; try again".into();
     }
     match outcome {
-        "DECLINED" => "Declined by the card — try another card".into(),
+        "DECLINED" if reason.is_empty() => "Declined by the card — try another card".into(),
+        "DECLINED" => format!("Declined: {reason} — try another card"),
         "END_APPLICATION" | "TRY_ANOTHER_INTERFACE" | "SELECT_NEXT" => format!("{reason} — try another card"),
         _ => reason.to_string(),
     }
