@@ -673,7 +673,14 @@ impl App {
 /// installs a panic hook that restores the terminal; `restore` runs on every exit path.
 pub fn run(app: &mut App) -> anyhow::Result<()> {
     use ratatui::crossterm::event::{self, Event, KeyEventKind};
-    let mut term = ratatui::try_init()?;
+    let mut term = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            // Raw mode may be on already: give the terminal back before reporting.
+            ratatui::restore();
+            return Err(e.into());
+        }
+    };
     let res = (|| -> anyhow::Result<()> {
         while !app.quit {
             app.poll();
