@@ -6,6 +6,8 @@
 //! vpcd has one card slot per reader and pcscd is one per machine, so the tests here take turns
 //! (a lock) and each one starts and stops its own pcscd.
 
+mod common;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -344,4 +346,30 @@ fn pcscd_stopped_gives_a_clear_error() {
     }
     let l = lab.readers();
     assert!(l.iter().any(|r| r["backend"] == "pcsc" && r["error"].as_str().unwrap_or("").contains("pcscd")), "{l:?}");
+}
+
+#[test]
+fn cashier_screen_on_a_pcsc_reader_cancels_and_sells() {
+    let lab = Lab::new("pos");
+    let t = common::tmux::Tmux::start("pcsc-pos", 80, 24, &["pos", "--reader", "pcsc:Virtual"]);
+    t.wait_for(&["SALE — enter the amount", "pcsc:Virtual PCD 00 00"]);
+    // No card: Esc stops pcscd's wait at once (SCardCancel).
+    t.type_text("5");
+    t.keys(&["Enter"]);
+    t.wait_for(&["Present card or phone"]);
+    t.keys(&["Escape"]);
+    t.wait_for(&["CANCELLED", "nothing was charged"]);
+    t.next_sale();
+    // The phone process taps: the sale goes through pcscd and the embedded acquirer.
+    let _phone = lab.phone(&[]);
+    t.type_text("12");
+    t.keys(&["Enter"]);
+    t.wait_for(&["APPROVED", "623588******0017"]);
+    t.next_sale();
+    t.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.running() {
+        assert!(Instant::now() < deadline, "pos did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -30,6 +30,8 @@ pub enum ReaderError {
     Unavailable(String),
     #[error("card not removed within {0:?}")]
     NotRemoved(Duration),
+    #[error("cancelled by the cashier")]
+    Cancelled,
 }
 
 /// One reader as `shanfu readers` lists it.
@@ -81,8 +83,27 @@ pub fn open(spec: &str) -> Result<Box<dyn Reader + Send>, ReaderError> {
     }
 }
 
+/// Stops a reader's wait for a card from another thread (the cashier pressed Esc): the wait
+/// ends with [`ReaderError::Cancelled`].
+#[derive(Clone)]
+pub struct Canceller(std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl Canceller {
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Canceller(std::sync::Arc::new(f))
+    }
+    pub fn cancel(&self) {
+        (self.0)()
+    }
+}
+
 /// A contactless reader (PCD) with at most one card in its field.
 pub trait Reader {
+    /// A handle that interrupts [`Reader::wait_for_card`], when the backend can.
+    fn canceller(&self) -> Option<Canceller> {
+        None
+    }
+
     /// Name for logs and `shanfu readers`.
     fn name(&self) -> String;
     /// Polls until a card is activated (ISO 14443-4), or the timeout passes.

@@ -31,6 +31,7 @@ pub struct NfcReader {
     ctx: Context,
     connstring: String,
     device: Option<Device>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn nfc_err(what: &str, e: nfc1::Error) -> ReaderError {
@@ -75,7 +76,7 @@ impl NfcReader {
             }
         };
         tracing::debug!(%connstring, "libnfc device chosen");
-        Ok(NfcReader { ctx, connstring, device: None })
+        Ok(NfcReader { ctx, connstring, device: None, cancel: Default::default() })
     }
 
     /// One polling attempt: open the device if needed and select a target.
@@ -113,6 +114,11 @@ impl NfcReader {
 }
 
 impl crate::Reader for NfcReader {
+    fn canceller(&self) -> Option<crate::Canceller> {
+        let flag = self.cancel.clone();
+        Some(crate::Canceller::new(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)))
+    }
+
     fn name(&self) -> String {
         format!("nfc:{}", self.connstring)
     }
@@ -122,6 +128,9 @@ impl crate::Reader for NfcReader {
         loop {
             if self.try_select() {
                 return Ok(());
+            }
+            if self.cancel.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(ReaderError::Cancelled);
             }
             if Instant::now() >= deadline {
                 return Err(ReaderError::NoCard(timeout));
@@ -152,6 +161,7 @@ impl crate::Reader for NfcReader {
     }
 
     fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        self.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
         loop {
             if !self.is_present() {

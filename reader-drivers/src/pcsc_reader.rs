@@ -20,6 +20,8 @@ pub struct PcscReader {
     reader: CString,
     card: Option<Card>,
     buf: Vec<u8>,
+    /// Set by the canceller; also covers a cancel that comes before the wait has begun.
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The reader-level meaning of a PC/SC error.
@@ -102,7 +104,7 @@ impl PcscReader {
                 })
             })?;
         tracing::debug!(reader = %reader.to_string_lossy(), "PC/SC reader opened");
-        Ok(PcscReader { ctx, reader, card: None, buf: vec![0; RESPONSE_BUFFER] })
+        Ok(PcscReader { ctx, reader, card: None, buf: vec![0; RESPONSE_BUFFER], cancel: Default::default() })
     }
 
     fn reader_name(&self) -> String {
@@ -119,6 +121,10 @@ impl PcscReader {
             match self.ctx.get_status_change(left, &mut rs) {
                 Ok(()) => {}
                 Err(PcscError::Timeout) => return Ok(false),
+                Err(PcscError::Cancelled) => {
+                    self.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
+                    return Err(ReaderError::Cancelled);
+                }
                 // No card is involved in a status wait: a broken link is pcscd going away.
                 Err(PcscError::CommError | PcscError::InvalidHandle) if service_gone() => {
                     return Err(map_error(PcscError::ServiceStopped, ""))
@@ -151,6 +157,16 @@ impl PcscReader {
 }
 
 impl crate::Reader for PcscReader {
+    /// `SCardCancel` on a clone of the context ends a blocked `SCardGetStatusChange`.
+    fn canceller(&self) -> Option<crate::Canceller> {
+        let ctx = self.ctx.clone();
+        let flag = self.cancel.clone();
+        Some(crate::Canceller::new(move || {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = ctx.cancel();
+        }))
+    }
+
     fn name(&self) -> String {
         format!("pcsc:{}", self.reader_name())
     }
@@ -159,6 +175,9 @@ impl crate::Reader for PcscReader {
         self.release_card();
         let deadline = Instant::now() + timeout;
         loop {
+            if self.cancel.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(ReaderError::Cancelled);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             let present = |s: State| s.contains(State::PRESENT) && !s.contains(State::MUTE);
             if !self.wait_state(left, present)? {
@@ -209,6 +228,7 @@ impl crate::Reader for PcscReader {
 
     fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
         self.release_card();
+        self.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
         if self.wait_state(timeout, |s| s.contains(State::EMPTY))? {
             Ok(())
         } else {

@@ -197,6 +197,11 @@ pub struct HandReader {
 }
 
 impl Reader for HandReader {
+    fn canceller(&self) -> Option<crate::Canceller> {
+        let p = self.phone.clone();
+        Some(crate::Canceller::new(move || p.cancel_wait()))
+    }
+
     fn name(&self) -> String {
         format!("virtual:{}", self.phone.profile)
     }
@@ -205,11 +210,11 @@ impl Reader for HandReader {
         let (m, cv) = &*self.phone.inner;
         let deadline = std::time::Instant::now() + timeout;
         let mut h = m.lock().unwrap_or_else(|e| e.into_inner());
-        h.cancel = false;
+        // A cancel pressed just before the wait began counts; wait_for_removal clears it.
         loop {
             if h.cancel {
                 h.cancel = false;
-                return Err(ReaderError::NoCard(timeout));
+                return Err(ReaderError::Cancelled);
             }
             if h.tap_pending {
                 h.tap_pending = false;
@@ -241,6 +246,7 @@ impl Reader for HandReader {
     fn wait_for_removal(&mut self, _timeout: Duration) -> Result<(), ReaderError> {
         self.phone.with(|h| {
             h.in_field = false;
+            h.cancel = false;
             h.wallet.power_off();
         });
         Ok(())
@@ -278,7 +284,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(30));
             p3.cancel_wait();
         });
-        assert!(matches!(r.wait_for_card(Duration::from_secs(5)), Err(ReaderError::NoCard(_))));
+        assert_eq!(r.wait_for_card(Duration::from_secs(5)), Err(ReaderError::Cancelled));
         t.join().unwrap();
     }
 }

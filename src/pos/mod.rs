@@ -110,6 +110,7 @@ pub struct App {
     /// The demo's phone (keys t, f, 1-8).
     pub phone: Option<PhoneInHand>,
     reader: Option<SendReader>,
+    canceller: Option<reader_drivers::Canceller>,
     pub reader_name: String,
     rx: Option<Receiver<WorkerEvent>>,
     /// Where receipts are exported.
@@ -167,6 +168,7 @@ pub fn cashier_reason(outcome: &str, response_code: Option<&str>, reason: &str) 
 impl App {
     pub fn new(pos: Arc<Pos>, reader: SendReader, phone: Option<PhoneInHand>, receipts: PathBuf) -> App {
         let reader_name = reader.name();
+        let canceller = reader.canceller();
         let pending = pos.pending();
         App {
             pos,
@@ -185,6 +187,7 @@ impl App {
             pending,
             phone,
             reader: Some(reader),
+            canceller,
             reader_name,
             rx: None,
             receipts,
@@ -514,10 +517,11 @@ impl App {
     }
 
     fn cancel_wait(&mut self) {
-        if let (Some(Busy::Sale { stage: Stage::Present | Stage::PresentAgain | Stage::SeePhone, .. }), Some(p)) = (&self.busy, &self.phone) {
-            p.cancel_wait();
-        } else if matches!(self.busy, Some(Busy::Sale { .. })) && self.phone.is_none() {
-            self.note = Some("the reader stops waiting at its timeout".into());
+        if let Some(Busy::Sale { stage: Stage::Present | Stage::PresentAgain | Stage::SeePhone, .. }) = &self.busy {
+            match &self.canceller {
+                Some(c) => c.cancel(),
+                None => self.note = Some("this reader stops waiting at its timeout".into()),
+            }
         }
     }
 
@@ -580,13 +584,16 @@ impl App {
                     Ok(SaleResult { report: rep, hold }) => {
                         self.shown = Some((Instant::now(), hold));
                         let minor = Amount::parse(&rep.amount, self.exp() as u32).map(|a| a.0).unwrap_or(0);
+                        let cancelled = rep.reader_error.as_deref() == Some("cancelled by the cashier");
                         let (kind, title) = match rep.outcome.as_str() {
+                            _ if cancelled => (BannerKind::Info, "CANCELLED"),
                             "APPROVED" => (BannerKind::Approved, "APPROVED"),
                             "SEE_PHONE" => (BannerKind::SeePhone, "SEE PHONE"),
                             "TRY_AGAIN" => (BannerKind::TryAgain, "TRY AGAIN"),
                             _ => (BannerKind::Declined, "DECLINED"),
                         };
                         let reason = match kind {
+                            _ if cancelled => "Cancelled by the cashier — nothing was charged".to_string(),
                             BannerKind::Approved => match rep.cvm.as_str() {
                                 "CDCVM" => "Verified by device".to_string(),
                                 "SIGNATURE" => "Please sign the receipt".to_string(),

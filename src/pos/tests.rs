@@ -210,3 +210,16 @@ fn cashier_reasons_name_what_to_do() {
     assert!(cashier_reason("DECLINED", None, "host unreachable: timeout").starts_with("Host unreachable"));
     assert!(cashier_reason("END_APPLICATION", None, "no supported application").ends_with("try another card"));
 }
+
+#[test]
+fn esc_while_waiting_for_the_card_cancels_without_a_charge() {
+    let mut l = lab("cancel");
+    l.keys("5\n");
+    assert_eq!(l.app.screen, Screen::Busy);
+    l.keys("\x1b");
+    l.outcome();
+    let b = l.app.banner.clone().unwrap();
+    assert_eq!((b.kind, b.title.as_str()), (BannerKind::Info, "CANCELLED"), "{b:?}");
+    let rec = l.app.pos.journal.all().unwrap();
+    assert!(rec.iter().all(|r| r.outcome.as_deref() != Some("APPROVED") && r.stan.is_none()), "{rec:?}");
+}

@@ -1,0 +1,96 @@
+//! A cashier screen in a detached tmux session: keys in with `send-keys`, the screen out with
+//! `capture-pane` — the real binary, used like a cashier uses it.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shanfu");
+
+pub struct Tmux {
+    socket: String,
+    pub dir: PathBuf,
+}
+
+impl Tmux {
+    /// `shanfu --data DIR ARGS...` in a detached tmux session of `cols`×`rows`.
+    pub fn start(name: &str, cols: u16, rows: u16, args: &[&str]) -> Tmux {
+        let dir = std::env::temp_dir().join(format!("shanfu-tui-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = format!("shanfu-test-{}-{name}", std::process::id());
+        let cmd = format!("{BIN} --data {} {} 2> {}", dir.display(), args.join(" "), dir.join("stderr.log").display());
+        let ok = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "pos", "-x", &cols.to_string(), "-y", &rows.to_string(), &cmd])
+            .env("TERM", "xterm-256color")
+            .stdin(Stdio::null())
+            .status()
+            .expect("tmux (installed by scripts/setup.sh)");
+        assert!(ok.success(), "tmux new-session failed");
+        Tmux { socket, dir }
+    }
+
+    pub fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").args(["-L", &self.socket]).args(args).stdin(Stdio::null()).output().expect("tmux")
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let out = self.tmux(&["send-keys", "-t", "pos", k]);
+            assert!(out.status.success(), "send-keys {k}: {}", String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+
+    pub fn type_text(&self, text: &str) {
+        for c in text.chars() {
+            self.keys(&[&c.to_string()]);
+        }
+    }
+
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "pos"]).stdout).into_owned()
+    }
+
+    /// Waits until every one of `texts` is on the screen.
+    pub fn wait_for(&self, texts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.screen();
+            if texts.iter().all(|t| s.contains(t)) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let err = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
+                panic!("screen never showed {texts:?}:\n{s}\nstderr: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// From the outcome to a new sale (Enter, repeated while the outcome's hold time runs).
+    pub fn next_sale(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.screen().contains("SALE — enter the amount") {
+            assert!(Instant::now() < deadline, "no new sale:\n{}", self.screen());
+            self.keys(&["Enter"]);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.tmux(&["has-session", "-t", "pos"]).status.success()
+    }
+
+    pub fn shanfu(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).arg("--data").arg(&self.dir).args(args).stdin(Stdio::null()).output().expect("shanfu")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
