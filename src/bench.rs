@@ -8,6 +8,8 @@ use crate::{clock, host, journal, terminal};
 use anyhow::{Context, Result};
 use iso8583::{ascii87, field, Message, Mti};
 use kernels::apdu::RApdu;
+use kernels::capk::CapkStore;
+use kernels::config::EntryPointConfig;
 use kernels::entry_point::{Action, EntryPoint, Event, Transaction};
 use kernels::types::Amount;
 use reader_drivers::virtual_reader::{Holder, VirtualReader};
@@ -27,13 +29,14 @@ fn us(d: Duration) -> f64 {
 }
 
 /// One recorded tap: the card answers, pre-decoded, and the air time of its bytes.
-struct Tap {
+pub struct Tap {
     answers: Vec<RApdu>,
-    air: Duration,
+    pub air: Duration,
     txn: Transaction,
 }
 
-fn record_tap(settings: &Settings, profile: &str, amount: &str) -> Result<(Tap, PayReport, Option<Vec<u8>>)> {
+/// Records one tap of `profile` on the virtual reader (the holder confirms on the phone).
+pub fn record_tap(settings: &Settings, profile: &str, amount: &str) -> Result<(Tap, PayReport, Option<Vec<u8>>)> {
     let wallet = test_cards::Wallet::load(profile)?;
     let mut reader = VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: true, remove_after: None });
     let (date, time) = clock::now();
@@ -45,6 +48,29 @@ fn record_tap(settings: &Settings, profile: &str, amount: &str) -> Result<(Tap, 
     Ok((Tap { answers, air: r.card_in_field, txn }, rep, r.outcome.data_record.clone()))
 }
 
+/// One pass of the Entry Point and kernel over a recorded tap, from PPSE to the outcome: the
+/// kernel CPU a tap costs, without reader or card. Returns the number of card answers used.
+pub fn replay_kernel(cfg: &Arc<EntryPointConfig>, capks: &Arc<CapkStore>, tap: &Tap) -> usize {
+    let mut ep = EntryPoint::new(cfg.clone(), capks.clone(), tap.txn.clone());
+    let mut a = ep.start();
+    let mut answers = tap.answers.iter();
+    let mut used = 0;
+    loop {
+        a = match a {
+            Action::Transmit(_) => match answers.next() {
+                Some(r) => {
+                    used += 1;
+                    ep.handle(Event::Response(r.clone()))
+                }
+                None => break,
+            },
+            Action::CardReadComplete(_) => ep.resume(),
+            Action::Done(_) => break,
+        };
+    }
+    used
+}
+
 /// Kernel CPU per tap with the card's answers pre-computed (no reader, no card simulator).
 fn kernel_cpu(settings: &Settings, tap: &Tap, n: usize) -> Vec<Duration> {
     let cfg = Arc::new(settings.ep.clone());
@@ -52,26 +78,15 @@ fn kernel_cpu(settings: &Settings, tap: &Tap, n: usize) -> Vec<Duration> {
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let t0 = Instant::now();
-        let mut ep = EntryPoint::new(cfg.clone(), capks.clone(), tap.txn.clone());
-        let mut a = ep.start();
-        let mut answers = tap.answers.iter();
-        loop {
-            a = match a {
-                Action::Transmit(_) => match answers.next() {
-                    Some(r) => ep.handle(Event::Response(r.clone())),
-                    None => break,
-                },
-                Action::CardReadComplete(_) => ep.resume(),
-                Action::Done(_) => break,
-            };
-        }
+        std::hint::black_box(replay_kernel(&cfg, &capks, tap));
         times.push(t0.elapsed());
     }
     times.sort();
     times
 }
 
-fn sample_0200(record: &[u8]) -> Message {
+/// A typical 0200 (phone tap, field 55 from `record`) for codec benchmarks.
+pub fn sample_0200(record: &[u8]) -> Message {
     let mut m = Message::new(Mti::FINANCIAL_REQUEST);
     m.set_str(field::PAN, "6235880000000017")
         .set_str(field::PROCESSING_CODE, "000000")
@@ -92,7 +107,6 @@ fn sample_0200(record: &[u8]) -> Message {
     m
 }
 
-/// Runs every benchmark and returns the Markdown report.
 /// Where the reader-stack section measures: a vpcd reader behind pcscd and the address its card
 /// connects to.
 pub struct ReaderBench {
@@ -100,6 +114,7 @@ pub struct ReaderBench {
     pub vpcd: std::net::SocketAddr,
 }
 
+/// Runs every benchmark and returns the Markdown report.
 pub fn run(
     settings: &Settings,
     data: &std::path::Path,

@@ -1,18 +1,8 @@
-//! `shanfu`: the terminal binary — thin wiring of reader, Entry Point / kernels and output.
+//! `shanfu`: the terminal binary — the command line over the `shanfu` library (reader, Entry
+//! Point / kernels, till, host, journal, screens). Errors become messages and exit codes here.
 
-mod acquirer;
-mod bench;
-mod clock;
-mod decode;
-mod host;
-mod journal;
-mod online;
-mod redact;
-mod pos;
-mod report;
-mod sale;
-mod settings;
-mod terminal;
+use shanfu::{acquirer, bench, clock, decode, host, journal, online, pos, report, sale, settings, terminal};
+
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
