@@ -257,7 +257,8 @@ pub struct Totals {
     pub credits_amount: u64,
 }
 
-fn counts(r: &TxnRecord) -> bool {
+/// Whether a transaction is in the batch the next settlement (0500) reconciles.
+pub fn counts(r: &TxnRecord) -> bool {
     (r.state == TxnState::Completed && r.outcome.as_deref() == Some("APPROVED")) || r.state == TxnState::Advised
 }
 

@@ -244,8 +244,10 @@ impl Pos {
         if o.kind != TxnKind::Purchase || o.outcome.as_deref() != Some("APPROVED") {
             bail!("transaction {original} is not an approved purchase: nothing to refund");
         }
-        if o.state == TxnState::Reversed {
-            bail!("transaction {original} was voided: nothing to refund");
+        match o.state {
+            TxnState::Completed | TxnState::AdvicePending | TxnState::Advised | TxnState::Settled => {}
+            TxnState::ReversalPending | TxnState::Reversed => bail!("transaction {original} was voided or reversed: nothing to refund"),
+            s => bail!("transaction {original} is still {s:?}: nothing to refund yet"),
         }
         if let Some(why) = self.undone(original)? {
             bail!("transaction {original} is {why}");

@@ -142,17 +142,24 @@ pub fn run(
                     display(Display::Ui(ui.clone()));
                 }
                 // Book B §3.5.1.3: Try Again → Start B with a new tap.
+                let mut o = o;
                 if o.status == Status::TryAgain && ep.taps < policy.max_taps {
                     let wait = if o.is_see_phone() { policy.see_phone } else { policy.try_again };
-                    let _ = reader.wait_for_removal(Duration::from_secs(5));
+                    let removal = reader.wait_for_removal(Duration::from_secs(5));
                     if let Some(ms) = o.field_off_ms {
                         tracing::debug!(ms, "field off before restart");
                     }
                     if let Some(ui) = &ep.restart_ui {
                         display(Display::Ui(ui.clone()));
                     }
-                    display(Display::PresentCard);
-                    match reader.wait_for_card(wait) {
+                    let tap = match removal {
+                        Err(ReaderError::Cancelled) => Err(ReaderError::Cancelled),
+                        _ => {
+                            display(Display::PresentCard);
+                            reader.wait_for_card(wait)
+                        }
+                    };
+                    match tap {
                         Ok(()) => {
                             tap_started = Instant::now();
                             display(Display::CardDetected);
@@ -161,6 +168,11 @@ pub fn run(
                             uns.push(n);
                             action = ep.restart_b(n);
                             continue;
+                        }
+                        // The cashier gave up on the second tap: the sale ends here.
+                        Err(ReaderError::Cancelled) => {
+                            o = Outcome::end_application(ReaderError::Cancelled.to_string());
+                            reader_error = Some(ReaderError::Cancelled.to_string());
                         }
                         Err(e) => tracing::info!(error = %e, "no new tap after Try Again"),
                     }

@@ -314,12 +314,30 @@ fn pcscd_stopped_gives_a_clear_error() {
     let mut lab = Lab::new("stopped");
     // 1. pcscd stops while the terminal waits for a tap: the wait ends at once with the reason.
     let mut pay = lab
-        .shanfu(&["pay", "12.00", "--reader", "pcsc:Virtual", "--json", "--tap-timeout-ms", "30000"])
+        .shanfu(&["-v", "pay", "12.00", "--reader", "pcsc:Virtual", "--json", "--tap-timeout-ms", "30000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Stop pcscd only once the terminal is really waiting for the tap (its log says so).
+    let (tx, rx) = mpsc::channel();
+    let stderr = pay.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let waiting = loop {
+        match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(l) if l.contains("present card") => break true,
+            Ok(l) => log.push(l),
+            Err(_) => break false,
+        }
+    };
+    assert!(waiting, "pay never waited for a card: {log:?}");
+    std::thread::sleep(Duration::from_millis(300));
     lab.stop_pcscd();
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
@@ -333,7 +351,8 @@ fn pcscd_stopped_gives_a_clear_error() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = pay.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    log.extend(rx.try_iter());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), log.join("\n"));
     assert!(!status.success(), "{text}");
     assert!(text.contains("pcscd"), "error does not name pcscd: {text}");
 
@@ -365,6 +384,16 @@ fn cashier_screen_on_a_pcsc_reader_cancels_and_sells() {
     t.type_text("12");
     t.keys(&["Enter"]);
     t.wait_for(&["APPROVED", "623588******0017"]);
+    t.next_sale();
+    // The phone stays on the reader: the next sale must not charge it without a new tap.
+    t.type_text("3");
+    t.keys(&["Enter"]);
+    t.wait_for(&["Present card or phone"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = t.screen();
+    assert!(s.contains("Present card or phone") && !s.contains("APPROVED"), "charged a card left on the reader:\n{s}");
+    t.keys(&["Escape"]);
+    t.wait_for(&["CANCELLED"]);
     t.next_sale();
     t.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(10);

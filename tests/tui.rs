@@ -49,6 +49,8 @@ fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
     t.keys(&["/"]);
     t.type_text("12.34");
     t.keys(&["Enter", "r"]);
+    t.wait_for(&["Refund ¥12.34 of transaction 1", "y = yes"]);
+    t.keys(&["y"]);
     t.wait_for(&["APPROVED", "Refund of transaction 1"]);
     t.next_sale();
 

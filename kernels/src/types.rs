@@ -113,11 +113,13 @@ pub fn digits(b: &[u8]) -> String {
 
 /// Masks a PAN for display: first 6 and last 4 digits, the rest `*` (PCI DSS 3.4).
 pub fn mask_pan(pan: &str) -> String {
-    let n = pan.len();
+    let c: Vec<char> = pan.chars().collect();
+    let n = c.len();
     if n <= 10 {
         return "*".repeat(n);
     }
-    format!("{}{}{}", &pan[..6], "*".repeat(n - 10), &pan[n - 4..])
+    // By characters: a PAN from a file or a host may hold anything, and must not panic here.
+    format!("{}{}{}", c[..6].iter().collect::<String>(), "*".repeat(n - 10), c[n - 4..].iter().collect::<String>())
 }
 
 /// A date as YYMMDD BCD (9A, 5F24, 5F25), compared as a number.

@@ -84,16 +84,35 @@ pub fn open(spec: &str) -> Result<Box<dyn Reader + Send>, ReaderError> {
 }
 
 /// Stops a reader's wait for a card from another thread (the cashier pressed Esc): the wait
-/// ends with [`ReaderError::Cancelled`].
+/// in progress — or the next one, if none is — ends with [`ReaderError::Cancelled`]. The till
+/// calls [`Canceller::reset`] when a sale starts, so a late Esc never cancels the next sale.
 #[derive(Clone)]
-pub struct Canceller(std::sync::Arc<dyn Fn() + Send + Sync>);
+pub struct Canceller {
+    cancel: std::sync::Arc<dyn Fn() + Send + Sync>,
+    reset: std::sync::Arc<dyn Fn() + Send + Sync>,
+}
 
 impl Canceller {
-    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
-        Canceller(std::sync::Arc::new(f))
+    pub fn new(cancel: impl Fn() + Send + Sync + 'static, reset: impl Fn() + Send + Sync + 'static) -> Self {
+        Canceller { cancel: std::sync::Arc::new(cancel), reset: std::sync::Arc::new(reset) }
+    }
+    /// A canceller over a shared flag, with `wake` to interrupt a blocking wait.
+    pub fn flag(flag: std::sync::Arc<std::sync::atomic::AtomicBool>, wake: impl Fn() + Send + Sync + 'static) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let f2 = flag.clone();
+        Canceller::new(
+            move || {
+                flag.store(true, SeqCst);
+                wake();
+            },
+            move || f2.store(false, SeqCst),
+        )
     }
     pub fn cancel(&self) {
-        (self.0)()
+        (self.cancel)()
+    }
+    pub fn reset(&self) {
+        (self.reset)()
     }
 }
 

@@ -9,7 +9,7 @@
 //! opens the device), so the device is opened per tap and closed when the card leaves.
 
 use crate::{ReaderError, ReaderInfo};
-use nfc1::{BaudRate, Context, Device, Modulation, ModulationType, Timeout};
+use nfc1::{BaudRate, Context, Device, Modulation, ModulationType, Property, Timeout};
 use std::time::{Duration, Instant};
 
 /// Polling period for arrival and removal (ISO/IEC 14443-3 polling is ~every 5–100 ms on real
@@ -32,6 +32,8 @@ pub struct NfcReader {
     connstring: String,
     device: Option<Device>,
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// A card was read and has not been seen leaving: it must go before a new tap counts.
+    card_seen: bool,
 }
 
 fn nfc_err(what: &str, e: nfc1::Error) -> ReaderError {
@@ -76,7 +78,7 @@ impl NfcReader {
             }
         };
         tracing::debug!(%connstring, "libnfc device chosen");
-        Ok(NfcReader { ctx, connstring, device: None, cancel: Default::default() })
+        Ok(NfcReader { ctx, connstring, device: None, cancel: Default::default(), card_seen: false })
     }
 
     /// One polling attempt: open the device if needed and select a target.
@@ -87,6 +89,9 @@ impl NfcReader {
                     if d.initiator_init().is_err() {
                         return false;
                     }
+                    // initiator_init turns on infinite select: one select would then take
+                    // the chip's whole timeout (~300 ms on PN53x) when no card is there.
+                    let _ = d.set_property_bool(Property::InfiniteSelect, false);
                     self.device = Some(d);
                 }
                 Err(_) => return false,
@@ -105,6 +110,19 @@ impl NfcReader {
         false
     }
 
+    /// A clear error instead of "no card" when the reader went away during the wait.
+    fn check_still_there(&mut self) -> Result<(), ReaderError> {
+        if self.connstring.starts_with("pcsc") && crate::pcsc_reader::service_gone() {
+            return Err(ReaderError::Unavailable("the PC/SC service (pcscd) is not running or has stopped".into()));
+        }
+        let listed = connstrings(&mut self.ctx)?;
+        // Serial connstrings are not always listed (no intrusive scan): only judge listed ones.
+        if !listed.is_empty() && !listed.iter().any(|c| c == &self.connstring) && !self.connstring.contains("uart") {
+            return Err(ReaderError::Unavailable(format!("libnfc device {:?} was unplugged", self.connstring)));
+        }
+        Ok(())
+    }
+
     fn is_present(&mut self) -> bool {
         match self.device.as_mut() {
             Some(d) => d.initiator_target_is_present_any().is_ok(),
@@ -115,8 +133,7 @@ impl NfcReader {
 
 impl crate::Reader for NfcReader {
     fn canceller(&self) -> Option<crate::Canceller> {
-        let flag = self.cancel.clone();
-        Some(crate::Canceller::new(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)))
+        Some(crate::Canceller::flag(self.cancel.clone(), || {}))
     }
 
     fn name(&self) -> String {
@@ -125,9 +142,23 @@ impl crate::Reader for NfcReader {
 
     fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError> {
         let deadline = Instant::now() + timeout;
+        if self.card_seen {
+            match self.wait_for_removal(timeout) {
+                Ok(()) => {}
+                Err(ReaderError::NotRemoved(_)) => return Err(ReaderError::NoCard(timeout)),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut misses = 0u32;
         loop {
             if self.try_select() {
+                self.card_seen = true;
                 return Ok(());
+            }
+            // Every second without a card: is the device (or pcscd behind it) still there?
+            misses += 1;
+            if misses.is_multiple_of(20) {
+                self.check_still_there()?;
             }
             if self.cancel.swap(false, std::sync::atomic::Ordering::SeqCst) {
                 return Err(ReaderError::Cancelled);
@@ -161,12 +192,15 @@ impl crate::Reader for NfcReader {
     }
 
     fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
-        self.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
         loop {
             if !self.is_present() {
                 self.device = None;
+                self.card_seen = false;
                 return Ok(());
+            }
+            if self.cancel.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(ReaderError::Cancelled);
             }
             if Instant::now() >= deadline {
                 return Err(ReaderError::NotRemoved(timeout));

@@ -9,7 +9,11 @@
 use crate::{ReaderError, ReaderInfo};
 use pcsc::{Card, Context, Disposition, Error as PcscError, Protocols, ReaderState, Scope, ShareMode, State};
 use std::ffi::CString;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// The longest single `SCardGetStatusChange` call; the cancel flag is looked at in between.
+const SLICE: Duration = Duration::from_millis(250);
 
 /// Short APDUs (≤ 256 data bytes + SW1 SW2) are all EMV uses; this also fits extended ones.
 const RESPONSE_BUFFER: usize = pcsc::MAX_BUFFER_SIZE_EXTENDED;
@@ -22,6 +26,9 @@ pub struct PcscReader {
     buf: Vec<u8>,
     /// Set by the canceller; also covers a cancel that comes before the wait has begun.
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// A card was read and has not been seen leaving: it must go before a new tap counts (a
+    /// phone left on the counter is not the next customer's payment).
+    card_seen: bool,
 }
 
 /// The reader-level meaning of a PC/SC error.
@@ -52,7 +59,7 @@ fn establish() -> Result<Context, ReaderError> {
 }
 
 /// Whether pcscd is unreachable now (tells "the daemon died" from "the card failed").
-fn service_gone() -> bool {
+pub(crate) fn service_gone() -> bool {
     matches!(Context::establish(Scope::User), Err(PcscError::NoService | PcscError::ServiceStopped))
 }
 
@@ -104,25 +111,30 @@ impl PcscReader {
                 })
             })?;
         tracing::debug!(reader = %reader.to_string_lossy(), "PC/SC reader opened");
-        Ok(PcscReader { ctx, reader, card: None, buf: vec![0; RESPONSE_BUFFER], cancel: Default::default() })
+        Ok(PcscReader { ctx, reader, card: None, buf: vec![0; RESPONSE_BUFFER], cancel: Default::default(), card_seen: false })
     }
 
     fn reader_name(&self) -> String {
         self.reader.to_string_lossy().into_owned()
     }
 
-    /// Blocks in `SCardGetStatusChange` until `done(state)` holds or `timeout` passes.
-    /// Returns false on timeout.
+    /// Blocks in `SCardGetStatusChange` until `done(state)` holds or `timeout` passes (false).
+    /// Waits in slices of at most [`SLICE`] and looks at the cancel flag before each: a cancel
+    /// that lands between two calls (when `SCardCancel` has nothing to interrupt) still counts.
     fn wait_state(&self, timeout: Duration, done: impl Fn(State) -> bool) -> Result<bool, ReaderError> {
         let deadline = Instant::now() + timeout;
         let mut rs = [ReaderState::new(self.reader.clone(), State::UNAWARE)];
         loop {
+            if self.cancel.swap(false, Ordering::SeqCst) {
+                return Err(ReaderError::Cancelled);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.ctx.get_status_change(left, &mut rs) {
+            match self.ctx.get_status_change(left.min(SLICE), &mut rs) {
                 Ok(()) => {}
+                Err(PcscError::Timeout) if left > SLICE => continue,
                 Err(PcscError::Timeout) => return Ok(false),
                 Err(PcscError::Cancelled) => {
-                    self.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
+                    self.cancel.store(false, Ordering::SeqCst);
                     return Err(ReaderError::Cancelled);
                 }
                 // No card is involved in a status wait: a broken link is pcscd going away.
@@ -160,9 +172,7 @@ impl crate::Reader for PcscReader {
     /// `SCardCancel` on a clone of the context ends a blocked `SCardGetStatusChange`.
     fn canceller(&self) -> Option<crate::Canceller> {
         let ctx = self.ctx.clone();
-        let flag = self.cancel.clone();
-        Some(crate::Canceller::new(move || {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        Some(crate::Canceller::flag(self.cancel.clone(), move || {
             let _ = ctx.cancel();
         }))
     }
@@ -174,10 +184,13 @@ impl crate::Reader for PcscReader {
     fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError> {
         self.release_card();
         let deadline = Instant::now() + timeout;
-        loop {
-            if self.cancel.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                return Err(ReaderError::Cancelled);
+        if self.card_seen {
+            if !self.wait_state(timeout, |s| s.contains(State::EMPTY))? {
+                return Err(ReaderError::NoCard(timeout));
             }
+            self.card_seen = false;
+        }
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let present = |s: State| s.contains(State::PRESENT) && !s.contains(State::MUTE);
             if !self.wait_state(left, present)? {
@@ -186,6 +199,7 @@ impl crate::Reader for PcscReader {
             match self.ctx.connect(&self.reader, ShareMode::Shared, Protocols::ANY) {
                 Ok(card) => {
                     self.card = Some(card);
+                    self.card_seen = true;
                     return Ok(());
                 }
                 // Gone again before we could connect (a brush past the reader): keep waiting.
@@ -194,7 +208,9 @@ impl crate::Reader for PcscReader {
                         return Err(ReaderError::NoCard(timeout));
                     }
                     // Wait for the next change rather than retrying at once.
-                    let _ = self.wait_state(Duration::from_millis(200), |s| !s.contains(State::PRESENT));
+                    if let Err(ReaderError::Cancelled) = self.wait_state(Duration::from_millis(200), |s| !s.contains(State::PRESENT)) {
+                        return Err(ReaderError::Cancelled);
+                    }
                 }
                 Err(e) => return Err(map_error(e, &self.reader_name())),
             }
@@ -228,8 +244,8 @@ impl crate::Reader for PcscReader {
 
     fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
         self.release_card();
-        self.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
         if self.wait_state(timeout, |s| s.contains(State::EMPTY))? {
+            self.card_seen = false;
             Ok(())
         } else {
             Err(ReaderError::NotRemoved(timeout))

@@ -169,8 +169,12 @@ impl PhoneInHand {
                 .cards
                 .iter()
                 .map(|c| {
-                    let p = &c.profile.pan;
-                    let masked = if p.len() > 10 { format!("{}…{}", &p[..6], &p[p.len() - 4..]) } else { "…".into() };
+                    let p: Vec<char> = c.profile.pan.chars().collect();
+                    let masked = if p.len() > 10 {
+                        format!("{}…{}", p[..6].iter().collect::<String>(), p[p.len() - 4..].iter().collect::<String>())
+                    } else {
+                        "…".into()
+                    };
                     format!("{} {masked}", c.profile.label)
                 })
                 .collect();
@@ -198,8 +202,8 @@ pub struct HandReader {
 
 impl Reader for HandReader {
     fn canceller(&self) -> Option<crate::Canceller> {
-        let p = self.phone.clone();
-        Some(crate::Canceller::new(move || p.cancel_wait()))
+        let (p, q) = (self.phone.clone(), self.phone.clone());
+        Some(crate::Canceller::new(move || p.cancel_wait(), move || q.with(|h| h.cancel = false)))
     }
 
     fn name(&self) -> String {
@@ -210,7 +214,7 @@ impl Reader for HandReader {
         let (m, cv) = &*self.phone.inner;
         let deadline = std::time::Instant::now() + timeout;
         let mut h = m.lock().unwrap_or_else(|e| e.into_inner());
-        // A cancel pressed just before the wait began counts; wait_for_removal clears it.
+        // A cancel pressed just before the wait began counts; the till resets it per sale.
         loop {
             if h.cancel {
                 h.cancel = false;
@@ -246,7 +250,6 @@ impl Reader for HandReader {
     fn wait_for_removal(&mut self, _timeout: Duration) -> Result<(), ReaderError> {
         self.phone.with(|h| {
             h.in_field = false;
-            h.cancel = false;
             h.wallet.power_off();
         });
         Ok(())

@@ -59,6 +59,13 @@ pub enum BannerKind {
     Info,
 }
 
+/// Money going back to the customer: asked before it is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undo {
+    Refund,
+    Void,
+}
+
 /// The operation in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Busy {
@@ -82,6 +89,12 @@ enum Done {
     Refund(u64, anyhow::Result<TxnRecord>),
     Void(u64, anyhow::Result<TxnRecord>),
     Settle(anyhow::Result<SettleReport>),
+    /// The operation panicked (a bug): the screen gives the terminal back and stops.
+    Panicked(String, Option<SendReader>),
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
 }
 
 enum WorkerEvent {
@@ -101,6 +114,8 @@ pub struct App {
     /// A one-line note: errors from keys, "receipt saved to ...".
     pub note: Option<String>,
     pub help: bool,
+    /// A refund or void waiting for the cashier's "y": (action, journal id, question).
+    pub confirm: Option<(Undo, u64, String)>,
     pub history: Vec<TxnRecord>,
     pub selected: usize,
     pub filter: String,
@@ -118,6 +133,8 @@ pub struct App {
     /// The clock line of the status bar (fixed in snapshot tests).
     pub clock: fn() -> String,
     pub quit: bool,
+    /// Why the screen stopped on its own (a bug in an operation), shown after it closes.
+    pub fatal: Option<String>,
 }
 
 fn wall_clock() -> String {
@@ -179,6 +196,7 @@ impl App {
             shown: None,
             note: None,
             help: false,
+            confirm: None,
             history: Vec::new(),
             selected: 0,
             filter: String::new(),
@@ -193,6 +211,7 @@ impl App {
             receipts,
             clock: wall_clock,
             quit: false,
+            fatal: None,
         }
     }
 
@@ -225,6 +244,17 @@ impl App {
         }
         if self.help {
             self.help = false;
+            return;
+        }
+        if let Some((what, id, _)) = self.confirm.take() {
+            if k.code == KeyCode::Char('y') {
+                match what {
+                    Undo::Refund => self.spawn(&format!("Refunding transaction {id}…"), move |pos| Done::Refund(id, pos.refund(id))),
+                    Undo::Void => self.spawn(&format!("Voiding transaction {id}…"), move |pos| Done::Void(id, pos.void(id))),
+                }
+            } else {
+                self.note = Some("nothing done".into());
+            }
             return;
         }
         if matches!(k.code, KeyCode::F(1)) || (k.code == KeyCode::Char('?') && !self.filtering) {
@@ -447,38 +477,45 @@ impl App {
         }
     }
 
-    /// Totals of the journal as the settlement screen shows them: (approved sales count,
-    /// amount), (refunds count, amount), voided count.
+    /// The batch the next settlement reconciles, as the 0500 counts it (`online::counts`):
+    /// (approved sales count, amount), (refunds count, amount), voids still waiting for their
+    /// reversal's answer.
     pub fn totals(&self) -> ((u64, u64), (u64, u64), u64) {
         let mut sales = (0, 0);
         let mut refunds = (0, 0);
-        let mut voided = 0;
+        let mut voids_pending = 0;
         for r in &self.history {
-            let approved = r.outcome.as_deref() == Some("APPROVED");
-            match (r.kind, r.state) {
-                (_, TxnState::Reversed) => voided += u64::from(approved),
-                (TxnKind::Purchase, _) if approved => {
-                    sales.0 += 1;
-                    sales.1 += r.amount;
-                }
-                (TxnKind::Refund, _) if approved => {
-                    refunds.0 += 1;
-                    refunds.1 += r.amount;
-                }
-                _ => {}
+            if r.state == TxnState::ReversalPending {
+                voids_pending += 1;
             }
+            if !crate::online::counts(r) {
+                continue;
+            }
+            let t = if r.kind == TxnKind::Refund { &mut refunds } else { &mut sales };
+            t.0 += 1;
+            t.1 += r.amount;
         }
-        (sales, refunds, voided)
+        (sales, refunds, voids_pending)
+    }
+
+    fn ask(&mut self, what: Undo) {
+        let Some(r) = self.current() else { return };
+        let verb = if what == Undo::Refund { "Refund" } else { "Void" };
+        let q = format!(
+            "{verb} {} of transaction {} ({})?",
+            self.pos.money(r.amount),
+            r.id,
+            r.pan_masked.as_deref().unwrap_or("no card")
+        );
+        self.confirm = Some((what, r.id, q));
     }
 
     fn refund_selected(&mut self) {
-        let Some(id) = self.current().map(|r| r.id) else { return };
-        self.spawn(&format!("Refunding transaction {id}…"), move |pos| Done::Refund(id, pos.refund(id)));
+        self.ask(Undo::Refund);
     }
 
     fn void_selected(&mut self) {
-        let Some(id) = self.current().map(|r| r.id) else { return };
-        self.spawn(&format!("Voiding transaction {id}…"), move |pos| Done::Void(id, pos.void(id)));
+        self.ask(Undo::Void);
     }
 
     /// Runs a host operation on the worker thread.
@@ -489,7 +526,9 @@ impl App {
         let (tx, rx) = mpsc::channel();
         let pos = self.pos.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(WorkerEvent::Done(Box::new(job(&pos))));
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&pos)))
+                .unwrap_or_else(|p| Done::Panicked(panic_text(p.as_ref()), None));
+            let _ = tx.send(WorkerEvent::Done(Box::new(done)));
         });
         self.rx = Some(rx);
         self.busy = Some(Busy::Other(what.to_string()));
@@ -501,6 +540,11 @@ impl App {
             self.note = Some("the reader is busy".into());
             return;
         };
+        // An Esc meant for the previous sale must not cancel this one (reset here, before the
+        // worker starts, so an Esc right after Enter still counts).
+        if let Some(c) = &self.canceller {
+            c.reset();
+        }
         let (tx, rx) = mpsc::channel();
         let pos = self.pos.clone();
         std::thread::spawn(move || {
@@ -508,8 +552,12 @@ impl App {
             let mut progress = move |p: Progress| {
                 let _ = progress_tx.send(WorkerEvent::Progress(p));
             };
-            let r = pos.sale(amount, reader.as_mut(), &mut progress);
-            let _ = tx.send(WorkerEvent::Done(Box::new(Done::Sale(Box::new(r), reader))));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pos.sale(amount, reader.as_mut(), &mut progress)));
+            let done = match r {
+                Ok(r) => Done::Sale(Box::new(r), reader),
+                Err(p) => Done::Panicked(panic_text(p.as_ref()), Some(reader)),
+            };
+            let _ = tx.send(WorkerEvent::Done(Box::new(done)));
         });
         self.rx = Some(rx);
         self.busy = Some(Busy::Sale { amount: amount.0, stage: Stage::Present, wait_from: Instant::now(), wait: self.pos.policy.first_tap });
@@ -578,6 +626,14 @@ impl App {
         self.pending = self.pos.pending();
         let money = |m: u64| self.pos.money(m);
         let banner = match d {
+            Done::Panicked(msg, reader) => {
+                if reader.is_some() {
+                    self.reader = reader;
+                }
+                self.fatal = Some(msg);
+                self.quit = true;
+                return;
+            }
             Done::Sale(r, reader) => {
                 self.reader = Some(reader);
                 match *r {
@@ -610,7 +666,12 @@ impl App {
                         if let Some(ac) = &rep.auth_code {
                             details.push(format!("Auth code {ac}  RRN {}  STAN {}", rep.rrn.clone().unwrap_or_default(), rep.stan.clone().unwrap_or_default()));
                         }
-                        details.push(format!("{} tap(s), card in field {:.0} ms", rep.taps, rep.card_in_field_ms.max(rep.tap_ms)));
+                        // Air time when the reader can tell (virtual readers), else the tap's wall time.
+                        details.push(if rep.card_in_field_ms > 0.0 {
+                            format!("{} tap(s), card in field {:.0} ms", rep.taps, rep.card_in_field_ms)
+                        } else {
+                            format!("{} tap(s), card read in {:.1} ms", rep.taps, rep.tap_ms)
+                        });
                         Banner { kind, title: title.into(), reason, details, txn: rep.journal_id }
                     }
                     Err(e) => Banner { kind: BannerKind::Declined, title: "ERROR".into(), reason: format!("{e:#}"), details: vec![], txn: None },
@@ -702,7 +763,11 @@ pub fn run(app: &mut App) -> anyhow::Result<()> {
         Ok(())
     })();
     ratatui::restore();
-    res
+    res?;
+    match &app.fatal {
+        Some(why) => anyhow::bail!("internal error in the cashier screen: {why}; every transaction is in the journal — restart shanfu"),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

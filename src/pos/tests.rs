@@ -126,7 +126,12 @@ fn see_phone_then_fingerprint_then_approved() {
     let mut l = lab("seephone");
     l.keys("400\n");
     l.app.phone.as_ref().unwrap().tap();
-    l.until("see phone", |a| matches!(a.busy, Some(Busy::Sale { stage: Stage::SeePhone, .. })));
+    // Settled: the phone has left the field and the terminal waits (120 s) for the second tap.
+    l.until("see phone", |a| {
+        matches!(a.busy, Some(Busy::Sale { stage: Stage::SeePhone, .. }))
+            && a.countdown().is_some_and(|s| s > 60)
+            && a.phone.as_ref().is_some_and(|p| !p.view().in_field)
+    });
     insta::assert_snapshot!("06_see_phone", l.screen());
     l.keys("f");
     l.keys("t");
@@ -149,21 +154,34 @@ fn history_refund_void_and_settlement() {
     insta::assert_snapshot!("07_history", l.screen());
     // Void the newest (56.78), refund the other.
     l.keys("v");
+    assert!(l.app.confirm.as_ref().unwrap().2.starts_with("Void ¥56.78 of transaction 2"), "{:?}", l.app.confirm);
+    insta::assert_snapshot!("07b_confirm_void", l.screen());
+    l.keys("y");
     l.outcome();
     assert_eq!(l.app.banner.as_ref().unwrap().title, "VOIDED");
+    // A voided sale cannot be refunded.
+    l.keys("h");
+    l.app.selected = l.app.visible().iter().position(|r| r.id == 2).unwrap();
+    l.keys("ry");
+    l.outcome();
+    assert!(l.app.banner.as_ref().unwrap().reason.contains("voided"), "{:?}", l.app.banner);
     l.keys("h/12.34\n");
     assert_eq!(l.app.visible().len(), 1);
     l.keys("\n");
     assert_eq!(l.app.screen, Screen::Detail);
     insta::assert_snapshot!("08_detail", l.screen());
-    l.keys("r");
+    // Any key but y: nothing happens.
+    l.keys("rn");
+    assert_eq!(l.app.screen, Screen::Detail);
+    assert_eq!(l.app.pos.journal.all().unwrap().iter().filter(|r| r.kind == TxnKind::Refund).count(), 0);
+    l.keys("ry");
     l.outcome();
     assert_eq!(l.app.banner.as_ref().unwrap().title, "APPROVED");
     // A second refund of the same sale is refused with the reason.
     l.keys("h/12.34\n");
     let first_sale = l.app.visible().iter().position(|r| r.kind == TxnKind::Purchase).unwrap();
     l.app.selected = first_sale;
-    l.keys("r");
+    l.keys("ry");
     l.outcome();
     assert!(l.app.banner.as_ref().unwrap().reason.contains("already refunded"), "{:?}", l.app.banner);
     l.keys("\ns");
@@ -222,4 +240,19 @@ fn esc_while_waiting_for_the_card_cancels_without_a_charge() {
     assert_eq!((b.kind, b.title.as_str()), (BannerKind::Info, "CANCELLED"), "{b:?}");
     let rec = l.app.pos.journal.all().unwrap();
     assert!(rec.iter().all(|r| r.outcome.as_deref() != Some("APPROVED") && r.stan.is_none()), "{rec:?}");
+}
+
+#[test]
+fn esc_during_the_see_phone_wait_ends_the_sale_cancelled() {
+    let mut l = lab("cancel-seephone");
+    l.keys("400\n");
+    l.app.phone.as_ref().unwrap().tap();
+    l.until("see phone", |a| matches!(a.busy, Some(Busy::Sale { stage: Stage::SeePhone, .. })));
+    l.keys("\x1b");
+    l.outcome();
+    let b = l.app.banner.clone().unwrap();
+    assert_eq!(b.title, "CANCELLED", "{b:?}");
+    let rec = l.app.pos.journal.get(b.txn.unwrap()).unwrap();
+    assert_eq!(rec.outcome.as_deref(), Some("END_APPLICATION"), "{rec:?}");
+    assert!(rec.stan.is_none(), "nothing went to the host");
 }

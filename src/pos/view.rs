@@ -45,6 +45,12 @@ pub fn draw(f: &mut Frame, app: &App) {
         None => Line::from(Span::styled(format!(" {hint}"), Style::new().fg(Color::DarkGray))),
     };
     f.render_widget(Paragraph::new(line), keys);
+    if let Some((_, _, q)) = &app.confirm {
+        let r = centered(f.area(), (q.chars().count() as u16 + 4).max(40), 5);
+        f.render_widget(Clear, r);
+        let text = vec![Line::from(Span::styled(q.clone(), Style::new().add_modifier(Modifier::BOLD))), Line::from(""), Line::from("y = yes · any other key = no")];
+        f.render_widget(Paragraph::new(text).alignment(Alignment::Center).block(Block::bordered().title(" Confirm ")), r);
+    }
     if app.help {
         help(f, f.area());
     }
@@ -215,11 +221,11 @@ fn history(f: &mut Frame, area: Rect, app: &App) {
 fn settlement(f: &mut Frame, area: Rect, app: &App) {
     let ((sn, sa), (rn, ra), voided) = app.totals();
     let mut lines = vec![
-        Line::from(Span::styled("Settlement", Style::new().add_modifier(Modifier::BOLD))),
+        Line::from(Span::styled("This batch (what the next settlement reconciles)", Style::new().add_modifier(Modifier::BOLD))),
         Line::from(""),
         Line::from(format!("Approved sales   {sn:>4}   {}", app.pos.money(sa))),
         Line::from(format!("Refunds          {rn:>4}   {}", app.pos.money(ra))),
-        Line::from(format!("Voided           {voided:>4}")),
+        Line::from(format!("Voids pending    {voided:>4}")),
         Line::from(format!("Net              {:>4}   {}", "", app.pos.money(sa.saturating_sub(ra)))),
         Line::from(""),
         Line::from(format!("Pending reversals {}   pending advices {}", app.pending.reversals, app.pending.advices)),
@@ -239,7 +245,7 @@ fn help(f: &mut Frame, area: Rect) {
         ("Outcome", "Enter or digits: next sale, r receipt"),
         ("Receipt", "e export to a text file, Esc back"),
         ("History", "↑↓ select, Enter details, / filter"),
-        ("", "r refund, v void the selected sale"),
+        ("", "r refund, v void the selected sale (y to confirm)"),
         ("Settlement", "Enter upload reversals/advices, reconcile"),
         ("Anywhere", "? or F1 this help, Ctrl-C quit"),
     ];
