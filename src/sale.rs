@@ -230,8 +230,13 @@ impl Pos {
     /// Whether a journal transaction was already refunded or voided.
     fn undone(&self, id: u64) -> Result<Option<String>> {
         for r in self.journal.all()? {
-            if r.original == Some(id) && r.kind == TxnKind::Refund && r.outcome.as_deref() == Some("APPROVED") {
-                return Ok(Some(format!("already refunded by transaction {}", r.id)));
+            if r.original != Some(id) || r.kind != TxnKind::Refund {
+                continue;
+            }
+            // A refund counts unless it was declined or reversed: one still in flight blocks too.
+            let failed = matches!(r.outcome.as_deref(), Some("ONLINE_DECLINED" | "DECLINED")) || r.state == TxnState::Reversed;
+            if !failed {
+                return Ok(Some(format!("already refunded (or being refunded) by transaction {}", r.id)));
             }
         }
         Ok(None)

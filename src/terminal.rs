@@ -146,14 +146,18 @@ pub fn run(
                 if o.status == Status::TryAgain && ep.taps < policy.max_taps {
                     let wait = if o.is_see_phone() { policy.see_phone } else { policy.try_again };
                     let removal = reader.wait_for_removal(Duration::from_secs(5));
-                    if let Some(ms) = o.field_off_ms {
-                        tracing::debug!(ms, "field off before restart");
+                    // Book A: the field goes off before the restart, so a phone that stayed in
+                    // the field (the holder confirmed on it there) is a new tap too.
+                    if let Err(ReaderError::NotRemoved(_)) = removal {
+                        let ms = o.field_off_ms.unwrap_or(0);
+                        tracing::debug!(ms, "card still in the field: field off before restart");
+                        reader.field_off(Duration::from_millis(u64::from(ms)));
                     }
                     if let Some(ui) = &ep.restart_ui {
                         display(Display::Ui(ui.clone()));
                     }
                     let tap = match removal {
-                        Err(ReaderError::Cancelled) => Err(ReaderError::Cancelled),
+                        Err(e @ (ReaderError::Cancelled | ReaderError::Unavailable(_))) => Err(e),
                         _ => {
                             display(Display::PresentCard);
                             reader.wait_for_card(wait)
@@ -169,10 +173,10 @@ pub fn run(
                             action = ep.restart_b(n);
                             continue;
                         }
-                        // The cashier gave up on the second tap: the sale ends here.
-                        Err(ReaderError::Cancelled) => {
-                            o = Outcome::end_application(ReaderError::Cancelled.to_string());
-                            reader_error = Some(ReaderError::Cancelled.to_string());
+                        // The cashier gave up, or the reader went away: the sale ends here.
+                        Err(e @ (ReaderError::Cancelled | ReaderError::Unavailable(_))) => {
+                            o = Outcome::end_application(e.to_string());
+                            reader_error = Some(e.to_string());
                         }
                         Err(e) => tracing::info!(error = %e, "no new tap after Try Again"),
                     }

@@ -402,3 +402,24 @@ fn cashier_screen_on_a_pcsc_reader_cancels_and_sells() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn see_phone_with_the_phone_left_on_the_reader_is_read_again_after_a_field_reset() {
+    let lab = Lab::new("seephone-stay");
+    let mut phone = lab.phone(&[]);
+    let pay = lab
+        .shanfu(&["pay", "400.00", "--reader", "pcsc:Virtual", "--json", "--tap-timeout-ms", "15000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The holder confirms on the phone without taking it off the reader.
+    phone.expect("see-phone", Duration::from_secs(10));
+    writeln!(phone.stdin.as_mut().unwrap(), "fingerprint").unwrap();
+    phone.expect("fingerprint", Duration::from_secs(2));
+    let out = pay.wait_with_output().unwrap();
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_approved_online(&v, 2);
+    assert_eq!(v["cvm"], "CDCVM", "{v}");
+}

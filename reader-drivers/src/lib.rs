@@ -131,6 +131,9 @@ pub trait Reader {
     fn transmit_raw(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError>;
     /// Waits until the card has left the field.
     fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError>;
+    /// Switches the field off for `off` (ISO/IEC 14443 RF reset) so that a card still in it is
+    /// activated again as a new tap. Readers without field control forget the card instead.
+    fn field_off(&mut self, _off: Duration) {}
     /// Air time of the exchanges since the last `wait_for_card`, if the backend can tell.
     fn air_time(&self) -> Option<Duration> {
         None

@@ -157,7 +157,8 @@ impl crate::Reader for NfcReader {
             }
             // Every second without a card: is the device (or pcscd behind it) still there?
             misses += 1;
-            if misses.is_multiple_of(20) {
+            // Only with the device closed: a scan would disturb a USB device we hold open.
+            if misses.is_multiple_of(20) && self.device.is_none() {
                 self.check_still_there()?;
             }
             if self.cancel.swap(false, std::sync::atomic::Ordering::SeqCst) {
@@ -170,11 +171,19 @@ impl crate::Reader for NfcReader {
         }
     }
 
+    fn field_off(&mut self, off: Duration) {
+        // Closing the device drops the field (PN53x) or the card connection (pcsc driver).
+        self.device = None;
+        self.card_seen = false;
+        std::thread::sleep(off.min(Duration::from_secs(2)));
+    }
+
     fn transmit_raw(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
         let d = self.device.as_mut().ok_or(ReaderError::CardRemoved)?;
         match d.initiator_transceive_bytes(capdu, RX_MAX, Timeout::Default) {
             Ok(r) if r.is_empty() => {
                 self.device = None;
+                self.card_seen = false;
                 Err(ReaderError::CardRemoved)
             }
             Ok(r) => Ok(r),
@@ -183,6 +192,7 @@ impl crate::Reader for NfcReader {
                 let gone = d.initiator_target_is_present_any().is_err();
                 if gone {
                     self.device = None;
+                    self.card_seen = false;
                     Err(ReaderError::CardRemoved)
                 } else {
                     Err(ReaderError::Transmission(format!("libnfc transceive: {e:?}")))

@@ -217,6 +217,16 @@ impl crate::Reader for PcscReader {
         }
     }
 
+    /// Power the card down (PC/SC has no RF switch; an unpowered contactless card is a field
+    /// reset for the reader) and forget it: it may be taken as a new tap.
+    fn field_off(&mut self, off: Duration) {
+        if let Some(card) = self.card.take() {
+            let _ = card.disconnect(Disposition::UnpowerCard);
+        }
+        self.card_seen = false;
+        std::thread::sleep(off.min(Duration::from_secs(2)));
+    }
+
     fn transmit_raw(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
         let name = self.reader_name();
         let card = self.card.as_ref().ok_or(ReaderError::CardRemoved)?;
@@ -225,6 +235,7 @@ impl crate::Reader for PcscReader {
             // leaving this way before pcscd's presence poll notices).
             Ok([]) => {
                 self.card = None;
+                self.card_seen = false;
                 Err(ReaderError::CardRemoved)
             }
             Ok(r) => Ok(r.to_vec()),
@@ -235,7 +246,9 @@ impl crate::Reader for PcscReader {
             Err(e) => {
                 let err = map_error(e, &name);
                 if err == ReaderError::CardRemoved {
+                    // It left: whatever comes next is a new tap.
                     self.card = None;
+                    self.card_seen = false;
                 }
                 Err(err)
             }

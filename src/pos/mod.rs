@@ -247,7 +247,7 @@ impl App {
             return;
         }
         if let Some((what, id, _)) = self.confirm.take() {
-            if k.code == KeyCode::Char('y') {
+            if matches!(k.code, KeyCode::Char('y' | 'Y')) {
                 match what {
                     Undo::Refund => self.spawn(&format!("Refunding transaction {id}…"), move |pos| Done::Refund(id, pos.refund(id))),
                     Undo::Void => self.spawn(&format!("Voiding transaction {id}…"), move |pos| Done::Void(id, pos.void(id))),
@@ -485,10 +485,12 @@ impl App {
         let mut refunds = (0, 0);
         let mut voids_pending = 0;
         for r in &self.history {
-            if r.state == TxnState::ReversalPending {
+            if r.state == TxnState::ReversalPending && r.reason.as_deref() == Some("voided by the cashier") {
                 voids_pending += 1;
             }
-            if !crate::online::counts(r) {
+            // Settlement uploads pending advices first: those offline approvals count too.
+            let advised_first = r.state == TxnState::AdvicePending && r.outcome.as_deref() == Some("APPROVED");
+            if !crate::online::counts(r) && !advised_first {
                 continue;
             }
             let t = if r.kind == TxnKind::Refund { &mut refunds } else { &mut sales };
@@ -752,6 +754,10 @@ pub fn run(app: &mut App) -> anyhow::Result<()> {
     let res = (|| -> anyhow::Result<()> {
         while !app.quit {
             app.poll();
+            if app.quit {
+                // A worker panicked: its hook gave the terminal back already; draw nothing more.
+                break;
+            }
             term.draw(|f| view::draw(f, app))?;
             if event::poll(Duration::from_millis(100))? {
                 match event::read()? {
