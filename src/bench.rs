@@ -39,13 +39,26 @@ pub struct Tap {
 pub fn record_tap(settings: &Settings, profile: &str, amount: &str) -> Result<(Tap, PayReport, Option<Vec<u8>>)> {
     let wallet = test_cards::Wallet::load(profile)?;
     let mut reader = VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: true, remove_after: None });
-    let (date, time) = clock::now();
-    let txn = Transaction { amount: Amount::parse(amount, 2)?, amount_other: None, txn_type: 0, date, time, unpredictable_number: [0x12, 0x34, 0x56, 0x78] };
-    let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn.clone());
-    let r = terminal::run(&mut ep, &mut reader, &terminal::TapPolicy::default(), || [0x12, 0x34, 0x56, 0x79], |_| {});
-    let rep = PayReport::new(&ep, &r, 2, "0156");
+    let (ep, txn, r) = bench_tap(settings, &mut reader, amount, &terminal::TapPolicy::default())?;
+    let rep = PayReport::new(&ep, &r, settings.ep.terminal.currency_exponent, &hex::encode(settings.ep.terminal.currency));
     let answers = r.exchanges.iter().filter_map(|x| RApdu::parse(&x.r)).collect();
     Ok((Tap { answers, air: r.card_in_field, txn }, rep, r.outcome.data_record.clone()))
+}
+
+/// One purchase of `amount` on `reader` with fixed unpredictable numbers (benchmarks compare
+/// like with like).
+fn bench_tap(
+    settings: &Settings,
+    reader: &mut dyn reader_drivers::Reader,
+    amount: &str,
+    policy: &terminal::TapPolicy,
+) -> Result<(EntryPoint, Transaction, terminal::TapResult)> {
+    let (date, time) = clock::now();
+    let exp = u32::from(settings.ep.terminal.currency_exponent);
+    let txn = Transaction { amount: Amount::parse(amount, exp)?, amount_other: None, txn_type: 0, date, time, unpredictable_number: [0x12, 0x34, 0x56, 0x78] };
+    let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn.clone());
+    let r = terminal::run(&mut ep, reader, policy, || [0x12, 0x34, 0x56, 0x79], |_| {});
+    Ok((ep, txn, r))
 }
 
 /// One pass of the Entry Point and kernel over a recorded tap, from PPSE to the outcome: the
@@ -230,12 +243,8 @@ pub fn run(
 /// One whole tap over a real reader stack: Entry Point and kernel from "card detected" to
 /// "card read" (no host), with the reader already holding the card.
 fn tap_over(settings: &Settings, reader: &mut dyn reader_drivers::Reader, amount: &str) -> Result<(Duration, usize, String)> {
-    let (date, time) = clock::now();
-    let exp = u32::from(settings.ep.terminal.currency_exponent);
-    let txn = Transaction { amount: Amount::parse(amount, exp)?, amount_other: None, txn_type: 0, date, time, unpredictable_number: [0x12, 0x34, 0x56, 0x78] };
-    let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn);
     let policy = terminal::TapPolicy { first_tap: Duration::from_secs(5), max_taps: 1, ..Default::default() };
-    let r = terminal::run(&mut ep, reader, &policy, || [0x12, 0x34, 0x56, 0x79], |_| {});
+    let (_, _, r) = bench_tap(settings, reader, amount, &policy)?;
     if r.taps == 0 || r.reader_error.is_some() {
         anyhow::bail!("no tap on {}: {}", reader.name(), r.reader_error.unwrap_or_else(|| r.outcome.reason.clone()));
     }

@@ -7,7 +7,6 @@ mod common;
 
 use common::tmux::Tmux;
 use serde_json::Value;
-use std::time::{Duration, Instant};
 
 #[test]
 fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
@@ -65,12 +64,7 @@ fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
 
     // 5. Quit; the terminal is given back and the journal holds all four.
     t.next_sale();
-    t.keys(&["q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.running() {
-        assert!(Instant::now() < deadline, "demo did not quit:\n{}", t.screen());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    t.quit();
     let out = t.shanfu(&["journal", "export", "--format", "json"]);
     let j: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     let rows = j.as_array().unwrap();
@@ -107,10 +101,5 @@ fn cashier_screen_survives_resize_and_works_at_80x24() {
     // Cancelled wait: the sale ends without a charge.
     t.wait_for(&["CANCELLED", "nothing was charged"]);
     t.next_sale();
-    t.keys(&["q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.running() {
-        assert!(Instant::now() < deadline, "demo did not quit");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    t.quit();
 }

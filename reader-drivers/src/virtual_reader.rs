@@ -168,15 +168,7 @@ impl PhoneInHand {
                 .wallet
                 .cards
                 .iter()
-                .map(|c| {
-                    let p: Vec<char> = c.profile.pan.chars().collect();
-                    let masked = if p.len() > 10 {
-                        format!("{}…{}", p[..6].iter().collect::<String>(), p[p.len() - 4..].iter().collect::<String>())
-                    } else {
-                        "…".into()
-                    };
-                    format!("{} {masked}", c.profile.label)
-                })
+                .map(|c| format!("{} {}", kernels::types::mask_pan(&c.profile.pan), c.profile.label))
                 .collect();
             let chosen = h.wallet.cards.iter().position(|c| c.priority == Some(1)).unwrap_or(0);
             PhoneView {

@@ -410,8 +410,13 @@ impl App {
         self.visible().get(self.selected).copied()
     }
 
-    pub fn open_history(&mut self) {
+    /// The journal as the screens show it (PAN removed).
+    fn reload_history(&mut self) {
         self.history = self.pos.journal.all().map(|v| v.into_iter().map(|r| r.public()).collect()).unwrap_or_default();
+    }
+
+    pub fn open_history(&mut self) {
+        self.reload_history();
         self.selected = 0;
         self.screen = Screen::History;
     }
@@ -462,7 +467,7 @@ impl App {
     }
 
     pub fn open_settlement(&mut self) {
-        self.history = self.pos.journal.all().map(|v| v.into_iter().map(|r| r.public()).collect()).unwrap_or_default();
+        self.reload_history();
         self.pending = self.pos.pending();
         self.screen = Screen::Settlement;
     }
@@ -626,7 +631,8 @@ impl App {
     fn on_done(&mut self, d: Done) {
         self.busy = None;
         self.pending = self.pos.pending();
-        let money = |m: u64| self.pos.money(m);
+        let pos = self.pos.clone();
+        let money = |m: u64| pos.money(m);
         let banner = match d {
             Done::Panicked(msg, reader) => {
                 if reader.is_some() {
@@ -682,7 +688,7 @@ impl App {
             Done::Refund(orig, r) => self.record_banner("Refund", orig, r),
             Done::Void(orig, r) => self.record_banner("Void", orig, r),
             Done::Settle(r) => {
-                self.history = self.pos.journal.all().map(|v| v.into_iter().map(|r| r.public()).collect()).unwrap_or_default();
+                self.reload_history();
                 self.pending = self.pos.pending();
                 match r {
                     Ok(rep) => {

@@ -78,6 +78,16 @@ impl Tmux {
         }
     }
 
+    /// `q` on the sale screen, then waits (bounded) for the program to end.
+    pub fn quit(&self) {
+        self.keys(&["q"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.running() {
+            assert!(Instant::now() < deadline, "did not quit:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn running(&self) -> bool {
         self.tmux(&["has-session", "-t", "pos"]).status.success()
     }
