@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, property and integration tests of every crate, then the
+# The whole test suite: formatting and lints, unit, property and integration tests of every crate, then the
 # DESIGN.md §4 contract check of `shanfu pay --json` on the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TERM_COLOR=never
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --release --locked --bin shanfu
 cargo test --workspace --locked
 contract=../shared/tools/check-contract

@@ -1,7 +1,7 @@
-//! Terminal side of the host link: ISO 8583 (`ascii87`, docs/host.md) over TCP, responses
-//! matched by STAN + terminal id, every wait bounded by a timeout.
+//! Terminal side of the host link: ISO 8583 (`ascii87`, docs/host.md) over TCP, one request
+//! outstanding at a time, every wait bounded by a timeout.
 
-use iso8583::{ascii87, field, Message};
+use iso8583::{ascii87, Message};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,6 +19,8 @@ pub enum HostError {
     Io(#[from] std::io::Error),
     #[error("cannot build the request: {0}")]
     Pack(iso8583::Error),
+    #[error("unreadable host answer: {0}")]
+    Unreadable(iso8583::Error),
 }
 
 /// A connection to the acquirer, re-established on demand.
@@ -37,13 +39,7 @@ async fn read_frame(s: &mut TcpStream) -> Result<Vec<u8>, HostError> {
         Err(e) => return Err(e.into()),
     }
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            HostError::Closed
-        } else {
-            e.into()
-        }
-    })?;
+    s.read_exact(&mut body).await.map_err(|e| if e.kind() == std::io::ErrorKind::UnexpectedEof { HostError::Closed } else { e.into() })?;
     Ok(body)
 }
 
@@ -64,27 +60,18 @@ impl HostLink {
         self.conn.as_mut().ok_or(HostError::Closed)
     }
 
-    /// Sends `req` and waits for the response with the same STAN (11) and terminal id (41).
-    /// Frames that do not match, or do not parse, are logged and skipped. Any failure drops
-    /// the connection so the next exchange starts clean.
+    /// Sends `req` and reads the next answer on the connection. One request is outstanding at a
+    /// time, so the next frame is the answer to it or a fault: whether it belongs to `req` is
+    /// decided by [`crate::terminal::answer::check`], never skipped here. Any failure drops the
+    /// connection, so a late answer can never be read as the next request's.
     pub async fn exchange(&mut self, req: &Message) -> Result<Message, HostError> {
         let wire = ascii87().pack_framed(req).map_err(HostError::Pack)?;
-        let stan = req.get(field::STAN).map(|s| s.to_vec());
-        let tid = req.get(field::TERMINAL_ID).map(|s| s.to_vec());
         let timeout = self.timeout;
         let res = tokio::time::timeout(timeout, async {
             let conn = self.connection().await?;
             conn.write_all(&wire).await?;
-            loop {
-                let body = read_frame(conn).await?;
-                match ascii87().unpack(&body) {
-                    Ok(m) if m.get(field::STAN).map(|s| s.to_vec()) == stan && m.get(field::TERMINAL_ID).map(|s| s.to_vec()) == tid => {
-                        return Ok(m);
-                    }
-                    Ok(m) => tracing::warn!(mti = %m.mti, "host answer for another request ignored"),
-                    Err(e) => tracing::warn!(error = %e, "unreadable host answer ignored"),
-                }
-            }
+            let body = read_frame(conn).await?;
+            ascii87().unpack(&body).map_err(HostError::Unreadable)
         })
         .await;
         match res {

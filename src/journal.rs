@@ -6,21 +6,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Where a transaction is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TxnState {
-    Started,
-    CardRead,
-    Sent,
-    Answered,
-    Completed,
-    ReversalPending,
-    Reversed,
-    AdvicePending,
-    Advised,
-    Settled,
-}
+pub use crate::terminal::lifecycle::{IllegalTransition, TxnEvent, TxnState};
 
 /// What kind of transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,8 +52,11 @@ pub struct TxnRecord {
     pub response_code: Option<String>,
     pub auth_code: Option<String>,
     pub rrn: Option<String>,
-    /// Result of the issuer authentication data (91) check.
+    /// Whether the answer carried issuer authentication data (91): RECEIVED / ABSENT.
     pub arpc: Option<String>,
+    /// Tag 91 (ARPC ‖ ARC) as the host sent it, hex: for the card where issuer update applies.
+    #[serde(default)]
+    pub issuer_auth_data: Option<String>,
     /// Reversal attempts so far.
     pub reversal_attempts: u32,
     /// For refunds and voids: the journal id of the original.
@@ -89,6 +78,22 @@ pub enum JournalError {
     Decode(u64, String),
     #[error("no transaction {0} in the journal")]
     NotFound(u64),
+    #[error("transaction {id}: {err}")]
+    Illegal { id: u64, err: IllegalTransition },
+    #[error("transaction {id}: no event takes {from:?} to {to:?}")]
+    IllegalWrite { id: u64, from: TxnState, to: TxnState },
+    #[error("the journal has schema version {0}; this shanfu reads version {SCHEMA_VERSION} (use a newer shanfu)")]
+    NewerSchema(u32),
+}
+
+/// Version of the journal's layout: 1 = records only; 2 = + the state and STAN indexes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+fn state_key(state: TxnState, id: u64) -> Vec<u8> {
+    let idx = TxnState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u8;
+    let mut k = vec![idx];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
 }
 
 /// The journal.
@@ -96,6 +101,10 @@ pub struct Journal {
     db: sled::Db,
     txns: sled::Tree,
     meta: sled::Tree,
+    /// state index ‖ id → (): `in_state` without reading every record.
+    by_state: sled::Tree,
+    /// STAN → id of the transaction that used it last.
+    by_stan: sled::Tree,
 }
 
 fn now() -> u64 {
@@ -108,7 +117,28 @@ impl Journal {
         let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
         let txns = db.open_tree("txns")?;
         let meta = db.open_tree("meta")?;
-        Ok(Journal { db, txns, meta })
+        let by_state = db.open_tree("by_state")?;
+        let by_stan = db.open_tree("by_stan")?;
+        let j = Journal { db, txns, meta, by_state, by_stan };
+        let version = j.meta.get("schema")?.and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok()).map(u32::from_be_bytes);
+        match version {
+            Some(v) if v > SCHEMA_VERSION => return Err(JournalError::NewerSchema(v)),
+            Some(SCHEMA_VERSION) => {}
+            // Version 1 (or new): build the indexes from the records.
+            _ => {
+                j.by_state.clear()?;
+                j.by_stan.clear()?;
+                for r in j.all()? {
+                    j.by_state.insert(state_key(r.state, r.id), &[])?;
+                    if let Some(stan) = r.stan {
+                        j.by_stan.insert(stan.to_be_bytes(), &r.id.to_be_bytes())?;
+                    }
+                }
+                j.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
+                j.flush()?;
+            }
+        }
+        Ok(j)
     }
 
     fn flush(&self) -> Result<(), JournalError> {
@@ -154,6 +184,7 @@ impl Journal {
             auth_code: None,
             rrn: None,
             arpc: None,
+            issuer_auth_data: None,
             reversal_attempts: 0,
             original: None,
         };
@@ -161,19 +192,61 @@ impl Journal {
         Ok(r)
     }
 
-    /// Writes a record durably (flushed before returning).
+    /// Writes a record and its index entries atomically and durably (flushed before returning).
+    /// The state must be the stored one or reachable from it in one step of the lifecycle.
     pub fn put(&self, r: &TxnRecord) -> Result<(), JournalError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
         let v = serde_json::to_vec(r).map_err(|e| JournalError::Decode(r.id, e.to_string()))?;
-        self.txns.insert(r.id.to_be_bytes(), v)?;
-        self.flush()
+        let res = (&self.txns, &self.by_state, &self.by_stan).transaction(|(txns, by_state, by_stan)| {
+            let key = r.id.to_be_bytes();
+            if let Some(old) = txns.get(key)? {
+                let old: TxnRecord =
+                    serde_json::from_slice(&old).map_err(|e| ConflictableTransactionError::Abort(JournalError::Decode(r.id, e.to_string())))?;
+                if old.state != r.state {
+                    let legal = TxnEvent::ALL.iter().any(|e| old.state.on(*e) == Ok(r.state));
+                    if !legal {
+                        return Err(ConflictableTransactionError::Abort(JournalError::IllegalWrite { id: r.id, from: old.state, to: r.state }));
+                    }
+                    by_state.remove(state_key(old.state, r.id))?;
+                }
+            }
+            by_state.insert(state_key(r.state, r.id), &[])?;
+            if let Some(stan) = r.stan {
+                by_stan.insert(&stan.to_be_bytes(), &key)?;
+            }
+            txns.insert(&key, v.clone())?;
+            Ok(())
+        });
+        match res {
+            Ok(()) => self.flush(),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
     }
 
-    /// Moves a record to `state` (with history) and applies `f`, durably.
-    pub fn advance(&self, r: &mut TxnRecord, state: TxnState, f: impl FnOnce(&mut TxnRecord)) -> Result<(), JournalError> {
-        f(r);
-        r.state = state;
-        r.history.push((now(), state));
-        self.put(r)
+    /// Applies `event` to a record (the lifecycle decides the next state; an illegal event is an
+    /// error and nothing is written), then `f`, durably.
+    pub fn advance(&self, r: &mut TxnRecord, event: TxnEvent, f: impl FnOnce(&mut TxnRecord)) -> Result<(), JournalError> {
+        let next = r.state.on(event).map_err(|err| JournalError::Illegal { id: r.id, err })?;
+        let mut updated = r.clone();
+        f(&mut updated);
+        updated.state = next;
+        updated.history.push((now(), next));
+        self.put(&updated)?;
+        *r = updated;
+        Ok(())
+    }
+
+    /// The transaction that used `stan` last.
+    pub fn by_stan(&self, stan: u32) -> Result<Option<TxnRecord>, JournalError> {
+        match self.by_stan.get(stan.to_be_bytes())? {
+            Some(id) => {
+                let id = <[u8; 8]>::try_from(id.as_ref()).map(u64::from_be_bytes).map_err(|_| JournalError::Decode(0, "bad STAN index entry".into()))?;
+                self.get(id).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     pub fn get(&self, id: u64) -> Result<TxnRecord, JournalError> {
@@ -192,8 +265,25 @@ impl Journal {
         Ok(out)
     }
 
+    /// The records in `state`, oldest first, from the state index.
     pub fn in_state(&self, state: TxnState) -> Result<Vec<TxnRecord>, JournalError> {
-        Ok(self.all()?.into_iter().filter(|r| r.state == state).collect())
+        let prefix = state_key(state, 0)[..1].to_vec();
+        let mut out = Vec::new();
+        for kv in self.by_state.scan_prefix(prefix) {
+            let (k, _) = kv?;
+            let id = k
+                .get(1..9)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| JournalError::Decode(0, "bad state index entry".into()))?;
+            out.push(self.get(id)?);
+        }
+        Ok(out)
+    }
+
+    /// How many records are in `state` (index only).
+    pub fn count_in_state(&self, state: TxnState) -> usize {
+        self.by_state.scan_prefix(&state_key(state, 0)[..1]).count()
     }
 
     /// The next STAN (000001-999999, wrapping), persisted and flushed before it is used.
@@ -215,7 +305,7 @@ impl Journal {
         for mut r in self.all()? {
             match r.state {
                 TxnState::Sent => {
-                    self.advance(&mut r, TxnState::ReversalPending, |r| {
+                    self.advance(&mut r, TxnEvent::NotAnswered, |r| {
                         r.outcome = Some("DECLINED".into());
                         r.reason = Some("terminal stopped before the host answered: reversal queued".into());
                     })?;
@@ -224,10 +314,10 @@ impl Journal {
                 // An offline approval (TC) exists once the card answered: the card has spent its
                 // offline balance, so the advice must reach the issuer.
                 TxnState::CardRead if r.outcome.as_deref() == Some("APPROVED") => {
-                    self.advance(&mut r, TxnState::AdvicePending, |_| {})?;
+                    self.advance(&mut r, TxnEvent::OfflineApproved, |_| {})?;
                 }
                 TxnState::Started | TxnState::CardRead => {
-                    self.advance(&mut r, TxnState::Completed, |r| {
+                    self.advance(&mut r, TxnEvent::Closed, |r| {
                         r.outcome = Some("ERROR".into());
                         r.reason = Some("terminal stopped before the transaction was sent: not charged".into());
                     })?;
@@ -235,13 +325,11 @@ impl Journal {
                 TxnState::Answered => {
                     // The answer is on disk: the transaction stands as the issuer answered it
                     // (contactless: the card left before the answer, nothing more to do with it).
-                    self.advance(&mut r, TxnState::Completed, |r| {
+                    self.advance(&mut r, TxnEvent::Closed, |r| {
                         let approved = r.response_code.as_deref() == Some("00");
                         r.outcome = Some(if approved { "APPROVED" } else { "ONLINE_DECLINED" }.into());
-                        r.reason = Some(format!(
-                            "terminal stopped after the host answered {}: completed at restart",
-                            r.response_code.as_deref().unwrap_or("?")
-                        ));
+                        r.reason =
+                            Some(format!("terminal stopped after the host answered {}: completed at restart", r.response_code.as_deref().unwrap_or("?")));
                     })?;
                 }
                 _ => {}
@@ -269,7 +357,7 @@ mod tests {
             assert_eq!(j.next_stan().unwrap(), 1);
             assert_eq!(j.next_stan().unwrap(), 2);
             let mut r = j.begin(TxnKind::Purchase, 1234, "156").unwrap();
-            j.advance(&mut r, TxnState::CardRead, |r| r.pan = Some("6235880000000017".into())).unwrap();
+            j.advance(&mut r, TxnEvent::CardRead, |r| r.pan = Some("6235880000000017".into())).unwrap();
             r.id
         };
         let j = Journal::open(&d).unwrap();
@@ -286,9 +374,10 @@ mod tests {
         let d = dir("recover");
         let j = Journal::open(&d).unwrap();
         let mut a = j.begin(TxnKind::Purchase, 100, "156").unwrap();
-        j.advance(&mut a, TxnState::Sent, |_| {}).unwrap();
+        j.advance(&mut a, TxnEvent::CardRead, |_| {}).unwrap();
+        j.advance(&mut a, TxnEvent::Sent, |_| {}).unwrap();
         let mut b = j.begin(TxnKind::Purchase, 200, "156").unwrap();
-        j.advance(&mut b, TxnState::CardRead, |_| {}).unwrap();
+        j.advance(&mut b, TxnEvent::CardRead, |_| {}).unwrap();
         let queued = j.recover().unwrap();
         assert_eq!(queued, vec![a.id]);
         assert_eq!(j.get(a.id).unwrap().state, TxnState::ReversalPending);
@@ -296,6 +385,59 @@ mod tests {
         // Recovery is idempotent.
         assert!(j.recover().unwrap().is_empty());
         drop(j);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused_and_nothing_is_written() {
+        let d = dir("illegal");
+        let j = Journal::open(&d).unwrap();
+        let mut r = j.begin(TxnKind::Purchase, 100, "156").unwrap();
+        // Started cannot be Sent: the card data must be on disk first.
+        let e = j.advance(&mut r, TxnEvent::Sent, |r| r.stan = Some(9)).unwrap_err();
+        assert!(matches!(e, JournalError::Illegal { .. }), "{e}");
+        assert_eq!((r.state, r.stan), (TxnState::Started, None));
+        assert_eq!(j.get(r.id).unwrap().state, TxnState::Started);
+        // A raw put that skips the lifecycle is refused too.
+        let mut forged = r.clone();
+        forged.state = TxnState::Settled;
+        assert!(matches!(j.put(&forged), Err(JournalError::IllegalWrite { .. })));
+        assert_eq!(j.get(r.id).unwrap().state, TxnState::Started);
+        drop(j);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn state_and_stan_indexes_follow_the_records_and_survive_reopen() {
+        let d = dir("index");
+        {
+            let j = Journal::open(&d).unwrap();
+            let mut a = j.begin(TxnKind::Purchase, 100, "156").unwrap();
+            j.advance(&mut a, TxnEvent::CardRead, |_| {}).unwrap();
+            j.advance(&mut a, TxnEvent::Sent, |r| r.stan = Some(7)).unwrap();
+            let mut b = j.begin(TxnKind::Purchase, 200, "156").unwrap();
+            j.advance(&mut b, TxnEvent::CardRead, |_| {}).unwrap();
+            j.advance(&mut b, TxnEvent::OfflineApproved, |_| {}).unwrap();
+            assert_eq!(j.in_state(TxnState::Sent).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![a.id]);
+            assert_eq!(j.count_in_state(TxnState::AdvicePending), 1);
+            assert_eq!(j.count_in_state(TxnState::Started), 0);
+            assert_eq!(j.by_stan(7).unwrap().map(|r| r.id), Some(a.id));
+            assert!(j.by_stan(8).unwrap().is_none());
+        }
+        // An old (version 1) journal gets its indexes built at open.
+        {
+            let db = sled::open(&d).unwrap();
+            db.open_tree("meta").unwrap().remove("schema").unwrap();
+            db.open_tree("by_state").unwrap().clear().unwrap();
+            db.open_tree("by_stan").unwrap().clear().unwrap();
+            db.flush().unwrap();
+        }
+        let j = Journal::open(&d).unwrap();
+        assert_eq!(j.count_in_state(TxnState::Sent), 1);
+        assert_eq!(j.by_stan(7).unwrap().map(|r| r.amount), Some(100));
+        j.meta.insert("schema", &99u32.to_be_bytes()).unwrap();
+        drop(j);
+        assert!(matches!(Journal::open(&d), Err(JournalError::NewerSchema(99))));
         let _ = std::fs::remove_dir_all(&d);
     }
 

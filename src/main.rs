@@ -3,7 +3,6 @@
 
 use shanfu::{acquirer, bench, clock, decode, host, journal, online, pos, report, sale, settings, terminal};
 
-
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kernels::entry_point::{EntryPoint, Transaction};
@@ -265,8 +264,7 @@ fn init_logging(g: &Global, file: Option<PathBuf>) {
 
 fn main() {
     let cli = Cli::parse();
-    let screen = std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && matches!(cli.cmd, Cmd::Pos { .. } | Cmd::Demo { headless: false, .. });
+    let screen = std::io::IsTerminal::is_terminal(&std::io::stdout()) && matches!(cli.cmd, Cmd::Pos { .. } | Cmd::Demo { headless: false, .. });
     init_logging(&cli.global, screen.then(|| data_dir(&cli.global).join("shanfu.log")));
     let json = match &cli.cmd {
         Cmd::Pay(p) => p.json,
@@ -457,10 +455,20 @@ fn pay(g: &Global, a: PayArgs) -> Result<i32> {
         let d = std::time::Duration::from_millis(ms);
         (policy.first_tap, policy.try_again, policy.see_phone) = (d, d, d);
     }
-    let result = terminal::run(&mut ep, reader.as_mut(), &policy, || {
-        n += 1;
-        if fixed { (u32::from_be_bytes(first_un) ^ n).to_be_bytes() } else { un() }
-    }, show);
+    let result = terminal::run(
+        &mut ep,
+        reader.as_mut(),
+        &policy,
+        || {
+            n += 1;
+            if fixed {
+                (u32::from_be_bytes(first_un) ^ n).to_be_bytes()
+            } else {
+                un()
+            }
+        },
+        show,
+    );
     if let Some(path) = &a.record {
         write_script(path, &a, amount, exp, &currency, &settings, date, time, first_un, &result)?;
     }
@@ -500,11 +508,7 @@ fn write_script(
             unpredictable_numbers: result.unpredictable_numbers.iter().skip(1).map(hex::encode_upper).collect(),
             ttq: None,
         },
-        exchanges: result
-            .exchanges
-            .iter()
-            .map(|x| Exchange { c: hex::encode_upper(&x.c), r: hex::encode_upper(&x.r), tap: Some(x.tap) })
-            .collect(),
+        exchanges: result.exchanges.iter().map(|x| Exchange { c: hex::encode_upper(&x.c), r: hex::encode_upper(&x.r), tap: Some(x.tap) }).collect(),
     };
     std::fs::write(path, serde_json::to_string_pretty(&script)?).with_context(|| format!("writing {}", path.display()))
 }
@@ -570,9 +574,23 @@ fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
                     let o = |v: &Option<String>| v.clone().unwrap_or_default().replace(',', " ");
                     println!(
                         "{},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                        r.id, r.state, r.amount, r.currency, o(&r.outcome), o(&r.pan_masked), o(&r.label), o(&r.kernel), o(&r.cvm), o(&r.oda),
-                        o(&r.cryptogram_type), r.atc.map(|a| a.to_string()).unwrap_or_default(), r.stan.map(|s| s.to_string()).unwrap_or_default(),
-                        o(&r.response_code), o(&r.auth_code), o(&r.rrn), o(&r.arpc)
+                        r.id,
+                        r.state,
+                        r.amount,
+                        r.currency,
+                        o(&r.outcome),
+                        o(&r.pan_masked),
+                        o(&r.label),
+                        o(&r.kernel),
+                        o(&r.cvm),
+                        o(&r.oda),
+                        o(&r.cryptogram_type),
+                        r.atc.map(|a| a.to_string()).unwrap_or_default(),
+                        r.stan.map(|s| s.to_string()).unwrap_or_default(),
+                        o(&r.response_code),
+                        o(&r.auth_code),
+                        o(&r.rrn),
+                        o(&r.arpc)
                     );
                 }
             }
@@ -614,12 +632,7 @@ fn replay(g: &Global, path: &PathBuf, json: bool) -> Result<i32> {
     let date = t.date.as_deref().map(parse_date).transpose()?.unwrap_or(today);
     let time = t.time.as_deref().map(|s| parse_hex::<3>("time", s)).transpose()?.unwrap_or(now);
     let first_un = t.unpredictable_number.as_deref().map(|s| parse_hex::<4>("unpredictable_number", s)).transpose()?.unwrap_or([0; 4]);
-    let mut more = t
-        .unpredictable_numbers
-        .iter()
-        .map(|s| parse_hex::<4>("unpredictable_numbers", s))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter();
+    let mut more = t.unpredictable_numbers.iter().map(|s| parse_hex::<4>("unpredictable_numbers", s)).collect::<Result<Vec<_>>>()?.into_iter();
     let txn = Transaction { amount, amount_other: None, txn_type: 0x00, date, time, unpredictable_number: first_un };
     let currency = hex::encode(settings.ep.terminal.currency);
     let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn);
@@ -716,7 +729,13 @@ fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
     sale_on("phone found (token resumed)", "28.00", "unionpay-phone", false)?;
     if let Some(id) = coffee {
         let v = till.void(id)?;
-        println!("{:<36} {:>9}  {:<15} reversal (0400) {}", format!("void of the coffee (#{id})"), till.money(v.amount), format!("{:?}", v.state).to_uppercase(), v.reason.unwrap_or_default());
+        println!(
+            "{:<36} {:>9}  {:<15} reversal (0400) {}",
+            format!("void of the coffee (#{id})"),
+            till.money(v.amount),
+            format!("{:?}", v.state).to_uppercase(),
+            v.reason.unwrap_or_default()
+        );
     }
     let s = till.settle()?;
     println!(

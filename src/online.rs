@@ -4,10 +4,10 @@
 //! step: the request is journaled as Sent before a byte leaves the terminal.
 
 use crate::host::{HostError, HostLink};
-use crate::journal::{Journal, JournalError, TxnKind, TxnRecord, TxnState};
+use crate::journal::{Journal, JournalError, TxnEvent, TxnKind, TxnRecord, TxnState};
+use crate::terminal::answer::{self, AnswerFault};
+use host_contract::ResponseCode;
 use iso8583::{field, Message, Mti};
-use kernels::tag;
-use kernels::tlv;
 
 /// Terminal identity for messages.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub enum OnlineError {
     Host(#[from] HostError),
     #[error("host answered {0}")]
     Refused(String),
+    #[error("host answer rejected: {0}")]
+    BadAnswer(#[from] AnswerFault),
 }
 
 /// Crash-test hook: `SHANFU_CRASH_AT=<state>` aborts the process right after that state is
@@ -80,81 +82,27 @@ fn card_fields(m: &mut Message, r: &TxnRecord) {
     }
 }
 
-/// What the issuer answered, as the terminal sees it.
+/// What the issuer answered, as the terminal sees it (checked by [`answer::check`]).
 #[derive(Debug, Clone)]
 pub struct HostAnswer {
     pub response_code: String,
     pub auth_code: Option<String>,
     pub rrn: Option<String>,
+    /// RECEIVED (tag 91 recorded for the card) or ABSENT.
     pub arpc: String,
 }
 
-/// Cashier-facing meaning of a response code (docs/host.md).
+/// Cashier-facing meaning of a response code (the contract's table; English).
 pub fn response_text(code: &str) -> &'static str {
-    match code {
-        "00" => "Approved",
-        "05" => "Declined by issuer",
-        "14" => "Card not recognised - try another card",
-        "51" => "Insufficient funds",
-        "54" => "Card expired",
-        "57" => "Not allowed for this card - try another card",
-        "62" => "Card suspended by issuer (lost or stolen device)",
-        "82" => "Card authentication failed - try another card",
-        "30" => "Host format error",
-        "96" => "Host error",
-        _ => "Declined",
-    }
-}
-
-/// Checks the Issuer Authentication Data (91 = ARPC ‖ ARC) of an answer. The ARC must equal DE 39;
-/// for the project's test issuer ranges the ARPC itself is recomputed (test deployments know
-/// those keys; a live terminal leaves this to the card).
-fn check_arpc(resp: &Message, rec: &TxnRecord) -> String {
-    let Some(iad) = resp.get(field::ICC_DATA).and_then(|d| tlv::find(d, tag::ISSUER_AUTH_DATA).ok().flatten()) else {
-        return "MISSING".into();
-    };
-    if iad.len() < 10 {
-        return "MALFORMED".into();
-    }
-    let (arpc, arc) = (&iad[..8], [iad[8], iad[9]]);
-    if resp.get(field::RESPONSE_CODE) != Some(&arc[..]) {
-        return "ARC_MISMATCH".into();
-    }
-    let (Some(pan), Some(arqc), Some(atc)) = (
-        rec.pan.as_deref(),
-        rec.cryptogram.as_deref().and_then(|c| hex::decode(c).ok()).and_then(|c| <[u8; 8]>::try_from(c).ok()),
-        rec.atc,
-    ) else {
-        return "PRESENT".into();
-    };
-    let Ok(issuers) = test_cards::issuers::builtin() else { return "PRESENT".into() };
-    let Some(issuer) = test_cards::issuers::for_pan(&issuers, pan) else { return "PRESENT".into() };
-    use kernels::cryptogram::{self, CryptogramMethod};
-    let psn = rec.psn.unwrap_or(0);
-    let mk = cryptogram::icc_master_key_option_a(&issuer.imk_ac, pan, psn);
-    let key = match issuer.method {
-        CryptogramMethod::EmvCsk => cryptogram::session_key_common(&mk, atc.to_be_bytes()),
-        CryptogramMethod::VisaCvn10 => mk,
-    };
-    if cryptogram::arpc_method1(&key, &arqc, arc)[..] == arpc[..] {
-        "VERIFIED".into()
-    } else {
-        "FAILED".into()
-    }
+    ResponseCode::from_code(code).map(|rc| rc.text(host_contract::Lang::En)).unwrap_or("Declined")
 }
 
 /// Authorization of an online request: journal Sent → exchange → journal Answered → Completed.
 /// No answer → the reversal is queued (journaled) and tried once at once.
-pub async fn authorize(
-    journal: &Journal,
-    link: &mut HostLink,
-    id: &Identity,
-    rec: &mut TxnRecord,
-    track2: Option<String>,
-) -> Result<HostAnswer, OnlineError> {
+pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, rec: &mut TxnRecord, track2: Option<String>) -> Result<HostAnswer, OnlineError> {
     let stan = journal.next_stan()?;
     let (de7, de12, de13) = utc_fields();
-    journal.advance(rec, TxnState::Sent, |r| {
+    journal.advance(rec, TxnEvent::Sent, |r| {
         r.stan = Some(stan);
         r.transmitted = Some(de7);
         r.local_time = Some(de12);
@@ -166,38 +114,49 @@ pub async fn authorize(
     if let Some(t2) = &track2 {
         req.set_str(field::TRACK2, t2);
     }
-    match link.exchange(&req).await {
-        Ok(resp) => {
-            let rc = resp.get_str(field::RESPONSE_CODE).unwrap_or("96").to_string();
+    let checked = match link.exchange(&req).await {
+        Ok(resp) => answer::check(&req, &resp).map_err(OnlineError::from),
+        Err(e) => Err(OnlineError::from(e)),
+    };
+    match checked {
+        Ok(ans) => {
+            let rc = ans.response_code;
             let answer = HostAnswer {
-                auth_code: resp.get_str(field::AUTH_ID_RESPONSE).map(|s| s.trim().to_string()),
-                rrn: resp.get_str(field::RRN).map(str::to_string),
-                arpc: check_arpc(&resp, rec),
-                response_code: rc.clone(),
+                auth_code: ans.auth_code.clone(),
+                rrn: ans.rrn.clone(),
+                arpc: if ans.issuer_auth_data.is_some() { "RECEIVED" } else { "ABSENT" }.into(),
+                response_code: rc.code().to_string(),
             };
-            journal.advance(rec, TxnState::Answered, |r| {
-                r.response_code = Some(rc.clone());
+            journal.advance(rec, TxnEvent::Answered, |r| {
+                r.response_code = Some(rc.code().to_string());
                 r.auth_code = answer.auth_code.clone();
                 r.rrn = answer.rrn.clone();
                 r.arpc = Some(answer.arpc.clone());
+                r.issuer_auth_data = ans.issuer_auth_data.as_deref().map(hex::encode_upper);
             })?;
             crash_point(TxnState::Answered);
-            let approved = rc == "00";
-            journal.advance(rec, TxnState::Completed, |r| {
+            let approved = rc.is_approved();
+            journal.advance(rec, TxnEvent::Closed, |r| {
                 r.outcome = Some(if approved { "APPROVED" } else { "ONLINE_DECLINED" }.into());
-                r.reason = Some(if approved { "approved online by the issuer".into() } else { format!("issuer declined: {} ({rc})", response_text(&rc)) });
+                r.reason = Some(if approved { "approved online by the issuer".into() } else { format!("issuer declined: {} ({rc})", rc.meaning()) });
             })?;
             Ok(answer)
         }
         Err(e) => {
-            tracing::warn!(error = %e, stan, "no answer from the host: reversal queued");
-            journal.advance(rec, TxnState::ReversalPending, |r| {
+            // No answer, or an answer that is not this request's: it may have been posted, so
+            // it is reversed (docs/host.md), and nothing is approved.
+            let why = match &e {
+                OnlineError::BadAnswer(f) => format!("host answer rejected ({f}): transaction reversed"),
+                e => format!("host unreachable ({e}): transaction reversed"),
+            };
+            tracing::warn!(error = %e, stan, "no valid answer from the host: reversal queued");
+            journal.advance(rec, TxnEvent::NotAnswered, |r| {
                 r.outcome = Some("DECLINED".into());
-                r.reason = Some(format!("host unreachable ({e}): transaction reversed"));
+                r.reason = Some(why);
             })?;
             crash_point(TxnState::ReversalPending);
             let _ = reverse(journal, link, id, rec).await;
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -209,21 +168,15 @@ pub async fn reverse(journal: &Journal, link: &mut HostLink, id: &Identity, rec:
     journal.put(rec)?;
     let mut m = base(mti, id, rec);
     m.set_str(field::POS_ENTRY_MODE, "071");
-    let original = format!(
-        "0200{:06}{}{:0>22}",
-        rec.stan.unwrap_or(0),
-        rec.transmitted.clone().unwrap_or_else(|| "0".repeat(10)),
-        ""
-    );
+    let original = format!("0200{:06}{}{:0>22}", rec.stan.unwrap_or(0), rec.transmitted.clone().unwrap_or_else(|| "0".repeat(10)), "");
     m.set_str(field::ORIGINAL_DATA_ELEMENTS, &original);
     let resp = link.exchange(&m).await?;
-    match resp.get_str(field::RESPONSE_CODE) {
-        Some("00") if resp.mti == Mti::REVERSAL_RESPONSE => {
-            journal.advance(rec, TxnState::Reversed, |_| {})?;
-            Ok(())
-        }
-        other => Err(OnlineError::Refused(format!("{} {:?} to the reversal", resp.mti, other))),
+    let ans = answer::check(&m, &resp)?;
+    if !ans.response_code.is_approved() {
+        return Err(OnlineError::Refused(format!("{} to the reversal", ans.response_code)));
     }
+    journal.advance(rec, TxnEvent::ReversalAcked, |_| {})?;
+    Ok(())
 }
 
 /// Uploads an offline approval (0220 advice); Advised on a 0230.
@@ -240,11 +193,8 @@ pub async fn advise(journal: &Journal, link: &mut HostLink, id: &Identity, rec: 
     let mut m = base(Mti::FINANCIAL_ADVICE, id, rec);
     card_fields(&mut m, rec);
     let resp = link.exchange(&m).await?;
-    if resp.mti != Mti::FINANCIAL_ADVICE_RESPONSE {
-        return Err(OnlineError::Refused(format!("{} to an advice", resp.mti)));
-    }
-    let rc = resp.get_str(field::RESPONSE_CODE).unwrap_or("96").to_string();
-    journal.advance(rec, TxnState::Advised, |r| r.response_code = Some(rc))?;
+    let ans = answer::check(&m, &resp)?;
+    journal.advance(rec, TxnEvent::AdviceAcked, |r| r.response_code = Some(ans.response_code.code().to_string()))?;
     Ok(())
 }
 
@@ -344,12 +294,12 @@ pub async fn settle(journal: &Journal, link: &mut HostLink, id: &Identity) -> Re
             Err(e) => return Err(e.into()),
         }
     };
-    let rc = resp.get_str(field::RESPONSE_CODE).unwrap_or("96").to_string();
-    report.reconciled = rc == "00";
-    report.response_code = Some(rc);
+    let rc = answer::check(&m, &resp)?.response_code;
+    report.reconciled = rc.is_approved();
+    report.response_code = Some(rc.code().to_string());
     if report.reconciled {
         for mut r in counted {
-            journal.advance(&mut r, TxnState::Settled, |_| {})?;
+            journal.advance(&mut r, TxnEvent::Settled, |_| {})?;
         }
     }
     Ok(report)

@@ -2,7 +2,7 @@
 //! host's answer, refund and void of a journal transaction, settlement, receipts. `shanfu pay`
 //! and the cashier TUI (`shanfu pos`, `shanfu demo`) both go through here.
 
-use crate::journal::{Journal, TxnKind, TxnRecord, TxnState};
+use crate::journal::{Journal, TxnEvent, TxnKind, TxnRecord, TxnState};
 use crate::report::PayReport;
 use crate::settings::Settings;
 use crate::terminal::{self, Display, TapPolicy};
@@ -68,7 +68,7 @@ pub fn complete(
     let record = result.outcome.data_record.clone().unwrap_or_default();
     let find = |t| kernels::tlv::find(&record, t).ok().flatten().map(|v| v.to_vec());
     let track2 = find(kernels::tag::TRACK2_EQUIVALENT).map(|t| kernels::types::digits(&t));
-    j.advance(rec, TxnState::CardRead, |r| {
+    j.advance(rec, TxnEvent::CardRead, |r| {
         r.pan = s.pan.clone();
         r.pan_masked = report.pan_masked.clone();
         r.expiry_yymm = s.expiry.as_ref().map(|e| e.chars().take(4).collect());
@@ -118,10 +118,10 @@ pub fn complete(
             }
         }
         "APPROVED" => {
-            j.advance(rec, TxnState::AdvicePending, |_| {})?;
+            j.advance(rec, TxnEvent::OfflineApproved, |_| {})?;
         }
         _ => {
-            j.advance(rec, TxnState::Completed, |_| {})?;
+            j.advance(rec, TxnEvent::Closed, |_| {})?;
         }
     }
     Ok(())
@@ -261,7 +261,7 @@ impl Pos {
             bail!("transaction {original} has no card data to refund to");
         }
         let mut rec = self.journal.begin(TxnKind::Refund, o.amount, &o.currency)?;
-        self.journal.advance(&mut rec, TxnState::CardRead, |r| {
+        self.journal.advance(&mut rec, TxnEvent::CardRead, |r| {
             r.pan = o.pan.clone();
             r.pan_masked = o.pan_masked.clone();
             r.expiry_yymm = o.expiry_yymm.clone();
@@ -300,7 +300,7 @@ impl Pos {
         if let Some(why) = self.undone(id)? {
             bail!("transaction {id} is {why}");
         }
-        self.journal.advance(&mut r, TxnState::ReversalPending, |r| {
+        self.journal.advance(&mut r, TxnEvent::Voided, |r| {
             r.reason = Some("voided by the cashier".into());
         })?;
         let ident = identity(&self.settings);

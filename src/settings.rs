@@ -63,10 +63,7 @@ fn err(file: &str, message: impl ToString) -> SettingsError {
 }
 
 fn fixed_hex<const N: usize>(file: &str, field: &str, v: &str) -> Result<[u8; N], SettingsError> {
-    hex::decode(v)
-        .ok()
-        .and_then(|b| <[u8; N]>::try_from(b).ok())
-        .ok_or_else(|| err(file, format!("{field} = {v:?} is not {N} bytes of hex")))
+    hex::decode(v).ok().and_then(|b| <[u8; N]>::try_from(b).ok()).ok_or_else(|| err(file, format!("{field} = {v:?} is not {N} bytes of hex")))
 }
 
 impl Settings {
@@ -116,23 +113,14 @@ impl Settings {
             online_capable: t.online_capable,
         };
         let k: KernelsToml = toml::from_str(kt).map_err(|e| err(kf, e))?;
-        let combinations = k
-            .combination
-            .iter()
-            .map(|c| c.build(u32::from(terminal.currency_exponent)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err(kf, e))?;
+        let combinations =
+            k.combination.iter().map(|c| c.build(u32::from(terminal.currency_exponent))).collect::<Result<Vec<_>, _>>().map_err(|e| err(kf, e))?;
         if combinations.is_empty() {
             return Err(err(kf, "no [[combination]]: the terminal would accept nothing"));
         }
         let c: CapkFile = toml::from_str(ct).map_err(|e| err(cf, e))?;
         let capks = CapkStore::load(&c.capk, KeyMode::Test).map_err(|e| err(cf, e))?;
-        Ok(Settings {
-            ep: EntryPointConfig { terminal, combinations },
-            capks,
-            merchant_id: t.merchant_id,
-            currency_symbol: t.currency_symbol,
-        })
+        Ok(Settings { ep: EntryPointConfig { terminal, combinations }, capks, merchant_id: t.merchant_id, currency_symbol: t.currency_symbol })
     }
 
     /// Overrides the TTQ of every combination (replay scripts fix it).

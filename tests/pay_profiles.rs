@@ -6,12 +6,7 @@ use serde_json::Value;
 use std::process::Command;
 
 fn pay(args: &[&str]) -> (Value, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shanfu"))
-        .arg("pay")
-        .args(args)
-        .args(["--json", "--no-host"])
-        .output()
-        .expect("run shanfu");
+    let out = Command::new(env!("CARGO_BIN_EXE_shanfu")).arg("pay").args(args).args(["--json", "--no-host"]).output().expect("run shanfu");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout} / {}", String::from_utf8_lossy(&out.stderr)));
     (v, out.status.code().unwrap_or(-1))

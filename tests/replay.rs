@@ -62,11 +62,7 @@ fn a_different_amount_is_reported_as_a_data_difference() {
 #[test]
 fn a_diverging_script_ends_cleanly() {
     let path = tmp("diverge.json");
-    std::fs::write(
-        &path,
-        r#"{"name":"x","terminal":{"amount":"1.00"},"exchanges":[{"c":"00B2010C00","r":"9000"}]}"#,
-    )
-    .unwrap();
+    std::fs::write(&path, r#"{"name":"x","terminal":{"amount":"1.00"},"exchanges":[{"c":"00B2010C00","r":"9000"}]}"#).unwrap();
     let (rep, code) = shanfu(&["replay", path.to_str().unwrap(), "--json"]);
     assert_eq!(rep["outcome"], "TRY_AGAIN", "{rep}");
     assert!(rep["reader_error"].as_str().unwrap_or("").contains("diverged"), "{rep}");

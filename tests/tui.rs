@@ -68,7 +68,8 @@ fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
     let out = t.shanfu(&["journal", "export", "--format", "json"]);
     let j: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     let rows = j.as_array().unwrap();
-    let find = |kind: &str, amount: u64| rows.iter().find(|r| r["kind"] == kind && r["amount"] == amount).unwrap_or_else(|| panic!("no {kind} {amount} in {j}"));
+    let find =
+        |kind: &str, amount: u64| rows.iter().find(|r| r["kind"] == kind && r["amount"] == amount).unwrap_or_else(|| panic!("no {kind} {amount} in {j}"));
     assert_eq!(find("PURCHASE", 1234)["outcome"], "APPROVED");
     assert_eq!(find("PURCHASE", 40000)["outcome"], "APPROVED");
     assert_eq!(find("PURCHASE", 40000)["cvm"], "CDCVM");

@@ -11,9 +11,7 @@ use crate::describe::{byte_char, quoted};
 use crate::error::{Error, Part};
 use crate::message::Message;
 use crate::mti::Mti;
-use crate::spec::{
-    BitmapEncoding, DigitEncoding, FieldSpec, Framing, Header, Kind, Length, Redact, Spec, Tpdu,
-};
+use crate::spec::{BitmapEncoding, DigitEncoding, FieldSpec, Framing, Header, Kind, Length, Redact, Spec, Tpdu};
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 const TPDU_LEN: usize = 5;
@@ -22,8 +20,7 @@ impl Spec {
     /// Packs `m` into the message body (TPDU if the spec has one, MTI, bitmaps, fields),
     /// without the frame. Fails on the first invalid field, naming it.
     pub fn pack(&self, m: &Message) -> Result<Vec<u8>, Error> {
-        let mut out =
-            Vec::with_capacity(64 + m.fields().map(|(_, v)| 2 * v.len() + 3).sum::<usize>());
+        let mut out = Vec::with_capacity(64 + m.fields().map(|(_, v)| 2 * v.len() + 3).sum::<usize>());
         self.pack_into(m, &mut out)?;
         Ok(out)
     }
@@ -34,9 +31,7 @@ impl Spec {
         let start = out.len();
         let r = self.pack_body(m, out);
         let r = r.and_then(|()| match self.encoding.framing {
-            Framing::U16BigEndian if out.len() - start > usize::from(u16::MAX) => {
-                Err(Error::TooLong(out.len() - start))
-            }
+            Framing::U16BigEndian if out.len() - start > usize::from(u16::MAX) => Err(Error::TooLong(out.len() - start)),
             _ => Ok(()),
         });
         if r.is_err() {
@@ -78,18 +73,12 @@ impl Spec {
         let present: Vec<u8> = (2..=128u8).filter(|&n| bit(&bitmap, n)).collect();
         for &n in &present {
             if self.field(n).is_none() {
-                return Err(Error::UndefinedField {
-                    field: n,
-                    spec: self.name,
-                });
+                return Err(Error::UndefinedField { field: n, spec: self.name });
             }
         }
         let mut fields = BTreeMap::new();
         for n in present {
-            let fs = self.field(n).ok_or(Error::UndefinedField {
-                field: n,
-                spec: self.name,
-            })?;
+            let fs = self.field(n).ok_or(Error::UndefinedField { field: n, spec: self.name })?;
             let v = self.decode_field(fs, &mut r)?;
             fields.insert(n, v);
         }
@@ -106,18 +95,10 @@ impl Spec {
             Framing::U16BigEndian => {
                 let (len, body) = match b {
                     [hi, lo, body @ ..] => (usize::from(u16::from_be_bytes([*hi, *lo])), body),
-                    _ => {
-                        return Err(Error::Frame(format!(
-                            "{} bytes, shorter than the 2-byte length prefix",
-                            b.len()
-                        )))
-                    }
+                    _ => return Err(Error::Frame(format!("{} bytes, shorter than the 2-byte length prefix", b.len()))),
                 };
                 if len != body.len() {
-                    return Err(Error::Frame(format!(
-                        "length prefix says {len} bytes, {} follow",
-                        body.len()
-                    )));
+                    return Err(Error::Frame(format!("length prefix says {len} bytes, {} follow", body.len())));
                 }
                 self.unpack(body)
             }
@@ -182,10 +163,7 @@ impl Spec {
                 return Err(Error::InvalidFieldNumber(n));
             }
             if self.field(n).is_none() {
-                return Err(Error::UndefinedField {
-                    field: n,
-                    spec: self.name,
-                });
+                return Err(Error::UndefinedField { field: n, spec: self.name });
             }
             set_bit(&mut bitmap, n);
             secondary |= n > 64;
@@ -207,10 +185,7 @@ impl Spec {
             BitmapEncoding::HexAscii => push_hex(out, maps),
         }
         for (n, v) in m.fields() {
-            let fs = self.field(n).ok_or(Error::UndefinedField {
-                field: n,
-                spec: self.name,
-            })?;
+            let fs = self.field(n).ok_or(Error::UndefinedField { field: n, spec: self.name })?;
             self.encode_field(fs, v, out)?;
         }
         Ok(())
@@ -234,17 +209,11 @@ impl Spec {
             Length::Fixed(w) => {
                 match fs.kind {
                     Kind::Numeric | Kind::Alpha if v.len() > w => {
-                        return Err(Error::field_problem(
-                            fs,
-                            format!("value has {} {unit}, fixed length is {w}", v.len()),
-                        ));
+                        return Err(Error::field_problem(fs, format!("value has {} {unit}, fixed length is {w}", v.len())));
                     }
                     Kind::Track2 | Kind::Binary | Kind::Hex if v.len() != w => {
                         let unit = unit_word(fs.kind, false);
-                        return Err(Error::field_problem(
-                            fs,
-                            format!("value has {} {unit}, fixed length is exactly {w}", v.len()),
-                        ));
+                        return Err(Error::field_problem(fs, format!("value has {} {unit}, fixed length is exactly {w}", v.len())));
                     }
                     _ => {}
                 }
@@ -252,18 +221,10 @@ impl Spec {
             }
             Length::LLVar(max) | Length::LLLVar(max) => {
                 if units > max {
-                    let what = if hex_text {
-                        format!("value is {} bytes = {units} hex characters", v.len())
-                    } else {
-                        format!("value has {units} {unit}")
-                    };
+                    let what = if hex_text { format!("value is {} bytes = {units} hex characters", v.len()) } else { format!("value has {units} {unit}") };
                     return Err(Error::field_problem(fs, format!("{what}, max {max}")));
                 }
-                let digits = if matches!(fs.length, Length::LLVar(_)) {
-                    2
-                } else {
-                    3
-                };
+                let digits = if matches!(fs.length, Length::LLVar(_)) { 2 } else { 3 };
                 self.push_prefix(out, units, digits);
                 v.len()
             }
@@ -318,9 +279,7 @@ impl Spec {
                 let b = r.take(4, Part::Mti)?;
                 let mut d = [0u8; 4];
                 d.copy_from_slice(b);
-                Mti::from_ascii(d).ok_or_else(|| {
-                    Error::Mti(format!("expected 4 ASCII digits, found {}", quoted(b)))
-                })
+                Mti::from_ascii(d).ok_or_else(|| Error::Mti(format!("expected 4 ASCII digits, found {}", quoted(b))))
             }
             DigitEncoding::Bcd => {
                 let b = r.take(2, Part::Mti)?;
@@ -328,10 +287,7 @@ impl Spec {
                 for (i, slot) in d.iter_mut().enumerate() {
                     let nib = nibble(b, i);
                     if nib > 9 {
-                        return Err(Error::Mti(format!(
-                            "expected 4 BCD digits, found {:02X}{:02X}",
-                            b[0], b[1]
-                        )));
+                        return Err(Error::Mti(format!("expected 4 BCD digits, found {:02X}{:02X}", b[0], b[1])));
                     }
                     *slot = b'0' + nib;
                 }
@@ -346,20 +302,14 @@ impl Spec {
         if bit(&bitmap, 1) {
             self.read_bitmap(r, Part::SecondaryBitmap, &mut bitmap[8..])?;
             if bitmap[8..].iter().all(|&b| b == 0) {
-                return Err(Error::Bitmap(
-                    "bit 1 announces a secondary bitmap, but it is empty".into(),
-                ));
+                return Err(Error::Bitmap("bit 1 announces a secondary bitmap, but it is empty".into()));
             }
         }
         Ok(bitmap)
     }
 
     fn read_bitmap(&self, r: &mut Reader<'_>, part: Part, into: &mut [u8]) -> Result<(), Error> {
-        let which = if part == Part::PrimaryBitmap {
-            "primary"
-        } else {
-            "secondary"
-        };
+        let which = if part == Part::PrimaryBitmap { "primary" } else { "secondary" };
         match self.encoding.bitmap {
             BitmapEncoding::Binary => {
                 into.copy_from_slice(r.take(8, part)?);
@@ -367,38 +317,22 @@ impl Spec {
             BitmapEncoding::HexAscii => {
                 let text = r.take(16, part)?;
                 decode_hex(text, into).map_err(|(pos, c)| {
-                    Error::Bitmap(format!(
-                        "{which} bitmap {}: {} at position {pos} is not an upper-case hex digit",
-                        quoted(text),
-                        byte_char(c)
-                    ))
+                    Error::Bitmap(format!("{which} bitmap {}: {} at position {pos} is not an upper-case hex digit", quoted(text), byte_char(c)))
                 })?;
             }
         }
         Ok(())
     }
 
-    fn read_prefix(
-        &self,
-        fs: &FieldSpec,
-        r: &mut Reader<'_>,
-        digits: usize,
-        max: usize,
-    ) -> Result<usize, Error> {
-        let part = Part::LengthPrefix {
-            field: fs.number,
-            name: fs.name,
-        };
+    fn read_prefix(&self, fs: &FieldSpec, r: &mut Reader<'_>, digits: usize, max: usize) -> Result<usize, Error> {
+        let part = Part::LengthPrefix { field: fs.number, name: fs.name };
         let n = match self.encoding.length_prefix {
             DigitEncoding::Ascii => {
                 let b = r.take(digits, part)?;
                 let mut n = 0usize;
                 for &c in b {
                     if !c.is_ascii_digit() {
-                        return Err(Error::field_problem(
-                            fs,
-                            format!("length prefix {} is not {digits} ASCII digits", quoted(b)),
-                        ));
+                        return Err(Error::field_problem(fs, format!("length prefix {} is not {digits} ASCII digits", quoted(b))));
                     }
                     n = n * 10 + usize::from(c - b'0');
                 }
@@ -410,10 +344,7 @@ impl Spec {
                 for i in 0..b.len() * 2 {
                     let nib = nibble(b, i);
                     if nib > 9 {
-                        return Err(Error::field_problem(
-                            fs,
-                            format!("length prefix {} is not BCD", hex_string(b)),
-                        ));
+                        return Err(Error::field_problem(fs, format!("length prefix {} is not BCD", hex_string(b))));
                     }
                     n = n * 10 + usize::from(nib);
                 }
@@ -422,10 +353,7 @@ impl Spec {
         };
         if n > max {
             let kind = if digits == 2 { "LLVAR" } else { "LLLVAR" };
-            return Err(Error::field_problem(
-                fs,
-                format!("{kind} length {n} exceeds max {max}"),
-            ));
+            return Err(Error::field_problem(fs, format!("{kind} length {n} exceeds max {max}")));
         }
         Ok(n)
     }
@@ -437,10 +365,7 @@ impl Spec {
             Length::LLVar(max) => (self.read_prefix(fs, r, 2, max)?, true),
             Length::LLLVar(max) => (self.read_prefix(fs, r, 3, max)?, true),
         };
-        let part = Part::Field {
-            field: fs.number,
-            name: fs.name,
-        };
+        let part = Part::Field { field: fs.number, name: fs.name };
 
         match fs.kind {
             Kind::Numeric => match self.encoding.numeric {
@@ -476,10 +401,7 @@ impl Spec {
                 if hex_text {
                     let chars = if variable {
                         if units % 2 != 0 {
-                            return Err(Error::field_problem(
-                                fs,
-                                format!("hex length {units} is odd (2 hex characters per byte)"),
-                            ));
+                            return Err(Error::field_problem(fs, format!("hex length {units} is odd (2 hex characters per byte)")));
                         }
                         units
                     } else {
@@ -487,15 +409,8 @@ impl Spec {
                     };
                     let text = r.take(chars, part)?;
                     let mut v = vec![0u8; chars / 2];
-                    decode_hex(text, &mut v).map_err(|(pos, c)| {
-                        Error::field_problem(
-                            fs,
-                            format!(
-                                "{} at position {pos} is not an upper-case hex digit",
-                                byte_char(c)
-                            ),
-                        )
-                    })?;
+                    decode_hex(text, &mut v)
+                        .map_err(|(pos, c)| Error::field_problem(fs, format!("{} at position {pos} is not an upper-case hex digit", byte_char(c))))?;
                     Ok(v)
                 } else {
                     Ok(r.take(units, part)?.to_vec())
@@ -518,16 +433,8 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize, part: Part) -> Result<&'a [u8], Error> {
         let available = self.remaining();
-        let slice = self
-            .pos
-            .checked_add(n)
-            .and_then(|end| self.buf.get(self.pos..end))
-            .ok_or(Error::Truncated {
-                part,
-                offset: self.pos,
-                needed: n,
-                available,
-            })?;
+        let slice =
+            self.pos.checked_add(n).and_then(|end| self.buf.get(self.pos..end)).ok_or(Error::Truncated { part, offset: self.pos, needed: n, available })?;
         self.pos += n;
         Ok(slice)
     }
@@ -606,22 +513,13 @@ fn push_track2_bcd(out: &mut Vec<u8>, v: &[u8]) {
 fn decode_bcd_digits(fs: &FieldSpec, b: &[u8], digits: usize) -> Result<Vec<u8>, Error> {
     let pad = b.len() * 2 - digits;
     if pad == 1 && nibble(b, 0) != 0 {
-        return Err(Error::field_problem(
-            fs,
-            format!("BCD pad nibble is {:X}, expected 0", nibble(b, 0)),
-        ));
+        return Err(Error::field_problem(fs, format!("BCD pad nibble is {:X}, expected 0", nibble(b, 0))));
     }
     let mut v = Vec::with_capacity(digits);
     for i in pad..b.len() * 2 {
         let nib = nibble(b, i);
         if nib > 9 {
-            return Err(Error::field_problem(
-                fs,
-                format!(
-                    "expected {digits} BCD digits, found nibble {nib:X} at digit {}",
-                    i - pad
-                ),
-            ));
+            return Err(Error::field_problem(fs, format!("expected {digits} BCD digits, found nibble {nib:X} at digit {}", i - pad)));
         }
         v.push(b'0' + nib);
     }
@@ -634,19 +532,11 @@ fn decode_track2_bcd(fs: &FieldSpec, b: &[u8], chars: usize) -> Result<Vec<u8>, 
         match nibble(b, i) {
             n @ 0..=9 => v.push(b'0' + n),
             0x0D => v.push(b'='),
-            n => {
-                return Err(Error::field_problem(
-                    fs,
-                    format!("contains nibble {n:X} at position {i} (track 2 allows 0-9 and D)"),
-                ))
-            }
+            n => return Err(Error::field_problem(fs, format!("contains nibble {n:X} at position {i} (track 2 allows 0-9 and D)"))),
         }
     }
     if chars % 2 == 1 && nibble(b, chars) != 0x0F {
-        return Err(Error::field_problem(
-            fs,
-            format!("pad nibble is {:X}, expected F", nibble(b, chars)),
-        ));
+        return Err(Error::field_problem(fs, format!("pad nibble is {:X}, expected F", nibble(b, chars))));
     }
     Ok(v)
 }
@@ -663,46 +553,28 @@ fn unit_word(kind: Kind, hex_text: bool) -> &'static str {
 fn expected_digits(fs: &FieldSpec, n: usize, found: &[u8], pos: usize) -> String {
     match fs.redact {
         Redact::Clear => format!("expected {n} digits, found {}", quoted(found)),
-        _ => format!(
-            "expected {n} digits, found {} at position {pos}",
-            byte_char(found.get(pos).copied().unwrap_or(0))
-        ),
+        _ => format!("expected {n} digits, found {} at position {pos}", byte_char(found.get(pos).copied().unwrap_or(0))),
     }
 }
 
 fn check_digits(fs: &FieldSpec, v: &[u8]) -> Result<(), Error> {
     match v.iter().position(|c| !c.is_ascii_digit()) {
         None => Ok(()),
-        Some(pos) => Err(Error::field_problem(
-            fs,
-            format!("contains non-digit {} at position {pos}", byte_char(v[pos])),
-        )),
+        Some(pos) => Err(Error::field_problem(fs, format!("contains non-digit {} at position {pos}", byte_char(v[pos])))),
     }
 }
 
 fn check_printable(fs: &FieldSpec, v: &[u8]) -> Result<(), Error> {
     match v.iter().position(|&c| !(0x20..=0x7E).contains(&c)) {
         None => Ok(()),
-        Some(pos) => Err(Error::field_problem(
-            fs,
-            format!(
-                "contains {} at position {pos} (printable ASCII expected)",
-                byte_char(v[pos])
-            ),
-        )),
+        Some(pos) => Err(Error::field_problem(fs, format!("contains {} at position {pos} (printable ASCII expected)", byte_char(v[pos])))),
     }
 }
 
 fn check_track2(fs: &FieldSpec, v: &[u8]) -> Result<(), Error> {
     match v.iter().position(|&c| !(c.is_ascii_digit() || c == b'=')) {
         None => Ok(()),
-        Some(pos) => Err(Error::field_problem(
-            fs,
-            format!(
-                "contains {} at position {pos} (track 2 allows digits and '=')",
-                byte_char(v[pos])
-            ),
-        )),
+        Some(pos) => Err(Error::field_problem(fs, format!("contains {} at position {pos} (track 2 allows digits and '=')", byte_char(v[pos])))),
     }
 }
 

@@ -130,14 +130,8 @@ mod tests {
         assert_eq!(mask_pan(b"4761739001010119"), "476173******0119");
         assert_eq!(mask_pan(b"4761739001010"), "476173***1010");
         assert_eq!(mask_pan(b"476173900101"), "************");
-        assert_eq!(
-            render(Kind::Track2, Redact::Pan, b"4761739001010119=2512201"),
-            "476173******0119=*******"
-        );
-        assert_eq!(
-            render(Kind::Binary, Redact::Withhold, &[0; 8]),
-            "<withheld, 8 bytes>"
-        );
+        assert_eq!(render(Kind::Track2, Redact::Pan, b"4761739001010119=2512201"), "476173******0119=*******");
+        assert_eq!(render(Kind::Binary, Redact::Withhold, &[0; 8]), "<withheld, 8 bytes>");
     }
 
     #[test]

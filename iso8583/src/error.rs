@@ -82,9 +82,7 @@ pub enum Error {
     },
     /// A [`crate::Message`] holds a field number that is not a data element
     /// (0, 1 — the secondary bitmap, which the codec manages — or above 128).
-    #[error(
-        "field number {0} is not a data element (2..=128; field 1 is the secondary bitmap, set by the codec)"
-    )]
+    #[error("field number {0} is not a data element (2..=128; field 1 is the secondary bitmap, set by the codec)")]
     InvalidFieldNumber(u8),
     /// The MTI is not 4 decimal digits.
     #[error("MTI: {0}")]
@@ -127,11 +125,7 @@ impl Error {
     }
 
     pub(crate) fn field_problem(fs: &FieldSpec, problem: impl Into<String>) -> Error {
-        Error::Field {
-            field: fs.number,
-            name: fs.name,
-            problem: problem.into(),
-        }
+        Error::Field { field: fs.number, name: fs.name, problem: problem.into() }
     }
 }
 

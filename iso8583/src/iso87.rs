@@ -36,12 +36,7 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     f(52, "PIN data", Binary, Fixed(8)).redacted(Redact::Withhold),
     f(54, "additional amounts", Alpha, LLLVar(120)),
     f(55, "ICC data", Binary, LLLVar(999)),
-    f(
-        60,
-        "reserved private (batch/settlement data)",
-        Alpha,
-        LLLVar(999),
-    ),
+    f(60, "reserved private (batch/settlement data)", Alpha, LLLVar(999)),
     f(62, "reserved private", Alpha, LLLVar(999)),
     f(63, "reserved private", Alpha, LLLVar(999)),
     f(64, "message authentication code", Binary, Fixed(8)).redacted(Redact::Withhold),

@@ -81,7 +81,4 @@ pub use error::{Error, Part, SpecError};
 pub use iso87::{field, iso87_fields};
 pub use message::Message;
 pub use mti::Mti;
-pub use spec::{
-    ascii87, bcd87, BinaryEncoding, BitmapEncoding, DigitEncoding, Encoding, FieldSpec, Framing,
-    Header, Kind, Length, Redact, Spec, Tpdu,
-};
+pub use spec::{ascii87, bcd87, BinaryEncoding, BitmapEncoding, DigitEncoding, Encoding, FieldSpec, Framing, Header, Kind, Length, Redact, Spec, Tpdu};

@@ -23,10 +23,7 @@ pub struct Message {
 impl Message {
     /// An empty message of type `mti`.
     pub fn new(mti: Mti) -> Message {
-        Message {
-            mti,
-            fields: BTreeMap::new(),
-        }
+        Message { mti, fields: BTreeMap::new() }
     }
 
     /// Sets (or replaces) field `field` to `value` (logical form).
@@ -99,9 +96,6 @@ impl fmt::Debug for Message {
                 m.finish()
             }
         }
-        f.debug_struct("Message")
-            .field("mti", &self.mti)
-            .field("fields", &Fields(self))
-            .finish()
+        f.debug_struct("Message").field("mti", &self.mti).field("fields", &Fields(self)).finish()
     }
 }

@@ -70,9 +70,7 @@ impl Mti {
 
     /// The MTI as a number, e.g. `200` for `0200`.
     pub fn as_u16(&self) -> u16 {
-        self.0
-            .iter()
-            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))
+        self.0.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))
     }
 
     /// Digit `i` (0 = version, 1 = class, 2 = function, 3 = origin) as a number 0..=9.
@@ -116,10 +114,7 @@ impl FromStr for Mti {
 
     /// Exactly 4 ASCII digits.
     fn from_str(s: &str) -> Result<Mti, Error> {
-        let b: [u8; 4] = s
-            .as_bytes()
-            .try_into()
-            .map_err(|_| Error::Mti(format!("expected 4 digits, found {s:?}")))?;
+        let b: [u8; 4] = s.as_bytes().try_into().map_err(|_| Error::Mti(format!("expected 4 digits, found {s:?}")))?;
         Mti::from_ascii(b).ok_or_else(|| Error::Mti(format!("expected 4 digits, found {s:?}")))
     }
 }
@@ -169,18 +164,9 @@ mod tests {
 
     #[test]
     fn responses() {
-        assert_eq!(
-            Mti::FINANCIAL_REQUEST.response(),
-            Some(Mti::FINANCIAL_RESPONSE)
-        );
-        assert_eq!(
-            Mti::REVERSAL_ADVICE.response(),
-            Some(Mti::REVERSAL_ADVICE_RESPONSE)
-        );
-        assert_eq!(
-            Mti::NETWORK_MANAGEMENT_REQUEST.response(),
-            Some(Mti::NETWORK_MANAGEMENT_RESPONSE)
-        );
+        assert_eq!(Mti::FINANCIAL_REQUEST.response(), Some(Mti::FINANCIAL_RESPONSE));
+        assert_eq!(Mti::REVERSAL_ADVICE.response(), Some(Mti::REVERSAL_ADVICE_RESPONSE));
+        assert_eq!(Mti::NETWORK_MANAGEMENT_REQUEST.response(), Some(Mti::NETWORK_MANAGEMENT_RESPONSE));
         assert_eq!(Mti::FINANCIAL_RESPONSE.response(), None);
         assert!(Mti::FINANCIAL_REQUEST.is_request());
         assert!(!Mti::FINANCIAL_RESPONSE.is_request());

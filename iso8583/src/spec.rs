@@ -72,13 +72,7 @@ pub struct FieldSpec {
 impl FieldSpec {
     /// A field shown in clear.
     pub const fn new(number: u8, name: &'static str, kind: Kind, length: Length) -> FieldSpec {
-        FieldSpec {
-            number,
-            name,
-            kind,
-            length,
-            redact: Redact::Clear,
-        }
+        FieldSpec { number, name, kind, length, redact: Redact::Clear }
     }
 
     /// Same field with another display policy.
@@ -255,24 +249,9 @@ pub(crate) const fn build_index(fields: &[FieldSpec]) -> Result<[u8; 129], SpecE
             return Err(SpecError::Duplicate(n));
         }
         match f.length {
-            Length::Fixed(w) if w == 0 || w > 9999 => {
-                return Err(SpecError::Length {
-                    field: n,
-                    problem: "fixed length must be 1..=9999",
-                })
-            }
-            Length::LLVar(m) if m == 0 || m > 99 => {
-                return Err(SpecError::Length {
-                    field: n,
-                    problem: "LLVAR max must be 1..=99",
-                })
-            }
-            Length::LLLVar(m) if m == 0 || m > 999 => {
-                return Err(SpecError::Length {
-                    field: n,
-                    problem: "LLLVAR max must be 1..=999",
-                })
-            }
+            Length::Fixed(w) if w == 0 || w > 9999 => return Err(SpecError::Length { field: n, problem: "fixed length must be 1..=9999" }),
+            Length::LLVar(m) if m == 0 || m > 99 => return Err(SpecError::Length { field: n, problem: "LLVAR max must be 1..=99" }),
+            Length::LLLVar(m) if m == 0 || m > 999 => return Err(SpecError::Length { field: n, problem: "LLLVAR max must be 1..=999" }),
             _ => {}
         }
         // At most 127 entries (numbers 2..=128, no duplicates), so `i` fits a u8.
@@ -287,19 +266,9 @@ const ISO87_INDEX: [u8; 129] = match build_index(iso87::FIELDS) {
     Err(_) => panic!("invalid ISO 8583:1987 field table"),
 };
 
-static ASCII87: Spec = Spec {
-    name: "ascii87",
-    fields: Cow::Borrowed(iso87::FIELDS),
-    index: ISO87_INDEX,
-    encoding: Encoding::ASCII87,
-};
+static ASCII87: Spec = Spec { name: "ascii87", fields: Cow::Borrowed(iso87::FIELDS), index: ISO87_INDEX, encoding: Encoding::ASCII87 };
 
-static BCD87: Spec = Spec {
-    name: "bcd87",
-    fields: Cow::Borrowed(iso87::FIELDS),
-    index: ISO87_INDEX,
-    encoding: Encoding::BCD87,
-};
+static BCD87: Spec = Spec { name: "bcd87", fields: Cow::Borrowed(iso87::FIELDS), index: ISO87_INDEX, encoding: Encoding::BCD87 };
 
 /// The all-ASCII ISO 8583:1987 spec (see the crate README for the exact wire format).
 pub fn ascii87() -> &'static Spec {
@@ -313,19 +282,10 @@ pub fn bcd87() -> &'static Spec {
 
 impl Spec {
     /// A spec from a field table (any order) and encoding choices.
-    pub fn new(
-        name: &'static str,
-        fields: impl Into<Cow<'static, [FieldSpec]>>,
-        encoding: Encoding,
-    ) -> Result<Spec, SpecError> {
+    pub fn new(name: &'static str, fields: impl Into<Cow<'static, [FieldSpec]>>, encoding: Encoding) -> Result<Spec, SpecError> {
         let fields = fields.into();
         let index = build_index(&fields)?;
-        Ok(Spec {
-            name,
-            fields,
-            index,
-            encoding,
-        })
+        Ok(Spec { name, fields, index, encoding })
     }
 
     /// Same as the free function [`ascii87`].
@@ -417,10 +377,7 @@ impl fmt::Debug for Spec {
         f.debug_struct("Spec")
             .field("name", &self.name)
             .field("encoding", &self.encoding)
-            .field(
-                "fields",
-                &self.fields.iter().map(|f| f.number).collect::<Vec<_>>(),
-            )
+            .field("fields", &self.fields.iter().map(|f| f.number).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -445,23 +402,9 @@ mod tests {
     #[test]
     fn invalid_tables_rejected() {
         let f = |n, l| FieldSpec::new(n, "x", Kind::Alpha, l);
-        assert_eq!(
-            Spec::new("t", vec![f(1, Length::Fixed(1))], Encoding::ASCII87).unwrap_err(),
-            SpecError::FieldNumber(1)
-        );
-        assert_eq!(
-            Spec::new("t", vec![f(129, Length::Fixed(1))], Encoding::ASCII87).unwrap_err(),
-            SpecError::FieldNumber(129)
-        );
-        assert_eq!(
-            Spec::new(
-                "t",
-                vec![f(3, Length::Fixed(1)), f(3, Length::Fixed(2))],
-                Encoding::ASCII87
-            )
-            .unwrap_err(),
-            SpecError::Duplicate(3)
-        );
+        assert_eq!(Spec::new("t", vec![f(1, Length::Fixed(1))], Encoding::ASCII87).unwrap_err(), SpecError::FieldNumber(1));
+        assert_eq!(Spec::new("t", vec![f(129, Length::Fixed(1))], Encoding::ASCII87).unwrap_err(), SpecError::FieldNumber(129));
+        assert_eq!(Spec::new("t", vec![f(3, Length::Fixed(1)), f(3, Length::Fixed(2))], Encoding::ASCII87).unwrap_err(), SpecError::Duplicate(3));
         assert!(Spec::new("t", vec![f(3, Length::Fixed(0))], Encoding::ASCII87).is_err());
         assert!(Spec::new("t", vec![f(3, Length::LLVar(100))], Encoding::ASCII87).is_err());
         assert!(Spec::new("t", vec![f(3, Length::LLLVar(1000))], Encoding::ASCII87).is_err());
@@ -471,19 +414,9 @@ mod tests {
     fn with_field_adds_and_replaces() {
         let s = ascii87()
             .clone()
-            .with_field(FieldSpec::new(
-                48,
-                "additional data, private",
-                Kind::Alpha,
-                Length::LLLVar(999),
-            ))
+            .with_field(FieldSpec::new(48, "additional data, private", Kind::Alpha, Length::LLLVar(999)))
             .unwrap()
-            .with_field(FieldSpec::new(
-                4,
-                "amount",
-                Kind::Numeric,
-                Length::Fixed(10),
-            ))
+            .with_field(FieldSpec::new(4, "amount", Kind::Numeric, Length::Fixed(10)))
             .unwrap();
         assert_eq!(s.field(48).unwrap().name, "additional data, private");
         assert_eq!(s.field(4).unwrap().length, Length::Fixed(10));

@@ -37,13 +37,7 @@ fn mti() -> impl Strategy<Value = Mti> {
 
 /// A random valid message for `spec`: each defined field present with probability 0.3.
 fn message(spec: &'static Spec) -> impl Strategy<Value = Message> {
-    let fields: Vec<_> = spec
-        .fields()
-        .iter()
-        .map(|fs| {
-            proptest::option::weighted(0.3, value(spec, fs)).prop_map(move |v| (fs.number, v))
-        })
-        .collect();
+    let fields: Vec<_> = spec.fields().iter().map(|fs| proptest::option::weighted(0.3, value(spec, fs)).prop_map(move |v| (fs.number, v))).collect();
     (mti(), fields).prop_map(|(mti, fields)| {
         let mut m = Message::new(mti);
         for (n, v) in fields {
@@ -57,11 +51,7 @@ fn message(spec: &'static Spec) -> impl Strategy<Value = Message> {
 
 /// A spec index and a valid message for it.
 fn spec_and_message() -> impl Strategy<Value = (usize, Message)> {
-    prop_oneof![
-        message(specs()[0]).prop_map(|m| (0, m)),
-        message(specs()[1]).prop_map(|m| (1, m)),
-        message(specs()[2]).prop_map(|m| (2, m)),
-    ]
+    prop_oneof![message(specs()[0]).prop_map(|m| (0, m)), message(specs()[1]).prop_map(|m| (1, m)), message(specs()[2]).prop_map(|m| (2, m)),]
 }
 
 /// Unpack; if accepted, pack must give back exactly the same bytes (canonical unpack).
@@ -72,11 +62,7 @@ fn check_unpack(spec: &Spec, bytes: &[u8]) -> Result<(), TestCaseError> {
                 Some(t) => spec.clone().with_header(Header::Tpdu(t)).pack(&m),
                 None => spec.pack(&m),
             };
-            prop_assert_eq!(
-                again.as_deref(),
-                Ok(bytes),
-                "accepted input does not re-pack to itself"
-            );
+            prop_assert_eq!(again.as_deref(), Ok(bytes), "accepted input does not re-pack to itself");
         }
         Err(e) => {
             // Rendering must not panic either.

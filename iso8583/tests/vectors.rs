@@ -1,25 +1,17 @@
 //! Hand-built byte-level vectors and error cases. The hex examples in README.md are the
 //! vectors of `ascii87_0200_exact_bytes` and `bcd87_0200_with_tpdu_exact_bytes`.
 
-use iso8583::{
-    ascii87, bcd87, field, Encoding, Error, FieldSpec, Framing, Header, Kind, Length, Message, Mti,
-    Part, Spec, Tpdu,
-};
+use iso8583::{ascii87, bcd87, field, Encoding, Error, FieldSpec, Framing, Header, Kind, Length, Message, Mti, Part, Spec, Tpdu};
 
 fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     assert!(s.len() & 1 == 0, "odd hex in test vector");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test vector hex"))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test vector hex")).collect()
 }
 
 const PAN: &str = "4761739001010119";
 const TRACK2: &str = "4761739001010119=25122011143804400000";
-const ICC: [u8; 11] = [
-    0x9F, 0x26, 0x08, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
-];
+const ICC: [u8; 11] = [0x9F, 0x26, 0x08, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
 
 /// 0200 with fields 2, 3, 4, 11, 22, 35, 41, 42, 49, 55.
 fn sale() -> Message {
@@ -60,10 +52,7 @@ fn ascii87_0200_exact_bytes() {
     assert_eq!(expected.len(), 155);
 
     let body = ascii87().pack(&sale()).unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&body),
-        String::from_utf8_lossy(expected)
-    );
+    assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(expected));
     assert_eq!(body, expected);
 
     let framed = ascii87().frame(&body);
@@ -156,9 +145,7 @@ fn secondary_bitmap_ascii87() {
 #[test]
 fn secondary_bitmap_bcd87() {
     let mut m = Message::new(Mti::REVERSAL_ADVICE);
-    m.set_str(11, "000124")
-        .set_str(90, "020000012301011200000000000000000000000000")
-        .set(128, [0xFF; 8]);
+    m.set_str(11, "000124").set_str(90, "020000012301011200000000000000000000000000").set(128, [0xFF; 8]);
     let body = bcd87().pack(&m).unwrap();
     let expected = unhex(
         "0420 8020000000000000 0000004000000001 000124 \
@@ -176,11 +163,7 @@ fn fixed_padding_rules() {
     assert_eq!(&body[20..], b"000000001000071TERM1   ");
     let back = ascii87().unpack(&body).unwrap();
     assert_eq!(back.get_str(4), Some("000000001000"));
-    assert_eq!(
-        back.get_str(41),
-        Some("TERM1   "),
-        "alpha padding is kept on unpack"
-    );
+    assert_eq!(back.get_str(41), Some("TERM1   "), "alpha padding is kept on unpack");
 
     // BCD: odd widths get one more leading 0 nibble.
     let body = bcd87().pack(&m).unwrap();
@@ -195,10 +178,7 @@ fn fixed_padding_rules() {
     // Odd-length PAN in BCD: left-padded with a 0 nibble.
     let mut p = Message::new(Mti::FINANCIAL_REQUEST);
     p.set_str(2, "4761739001010119123");
-    assert_eq!(
-        bcd87().pack(&p).unwrap()[10..],
-        unhex("19 04761739001010119123")[..]
-    );
+    assert_eq!(bcd87().pack(&p).unwrap()[10..], unhex("19 04761739001010119123")[..]);
     assert_eq!(bcd87().unpack(&bcd87().pack(&p).unwrap()).unwrap(), p);
 }
 
@@ -216,16 +196,10 @@ fn pack_errors_name_the_field() {
     };
     let (f, s) = p(4, b"1234567890123");
     assert_eq!(f, Some(4));
-    assert_eq!(
-        s,
-        "field 4 (amount, transaction): value has 13 digits, fixed length is 12"
-    );
+    assert_eq!(s, "field 4 (amount, transaction): value has 13 digits, fixed length is 12");
     let (f, s) = p(4, b"12A4");
     assert_eq!(f, Some(4));
-    assert!(
-        s.starts_with("field 4 (amount, transaction): contains non-digit 'A'"),
-        "{s}"
-    );
+    assert!(s.starts_with("field 4 (amount, transaction): contains non-digit 'A'"), "{s}");
     let (_, s) = p(41, b"TERMINAL9");
     assert_eq!(s, "field 41 (card acceptor terminal identification): value has 9 characters, fixed length is 8");
     let (_, s) = p(41, b"TERM\n");
@@ -235,31 +209,16 @@ fn pack_errors_name_the_field() {
     let (_, s) = p(35, b"4761739001010119D2512");
     assert!(s.starts_with("field 35 (track 2): contains 'D'"), "{s}");
     let (_, s) = p(52, &[0; 7]);
-    assert_eq!(
-        s,
-        "field 52 (PIN data): value has 7 bytes, fixed length is exactly 8"
-    );
+    assert_eq!(s, "field 52 (PIN data): value has 7 bytes, fixed length is exactly 8");
     let (_, s) = p(55, &[0; 500]);
-    assert_eq!(
-        s,
-        "field 55 (ICC data): value is 500 bytes = 1000 hex characters, max 999"
-    );
+    assert_eq!(s, "field 55 (ICC data): value is 500 bytes = 1000 hex characters, max 999");
     let (_, s) = p(2, b"12345678901234567890");
-    assert_eq!(
-        s,
-        "field 2 (primary account number): value has 20 digits, max 19"
-    );
+    assert_eq!(s, "field 2 (primary account number): value has 20 digits, max 19");
     let (f, s) = p(17, b"0101");
     assert_eq!(f, Some(17));
     assert_eq!(s, "field 17 is not defined by spec ascii87");
-    assert!(matches!(
-        ascii87().pack(&Message::new(Mti::FINANCIAL_REQUEST).with(1, "x")),
-        Err(Error::InvalidFieldNumber(1))
-    ));
-    assert!(matches!(
-        ascii87().pack(&Message::new(Mti::FINANCIAL_REQUEST).with(200, "x")),
-        Err(Error::InvalidFieldNumber(200))
-    ));
+    assert!(matches!(ascii87().pack(&Message::new(Mti::FINANCIAL_REQUEST).with(1, "x")), Err(Error::InvalidFieldNumber(1))));
+    assert!(matches!(ascii87().pack(&Message::new(Mti::FINANCIAL_REQUEST).with(200, "x")), Err(Error::InvalidFieldNumber(200))));
     // bcd87 accepts 999 bytes of ICC data (its prefix counts bytes), not 1000.
     let mut m = Message::new(Mti::FINANCIAL_REQUEST);
     m.set(55, vec![0u8; 999]);
@@ -277,20 +236,12 @@ fn unpack_errors_name_the_field() {
     assert_eq!(f, Some(4), "{s}");
     assert!(matches!(
         ascii87().unpack(concat!("0200", "3000000000000000", "000000").as_bytes()),
-        Err(Error::Truncated {
-            part: Part::Field { field: 4, .. },
-            offset: 26,
-            needed: 12,
-            available: 0
-        })
+        Err(Error::Truncated { part: Part::Field { field: 4, .. }, offset: 26, needed: 12, available: 0 })
     ));
 
     let (f, s) = u(concat!("0200", "1000000000000000", "12A400000000"));
     assert_eq!(f, Some(4));
-    assert_eq!(
-        s,
-        "field 4 (amount, transaction): expected 12 digits, found \"12A400000000\""
-    );
+    assert_eq!(s, "field 4 (amount, transaction): expected 12 digits, found \"12A400000000\"");
 
     let (f, s) = u(concat!("0200", "0000800000000000"));
     assert_eq!(f, Some(17));
@@ -298,70 +249,29 @@ fn unpack_errors_name_the_field() {
 
     let (f, s) = u(concat!("0200", "0000000020000000", "05", "4761X"));
     assert_eq!(f, Some(35));
-    assert!(
-        s.starts_with("field 35 (track 2): contains 'X' at position 4"),
-        "{s}"
-    );
+    assert!(s.starts_with("field 35 (track 2): contains 'X' at position 4"), "{s}");
 
     let (_, s) = u(concat!("0200", "0000000000000200", "007", "9F27018"));
-    assert_eq!(
-        s,
-        "field 55 (ICC data): hex length 7 is odd (2 hex characters per byte)"
-    );
+    assert_eq!(s, "field 55 (ICC data): hex length 7 is odd (2 hex characters per byte)");
     let (_, s) = u(concat!("0200", "0000000000000200", "004", "9f27"));
-    assert!(
-        s.starts_with("field 55 (ICC data): 'f' at position 1 is not an upper-case hex digit"),
-        "{s}"
-    );
+    assert!(s.starts_with("field 55 (ICC data): 'f' at position 1 is not an upper-case hex digit"), "{s}");
 
     let (_, s) = u(concat!("0200", "4000000000000000", "1X"));
-    assert_eq!(
-        s,
-        "field 2 (primary account number): length prefix \"1X\" is not 2 ASCII digits"
-    );
+    assert_eq!(s, "field 2 (primary account number): length prefix \"1X\" is not 2 ASCII digits");
     let (_, s) = u(concat!("0200", "4000000000000000", "20"));
-    assert_eq!(
-        s,
-        "field 2 (primary account number): LLVAR length 20 exceeds max 19"
-    );
+    assert_eq!(s, "field 2 (primary account number): LLVAR length 20 exceeds max 19");
     // A PAN error does not echo the PAN.
-    let (_, s) = u(concat!(
-        "0200",
-        "4000000000000000",
-        "16",
-        "47617390010A0119"
-    ));
+    let (_, s) = u(concat!("0200", "4000000000000000", "16", "47617390010A0119"));
     assert!(s.contains("field 2") && !s.contains("4761739"), "{s}");
 
-    let (f, s) = u(concat!(
-        "0200",
-        "3000000000000000",
-        "000000",
-        "000000010000",
-        "ABCD"
-    ));
-    assert_eq!(
-        (f, s.as_str()),
-        (None, "4 trailing bytes after the last field")
-    );
-    assert!(matches!(
-        ascii87().unpack(concat!("0200", "7000000000000000", "00").as_bytes()),
-        Err(Error::Truncated {
-            part: Part::Field { field: 3, .. },
-            ..
-        })
-    ));
+    let (f, s) = u(concat!("0200", "3000000000000000", "000000", "000000010000", "ABCD"));
+    assert_eq!((f, s.as_str()), (None, "4 trailing bytes after the last field"));
+    assert!(matches!(ascii87().unpack(concat!("0200", "7000000000000000", "00").as_bytes()), Err(Error::Truncated { part: Part::Field { field: 3, .. }, .. })));
     assert!(matches!(ascii87().unpack(b"02A0"), Err(Error::Mti(_))));
     let lower = u(concat!("0200", "7a00000000000000")).1;
-    assert!(
-        lower.starts_with("bitmap: primary bitmap \"7a00000000000000\": 'a'"),
-        "{lower}"
-    );
+    assert!(lower.starts_with("bitmap: primary bitmap \"7a00000000000000\": 'a'"), "{lower}");
     let empty2 = u(concat!("0200", "8000000000000000", "0000000000000000")).1;
-    assert_eq!(
-        empty2,
-        "bitmap: bit 1 announces a secondary bitmap, but it is empty"
-    );
+    assert_eq!(empty2, "bitmap: bit 1 announces a secondary bitmap, but it is empty");
 }
 
 #[test]
@@ -373,38 +283,17 @@ fn bcd87_unpack_errors() {
     let (_, s) = u("0200 0000000000000200 0A00");
     assert_eq!(s, "field 55 (ICC data): length prefix 0A00 is not BCD");
     let (_, s) = u("0200 0000040000000000 1071"); // 22 with pad nibble 1
-    assert_eq!(
-        s,
-        "field 22 (point of service entry mode): BCD pad nibble is 1, expected 0"
-    );
+    assert_eq!(s, "field 22 (point of service entry mode): BCD pad nibble is 1, expected 0");
     let (_, s) = u("0200 1000000000000000 0000000010A0");
-    assert_eq!(
-        s,
-        "field 4 (amount, transaction): expected 12 BCD digits, found nibble A at digit 10"
-    );
+    assert_eq!(s, "field 4 (amount, transaction): expected 12 BCD digits, found nibble A at digit 10");
     let (_, s) = u("0200 0000000020000000 03 12D0");
     assert_eq!(s, "field 35 (track 2): pad nibble is 0, expected F");
     let (_, s) = u("0200 0000000020000000 03 12AF");
-    assert_eq!(
-        s,
-        "field 35 (track 2): contains nibble A at position 2 (track 2 allows 0-9 and D)"
-    );
+    assert_eq!(s, "field 35 (track 2): contains nibble A at position 2 (track 2 allows 0-9 and D)");
     assert!(matches!(bcd87().unpack(&unhex("02A0")), Err(Error::Mti(_))));
-    assert!(matches!(
-        bcd87().unpack(&unhex("0200")),
-        Err(Error::Truncated {
-            part: Part::PrimaryBitmap,
-            ..
-        })
-    ));
+    assert!(matches!(bcd87().unpack(&unhex("0200")), Err(Error::Truncated { part: Part::PrimaryBitmap, .. })));
     let t = Spec::bcd87_with_tpdu([0x60, 0, 3, 0, 0]);
-    assert!(matches!(
-        t.unpack(&unhex("6000")),
-        Err(Error::Truncated {
-            part: Part::Header,
-            ..
-        })
-    ));
+    assert!(matches!(t.unpack(&unhex("6000")), Err(Error::Truncated { part: Part::Header, .. })));
 }
 
 #[test]
@@ -419,20 +308,11 @@ fn framing_helpers() {
     assert_eq!(ascii87().split_frame(&[0x00]), None);
 
     let framed = ascii87().frame(&body);
-    assert!(matches!(
-        ascii87().unpack_framed(&framed[..framed.len() - 1]),
-        Err(Error::Frame(_))
-    ));
-    assert!(matches!(
-        ascii87().unpack_framed(&[0x00]),
-        Err(Error::Frame(_))
-    ));
+    assert!(matches!(ascii87().unpack_framed(&framed[..framed.len() - 1]), Err(Error::Frame(_))));
+    assert!(matches!(ascii87().unpack_framed(&[0x00]), Err(Error::Frame(_))));
     let mut longer = framed.clone();
     longer.push(0);
-    assert!(matches!(
-        ascii87().unpack_framed(&longer),
-        Err(Error::Frame(_))
-    ));
+    assert!(matches!(ascii87().unpack_framed(&longer), Err(Error::Frame(_))));
     assert!(ascii87().try_frame(&vec![0; 70_000]).is_err());
 
     let unframed = ascii87().clone().with_framing(Framing::None);
@@ -442,19 +322,14 @@ fn framing_helpers() {
 
 #[test]
 fn too_long_for_the_frame() {
-    let fields: Vec<FieldSpec> = (2..=128)
-        .map(|n| FieldSpec::new(n, "blob", Kind::Alpha, Length::LLLVar(999)))
-        .collect();
+    let fields: Vec<FieldSpec> = (2..=128).map(|n| FieldSpec::new(n, "blob", Kind::Alpha, Length::LLLVar(999))).collect();
     let spec = Spec::new("wide", fields, Encoding::ASCII87).unwrap();
     let mut m = Message::new(Mti::FINANCIAL_REQUEST);
     for n in 2..=80 {
         m.set(n, vec![b'a'; 999]);
     }
     let mut out = b"keep".to_vec();
-    assert!(matches!(
-        spec.pack_into(&m, &mut out),
-        Err(Error::TooLong(_))
-    ));
+    assert!(matches!(spec.pack_into(&m, &mut out), Err(Error::TooLong(_))));
     assert_eq!(out, b"keep");
     assert!(spec.clone().with_framing(Framing::None).pack(&m).is_ok());
 }
@@ -462,34 +337,17 @@ fn too_long_for_the_frame() {
 #[test]
 fn describe_masks_sensitive_fields() {
     let mut m = sale();
-    m.set(52, [0x12; 8])
-        .set(64, [0xAB; 8])
-        .set_str(43, "SHANFU TEST SHOP");
+    m.set(52, [0x12; 8]).set(64, [0xAB; 8]).set_str(43, "SHANFU TEST SHOP");
     let d = ascii87().describe(&m);
     assert!(d.starts_with("MTI 0200 (ascii87)\n"), "{d}");
-    assert!(
-        d.contains("  2 primary account number: 476173******0119\n"),
-        "{d}"
-    );
-    assert!(
-        d.contains(" 35 track 2: 476173******0119=********************\n"),
-        "{d}"
-    );
+    assert!(d.contains("  2 primary account number: 476173******0119\n"), "{d}");
+    assert!(d.contains(" 35 track 2: 476173******0119=********************\n"), "{d}");
     assert!(d.contains(" 52 PIN data: <withheld, 8 bytes>\n"), "{d}");
-    assert!(
-        d.contains(" 64 message authentication code: <withheld, 8 bytes>\n"),
-        "{d}"
-    );
+    assert!(d.contains(" 64 message authentication code: <withheld, 8 bytes>\n"), "{d}");
     assert!(d.contains("  4 amount, transaction: 000000001000\n"), "{d}");
-    assert!(
-        d.contains(" 41 card acceptor terminal identification: \"TERM0001\"\n"),
-        "{d}"
-    );
+    assert!(d.contains(" 41 card acceptor terminal identification: \"TERM0001\"\n"), "{d}");
     assert!(d.contains(" 55 ICC data: 9F26081122334455667788\n"), "{d}");
-    assert!(
-        !d.contains(PAN) && !d.contains("1212121212") && !d.contains("ABABAB"),
-        "{d}"
-    );
+    assert!(!d.contains(PAN) && !d.contains("1212121212") && !d.contains("ABABAB"), "{d}");
     assert_eq!(d.lines().count(), 1 + m.len());
 
     let dbg = format!("{m:?}");
@@ -501,8 +359,7 @@ fn describe_masks_sensitive_fields() {
 fn message_api() {
     let mut m = Message::new("0100".parse().unwrap());
     assert!(m.is_empty());
-    m.set(field::AMOUNT, "000000000100")
-        .set_str(field::RESPONSE_CODE, "00");
+    m.set(field::AMOUNT, "000000000100").set_str(field::RESPONSE_CODE, "00");
     assert!(m.has(4) && !m.has(5));
     assert_eq!(m.get(39), Some(&b"00"[..]));
     assert_eq!(m.fields().map(|(n, _)| n).collect::<Vec<_>>(), vec![4, 39]);

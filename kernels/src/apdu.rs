@@ -187,10 +187,7 @@ mod tests {
 
     #[test]
     fn select_ppse_bytes() {
-        assert_eq!(
-            hex::encode_upper(CApdu::select(PPSE_NAME).to_bytes()),
-            "00A404000E325041592E5359532E444446303100"
-        );
+        assert_eq!(hex::encode_upper(CApdu::select(PPSE_NAME).to_bytes()), "00A404000E325041592E5359532E444446303100");
     }
 
     #[test]

@@ -93,12 +93,7 @@ pub enum CapkError {
     #[error("CAPK {entry}: field `{field}` is not valid hex")]
     Hex { entry: String, field: &'static str },
     #[error("CAPK {entry}: field `{field}` has {got} bytes, expected {expected}")]
-    FieldLength {
-        entry: String,
-        field: &'static str,
-        got: usize,
-        expected: &'static str,
-    },
+    FieldLength { entry: String, field: &'static str, got: usize, expected: &'static str },
     #[error("CAPK {rid}/{index:02X}: checksum does not match SHA-1(RID|index|modulus|exponent)")]
     Checksum { rid: String, index: u8 },
     #[error("CAPK {entry}: expiry {value:?} is not a valid YYMMDD date")]
@@ -106,23 +101,13 @@ pub enum CapkError {
     #[error("CAPK {entry}: mode {value:?} is neither \"test\" nor \"live\"")]
     BadMode { entry: String, value: String },
     #[error("CAPK {rid}/{index:02X} is a {key} key and cannot be loaded into a {store} key store")]
-    ModeMismatch {
-        rid: String,
-        index: u8,
-        key: KeyMode,
-        store: KeyMode,
-    },
+    ModeMismatch { rid: String, index: u8, key: KeyMode, store: KeyMode },
     #[error("CAPK {rid}/{index:02X} is configured twice")]
     Duplicate { rid: String, index: u8 },
     #[error("no CA public key for RID {rid} index {index:02X}")]
     Unknown { rid: String, index: u8 },
     #[error("CA public key {rid}/{index:02X} expired on {expiry:06} (today {today:06})")]
-    Expired {
-        rid: String,
-        index: u8,
-        expiry: u32,
-        today: u32,
-    },
+    Expired { rid: String, index: u8, expiry: u32, today: u32 },
     #[error("CA public key {rid}/{index:02X} is revoked")]
     Revoked { rid: String, index: u8 },
 }
@@ -143,43 +128,19 @@ pub(crate) fn is_past(last_day: EmvDate, today: EmvDate) -> bool {
 }
 
 fn parse_hex(entry: &str, field: &'static str, s: &str) -> Result<Vec<u8>, CapkError> {
-    hex::decode(s.trim()).map_err(|_| CapkError::Hex {
-        entry: entry.to_string(),
-        field,
-    })
+    hex::decode(s.trim()).map_err(|_| CapkError::Hex { entry: entry.to_string(), field })
 }
 
-fn parse_fixed<const N: usize>(
-    entry: &str,
-    field: &'static str,
-    s: &str,
-    expected: &'static str,
-) -> Result<[u8; N], CapkError> {
+fn parse_fixed<const N: usize>(entry: &str, field: &'static str, s: &str, expected: &'static str) -> Result<[u8; N], CapkError> {
     let v = parse_hex(entry, field, s)?;
-    <[u8; N]>::try_from(v.as_slice()).map_err(|_| CapkError::FieldLength {
-        entry: entry.to_string(),
-        field,
-        got: v.len(),
-        expected,
-    })
+    <[u8; N]>::try_from(v.as_slice()).map_err(|_| CapkError::FieldLength { entry: entry.to_string(), field, got: v.len(), expected })
 }
 
-fn check_len(
-    entry: &str,
-    field: &'static str,
-    v: &[u8],
-    range: std::ops::RangeInclusive<usize>,
-    expected: &'static str,
-) -> Result<(), CapkError> {
+fn check_len(entry: &str, field: &'static str, v: &[u8], range: std::ops::RangeInclusive<usize>, expected: &'static str) -> Result<(), CapkError> {
     if range.contains(&v.len()) {
         Ok(())
     } else {
-        Err(CapkError::FieldLength {
-            entry: entry.to_string(),
-            field,
-            got: v.len(),
-            expected,
-        })
+        Err(CapkError::FieldLength { entry: entry.to_string(), field, got: v.len(), expected })
     }
 }
 
@@ -195,43 +156,21 @@ impl CaPublicKey {
         let exponent = parse_hex(&entry, "exponent", &e.exponent)?;
         check_len(&entry, "exponent", &exponent, 1..=3, "1 to 3")?;
         let checksum: [u8; 20] = parse_fixed(&entry, "checksum", &e.checksum, "20")?;
-        let digest = Sha1::new()
-            .chain_update(rid)
-            .chain_update([index])
-            .chain_update(&modulus)
-            .chain_update(&exponent)
-            .finalize();
+        let digest = Sha1::new().chain_update(rid).chain_update([index]).chain_update(&modulus).chain_update(&exponent).finalize();
         if digest.as_slice() != checksum {
-            return Err(CapkError::Checksum {
-                rid: hex::encode_upper(rid),
-                index,
-            });
+            return Err(CapkError::Checksum { rid: hex::encode_upper(rid), index });
         }
         let expiry = match &e.expiry {
             None => None,
             Some(s) => {
-                let bad = || CapkError::BadExpiry {
-                    entry: entry.clone(),
-                    value: s.clone(),
-                };
+                let bad = || CapkError::BadExpiry { entry: entry.clone(), value: s.clone() };
                 let b = hex::decode(s.trim()).map_err(|_| bad())?;
                 Some(EmvDate::from_bcd(&b).ok_or_else(bad)?)
             }
         };
-        let mode =
-            KeyMode::parse(e.mode.as_deref().map(str::trim)).ok_or_else(|| CapkError::BadMode {
-                entry: entry.clone(),
-                value: e.mode.clone().unwrap_or_default(),
-            })?;
-        Ok(CaPublicKey {
-            rid,
-            index,
-            modulus,
-            exponent,
-            expiry,
-            revoked: e.revoked.unwrap_or(false),
-            mode,
-        })
+        let mode = KeyMode::parse(e.mode.as_deref().map(str::trim))
+            .ok_or_else(|| CapkError::BadMode { entry: entry.clone(), value: e.mode.clone().unwrap_or_default() })?;
+        Ok(CaPublicKey { rid, index, modulus, exponent, expiry, revoked: e.revoked.unwrap_or(false), mode })
     }
 }
 
@@ -251,18 +190,10 @@ impl CapkStore {
             let k = CaPublicKey::from_entry(e)?;
             let rid = hex::encode_upper(k.rid);
             if k.mode != mode {
-                return Err(CapkError::ModeMismatch {
-                    rid,
-                    index: k.index,
-                    key: k.mode,
-                    store: mode,
-                });
+                return Err(CapkError::ModeMismatch { rid, index: k.index, key: k.mode, store: mode });
             }
             if keys.contains_key(&(k.rid, k.index)) {
-                return Err(CapkError::Duplicate {
-                    rid,
-                    index: k.index,
-                });
+                return Err(CapkError::Duplicate { rid, index: k.index });
             }
             keys.insert((k.rid, k.index), k);
         }
@@ -272,27 +203,13 @@ impl CapkStore {
     /// The key for (RID, index) usable on `today`: known, not revoked, not past its expiry date.
     pub fn get(&self, rid: &[u8], index: u8, today: EmvDate) -> Result<&CaPublicKey, CapkError> {
         let rid_hex = hex::encode_upper(rid);
-        let key = <[u8; 5]>::try_from(rid)
-            .ok()
-            .and_then(|r| self.keys.get(&(r, index)))
-            .ok_or_else(|| CapkError::Unknown {
-                rid: rid_hex.clone(),
-                index,
-            })?;
+        let key = <[u8; 5]>::try_from(rid).ok().and_then(|r| self.keys.get(&(r, index))).ok_or_else(|| CapkError::Unknown { rid: rid_hex.clone(), index })?;
         if key.revoked {
-            return Err(CapkError::Revoked {
-                rid: rid_hex,
-                index,
-            });
+            return Err(CapkError::Revoked { rid: rid_hex, index });
         }
         if let Some(expiry) = key.expiry {
             if is_past(expiry, today) {
-                return Err(CapkError::Expired {
-                    rid: rid_hex,
-                    index,
-                    expiry: expiry.0,
-                    today: today.0,
-                });
+                return Err(CapkError::Expired { rid: rid_hex, index, expiry: expiry.0, today: today.0 });
             }
         }
         Ok(key)
@@ -364,10 +281,7 @@ pub(crate) mod tests {
     }
 
     fn entry(rid: &str, index: &str) -> CapkEntry {
-        config_entries()
-            .into_iter()
-            .find(|e| e.rid == rid && e.index == index)
-            .expect("entry in config")
+        config_entries().into_iter().find(|e| e.rid == rid && e.index == index).expect("entry in config")
     }
 
     const TODAY: EmvDate = EmvDate(251125);
@@ -393,55 +307,27 @@ pub(crate) mod tests {
         let mut e = entry("A000000003", "92");
         let flipped = if &e.modulus[10..11] == "0" { "1" } else { "0" };
         e.modulus.replace_range(10..11, flipped);
-        assert_eq!(
-            CapkStore::load(&[e], KeyMode::Test).unwrap_err(),
-            CapkError::Checksum {
-                rid: "A000000003".into(),
-                index: 0x92
-            }
-        );
+        assert_eq!(CapkStore::load(&[e], KeyMode::Test).unwrap_err(), CapkError::Checksum { rid: "A000000003".into(), index: 0x92 });
         let mut e = entry("A000000003", "92");
         e.checksum = "00".repeat(20);
         let err = CapkStore::load(&[e], KeyMode::Test).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "CAPK A000000003/92: checksum does not match SHA-1(RID|index|modulus|exponent)"
-        );
+        assert_eq!(err.to_string(), "CAPK A000000003/92: checksum does not match SHA-1(RID|index|modulus|exponent)");
     }
 
     #[test]
     fn bad_hex_and_lengths_are_refused() {
         let mut e = entry("A000000003", "92");
         e.modulus.push('Z');
-        assert!(matches!(
-            CapkStore::load(&[e], KeyMode::Test),
-            Err(CapkError::Hex {
-                field: "modulus",
-                ..
-            })
-        ));
+        assert!(matches!(CapkStore::load(&[e], KeyMode::Test), Err(CapkError::Hex { field: "modulus", .. })));
         let mut e = entry("A000000003", "92");
         e.rid = "A0000000".into();
-        assert!(matches!(
-            CapkStore::load(&[e], KeyMode::Test),
-            Err(CapkError::FieldLength {
-                field: "rid",
-                got: 4,
-                ..
-            })
-        ));
+        assert!(matches!(CapkStore::load(&[e], KeyMode::Test), Err(CapkError::FieldLength { field: "rid", got: 4, .. })));
         let mut e = entry("A000000003", "92");
         e.expiry = Some("301341".into());
-        assert!(matches!(
-            CapkStore::load(&[e], KeyMode::Test),
-            Err(CapkError::BadExpiry { .. })
-        ));
+        assert!(matches!(CapkStore::load(&[e], KeyMode::Test), Err(CapkError::BadExpiry { .. })));
         let mut e = entry("A000000003", "92");
         e.mode = Some("prod".into());
-        assert!(matches!(
-            CapkStore::load(&[e], KeyMode::Test),
-            Err(CapkError::BadMode { .. })
-        ));
+        assert!(matches!(CapkStore::load(&[e], KeyMode::Test), Err(CapkError::BadMode { .. })));
     }
 
     #[test]
@@ -451,20 +337,9 @@ pub(crate) mod tests {
         let test = entry("A000000003", "92");
         assert_eq!(
             CapkStore::load(&[test.clone(), live.clone()], KeyMode::Test).unwrap_err(),
-            CapkError::ModeMismatch {
-                rid: "A000000003".into(),
-                index: 0x95,
-                key: KeyMode::Live,
-                store: KeyMode::Test
-            }
+            CapkError::ModeMismatch { rid: "A000000003".into(), index: 0x95, key: KeyMode::Live, store: KeyMode::Test }
         );
-        assert!(matches!(
-            CapkStore::load(&[test], KeyMode::Live),
-            Err(CapkError::ModeMismatch {
-                key: KeyMode::Test,
-                ..
-            })
-        ));
+        assert!(matches!(CapkStore::load(&[test], KeyMode::Live), Err(CapkError::ModeMismatch { key: KeyMode::Test, .. })));
         let store = CapkStore::load(&[live], KeyMode::Live).unwrap();
         assert_eq!((store.mode(), store.len()), (KeyMode::Live, 1));
     }
@@ -472,52 +347,24 @@ pub(crate) mod tests {
     #[test]
     fn duplicate_rid_and_index_is_refused() {
         let e = entry("A000000004", "05");
-        assert_eq!(
-            CapkStore::load(&[e.clone(), e], KeyMode::Test).unwrap_err(),
-            CapkError::Duplicate {
-                rid: "A000000004".into(),
-                index: 0x05
-            }
-        );
+        assert_eq!(CapkStore::load(&[e.clone(), e], KeyMode::Test).unwrap_err(), CapkError::Duplicate { rid: "A000000004".into(), index: 0x05 });
     }
 
     #[test]
     fn unknown_revoked_and_expired_are_distinct() {
         let store = CapkStore::load(&config_entries(), KeyMode::Test).unwrap();
         let up = [0xA0, 0, 0, 0x03, 0x33];
-        assert_eq!(
-            store.get(&up, 0xE3, TODAY).unwrap_err(),
-            CapkError::Unknown {
-                rid: "A000000333".into(),
-                index: 0xE3
-            }
-        );
-        assert!(matches!(
-            store.get(&up[..4], 0xE1, TODAY),
-            Err(CapkError::Unknown { .. })
-        ));
-        assert_eq!(
-            store.get(&up, 0xE2, TODAY).unwrap_err(),
-            CapkError::Revoked {
-                rid: "A000000333".into(),
-                index: 0xE2
-            }
-        );
+        assert_eq!(store.get(&up, 0xE3, TODAY).unwrap_err(), CapkError::Unknown { rid: "A000000333".into(), index: 0xE3 });
+        assert!(matches!(store.get(&up[..4], 0xE1, TODAY), Err(CapkError::Unknown { .. })));
+        assert_eq!(store.get(&up, 0xE2, TODAY).unwrap_err(), CapkError::Revoked { rid: "A000000333".into(), index: 0xE2 });
         // Valid through its last day, expired the day after.
         assert!(store.get(&up, 0xE1, EmvDate(301231)).is_ok());
         assert_eq!(
             store.get(&up, 0xE1, EmvDate(310101)).unwrap_err(),
-            CapkError::Expired {
-                rid: "A000000333".into(),
-                index: 0xE1,
-                expiry: 301231,
-                today: 310101
-            }
+            CapkError::Expired { rid: "A000000333".into(), index: 0xE1, expiry: 301231, today: 310101 }
         );
         // No expiry configured: never expires.
-        assert!(store
-            .get(&[0xA0, 0, 0, 0, 0x03], 0x92, EmvDate(491231))
-            .is_ok());
+        assert!(store.get(&[0xA0, 0, 0, 0, 0x03], 0x92, EmvDate(491231)).is_ok());
     }
 
     #[test]

@@ -134,18 +134,12 @@ impl CombinationToml {
         if !(5..=16).contains(&aid.len()) {
             return Err(err("aid", "an AID has 5 to 16 bytes".into()));
         }
-        let kernel = KernelId::from_u8(self.kernel)
-            .ok_or_else(|| err("kernel", format!("kernel {} is not implemented (3 and 7 are)", self.kernel)))?;
+        let kernel = KernelId::from_u8(self.kernel).ok_or_else(|| err("kernel", format!("kernel {} is not implemented (3 and 7 are)", self.kernel)))?;
         let amount = |f: &str, v: &Option<String>| -> Result<Option<Amount>, ConfigError> {
             v.as_deref().map(|s| Amount::parse(s, exponent).map_err(|e| err(f, e.to_string()))).transpose()
         };
         let ttq = match &self.ttq {
-            Some(s) => Some(
-                hex::decode(s)
-                    .ok()
-                    .and_then(|b| Ttq::from_slice(&b))
-                    .ok_or_else(|| err("ttq", "TTQ is 4 bytes of hex".into()))?,
-            ),
+            Some(s) => Some(hex::decode(s).ok().and_then(|b| Ttq::from_slice(&b)).ok_or_else(|| err("ttq", "TTQ is 4 bytes of hex".into()))?),
             None => None,
         };
         Ok(Combination {

@@ -24,10 +24,7 @@ fn des_halves(key: &[u8; 16]) -> (Des, Des) {
     let (mut l, mut r) = ([0u8; 8], [0u8; 8]);
     l.copy_from_slice(&key[..8]);
     r.copy_from_slice(&key[8..]);
-    (
-        Des::new(&GenericArray::from(l)),
-        Des::new(&GenericArray::from(r)),
-    )
+    (Des::new(&GenericArray::from(l)), Des::new(&GenericArray::from(r)))
 }
 
 fn xor(a: Block, b: Block) -> Block {
@@ -53,11 +50,7 @@ pub fn adjust_odd_parity(key: &mut [u8]) {
 /// character is ignored). `psn` is the 5F34 byte as read from the card, two BCD digits
 /// (`0x01` = "01"); pass `0x00` when the card has no 5F34.
 pub fn icc_master_key_option_a(imk: &[u8; 16], pan_digits: &str, psn: u8) -> [u8; 16] {
-    let mut nibbles: Vec<u8> = pan_digits
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|c| c - b'0')
-        .collect();
+    let mut nibbles: Vec<u8> = pan_digits.bytes().filter(u8::is_ascii_digit).map(|c| c - b'0').collect();
     nibbles.extend([psn >> 4, psn & 0x0F]);
     let mut y = [0u8; 8];
     // Fill from the right: the last nibble goes to the low half of y[7].
@@ -157,19 +150,10 @@ pub enum CryptogramMethod {
 }
 
 /// The 8-byte application cryptogram (ARQC / TC / AAC) over `data` (see [`ac_input`]).
-pub fn generate_ac(
-    method: CryptogramMethod,
-    imk: &[u8; 16],
-    pan_digits: &str,
-    psn: u8,
-    atc: [u8; 2],
-    data: &[u8],
-) -> [u8; 8] {
+pub fn generate_ac(method: CryptogramMethod, imk: &[u8; 16], pan_digits: &str, psn: u8, atc: [u8; 2], data: &[u8]) -> [u8; 8] {
     let mk = icc_master_key_option_a(imk, pan_digits, psn);
     match method {
-        CryptogramMethod::EmvCsk => {
-            mac_iso9797_alg3(&session_key_common(&mk, atc), data, MacPadding::Method2)
-        }
+        CryptogramMethod::EmvCsk => mac_iso9797_alg3(&session_key_common(&mk, atc), data, MacPadding::Method2),
         CryptogramMethod::VisaCvn10 => mac_iso9797_alg3(&mk, data, MacPadding::Zero),
     }
 }
@@ -223,20 +207,11 @@ mod tests {
         let mk = icc_master_key_option_a(&IMK, "6235880000000012", 0x01);
         assert_eq!(mk, hx16("B3104FC75BF1DCAD6745619D61DA80C2"));
         // 19-digit PAN: Y = 8800000000012300.
-        assert_eq!(
-            icc_master_key_option_a(&IMK, "6235880000000000123", 0x00),
-            hx16("9E689757F7BF737926A1A8DFB67CB30B")
-        );
+        assert_eq!(icc_master_key_option_a(&IMK, "6235880000000000123", 0x00), hx16("9E689757F7BF737926A1A8DFB67CB30B"));
         // 11-digit PAN, PSN 12 (BCD 0x12): Y = 0001234567890112.
-        assert_eq!(
-            icc_master_key_option_a(&IMK, "12345678901", 0x12),
-            hx16("1567D092DA296897626791ABE04638E6")
-        );
+        assert_eq!(icc_master_key_option_a(&IMK, "12345678901", 0x12), hx16("1567D092DA296897626791ABE04638E6"));
         // Non-digits (e.g. a stray separator) are ignored.
-        assert_eq!(
-            icc_master_key_option_a(&IMK, "6235 8800 0000 0012", 0x01),
-            mk
-        );
+        assert_eq!(icc_master_key_option_a(&IMK, "6235 8800 0000 0012", 0x01), mk);
     }
 
     #[test]
@@ -251,40 +226,19 @@ mod tests {
     #[test]
     fn common_session_key() {
         let mk = hx16("B3104FC75BF1DCAD6745619D61DA80C2");
-        assert_eq!(
-            session_key_common(&mk, [0x00, 0x01]),
-            hx16("EDF3AFEA260FFF9848AF0AF8A2CE14DE")
-        );
+        assert_eq!(session_key_common(&mk, [0x00, 0x01]), hx16("EDF3AFEA260FFF9848AF0AF8A2CE14DE"));
     }
 
     #[test]
     fn retail_mac_known_answers() {
         let d13: Vec<u8> = (0..13).collect();
         let d16: Vec<u8> = (0..16).collect();
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &[], MacPadding::Method2),
-            h8("F1FBCF2A56D19BA7")
-        );
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &[], MacPadding::Zero),
-            h8("08D7B4FB629D0885")
-        );
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &d13, MacPadding::Method2),
-            h8("8F1A26ABCEA028F3")
-        );
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &d13, MacPadding::Zero),
-            h8("5DAF4543E2258585")
-        );
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &d16, MacPadding::Method2),
-            h8("99F6CC9FB8367150")
-        );
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &d16, MacPadding::Zero),
-            h8("43525CE6E442EB3B")
-        );
+        assert_eq!(mac_iso9797_alg3(&IMK, &[], MacPadding::Method2), h8("F1FBCF2A56D19BA7"));
+        assert_eq!(mac_iso9797_alg3(&IMK, &[], MacPadding::Zero), h8("08D7B4FB629D0885"));
+        assert_eq!(mac_iso9797_alg3(&IMK, &d13, MacPadding::Method2), h8("8F1A26ABCEA028F3"));
+        assert_eq!(mac_iso9797_alg3(&IMK, &d13, MacPadding::Zero), h8("5DAF4543E2258585"));
+        assert_eq!(mac_iso9797_alg3(&IMK, &d16, MacPadding::Method2), h8("99F6CC9FB8367150"));
+        assert_eq!(mac_iso9797_alg3(&IMK, &d16, MacPadding::Zero), h8("43525CE6E442EB3B"));
     }
 
     #[test]
@@ -293,30 +247,18 @@ mod tests {
         // Method 2 on aligned data adds a whole block 80 00 .. 00.
         let mut explicit = d16.clone();
         explicit.extend([0x80, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &d16, MacPadding::Method2),
-            mac_iso9797_alg3(&IMK, &explicit, MacPadding::Zero)
-        );
+        assert_eq!(mac_iso9797_alg3(&IMK, &d16, MacPadding::Method2), mac_iso9797_alg3(&IMK, &explicit, MacPadding::Zero));
         // Method 2 on 15 bytes adds just 80.
         let mut explicit = d16[..15].to_vec();
         explicit.push(0x80);
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &d16[..15], MacPadding::Method2),
-            mac_iso9797_alg3(&IMK, &explicit, MacPadding::Zero)
-        );
+        assert_eq!(mac_iso9797_alg3(&IMK, &d16[..15], MacPadding::Method2), mac_iso9797_alg3(&IMK, &explicit, MacPadding::Zero));
         // Zero padding adds nothing to aligned data and cannot tell trailing zeros apart.
         let d13: Vec<u8> = (0..13).collect();
         let mut d13z = d13.clone();
         d13z.extend([0, 0, 0]);
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &d13, MacPadding::Zero),
-            mac_iso9797_alg3(&IMK, &d13z, MacPadding::Zero)
-        );
+        assert_eq!(mac_iso9797_alg3(&IMK, &d13, MacPadding::Zero), mac_iso9797_alg3(&IMK, &d13z, MacPadding::Zero));
         // Empty data with zero padding is one zero block.
-        assert_eq!(
-            mac_iso9797_alg3(&IMK, &[], MacPadding::Zero),
-            mac_iso9797_alg3(&IMK, &[0; 8], MacPadding::Zero)
-        );
+        assert_eq!(mac_iso9797_alg3(&IMK, &[], MacPadding::Zero), mac_iso9797_alg3(&IMK, &[0; 8], MacPadding::Zero));
     }
 
     fn terminal_and_card_data(t: Tag) -> Option<Vec<u8>> {
@@ -340,49 +282,26 @@ mod tests {
     #[test]
     fn ac_input_order_and_absent_values() {
         let data = ac_input(terminal_and_card_data, &h(IAD));
-        assert_eq!(
-            hex::encode_upper(&data),
-            "00000000100000000000000001560000008000015625112500123456783900000107010103A00000010A01000000000000"
-        );
+        assert_eq!(hex::encode_upper(&data), "00000000100000000000000001560000008000015625112500123456783900000107010103A00000010A01000000000000");
         assert_eq!(ac_input(|_| None, &[]), vec![0u8; 33]);
         // A value of the wrong length is fitted like DOL data (n: left-padded).
-        let short = ac_input(
-            |t| (t == tag::AMOUNT_AUTHORISED).then(|| vec![0x10, 0x00]),
-            &[],
-        );
+        let short = ac_input(|t| (t == tag::AMOUNT_AUTHORISED).then(|| vec![0x10, 0x00]), &[]);
         assert_eq!(&short[..6], &[0, 0, 0, 0, 0x10, 0x00]);
     }
 
     #[test]
     fn generate_ac_known_answers() {
         let data = ac_input(terminal_and_card_data, &h(IAD));
-        let arqc = generate_ac(
-            CryptogramMethod::EmvCsk,
-            &IMK,
-            "6235880000000012",
-            0x01,
-            [0x00, 0x01],
-            &data,
-        );
+        let arqc = generate_ac(CryptogramMethod::EmvCsk, &IMK, "6235880000000012", 0x01, [0x00, 0x01], &data);
         assert_eq!(arqc, h8("373B2F529FC68B28"));
         let cvn10 = ac_input(terminal_and_card_data, &h("03A00000"));
-        let ac = generate_ac(
-            CryptogramMethod::VisaCvn10,
-            &IMK,
-            "4895000000000001",
-            0x00,
-            [0x00, 0x01],
-            &cvn10,
-        );
+        let ac = generate_ac(CryptogramMethod::VisaCvn10, &IMK, "4895000000000001", 0x00, [0x00, 0x01], &cvn10);
         assert_eq!(ac, h8("B29EDF33BB3CB0DE"));
     }
 
     #[test]
     fn arpc_method_1_known_answer() {
         let sk = hx16("EDF3AFEA260FFF9848AF0AF8A2CE14DE");
-        assert_eq!(
-            arpc_method1(&sk, &h8("373B2F529FC68B28"), *b"00"),
-            h8("8B46FD1A5BF742ED")
-        );
+        assert_eq!(arpc_method1(&sk, &h8("373B2F529FC68B28"), *b"00"), h8("8B46FD1A5BF742ED"));
     }
 }

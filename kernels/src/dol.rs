@@ -144,11 +144,7 @@ impl DataStore {
     }
     /// Stores every primitive object of a card response, rejecting a tag already received from
     /// the card in this transaction (`card_tags` tracks those).
-    pub fn store_card_response(
-        &mut self,
-        data: &[u8],
-        card_tags: &mut Vec<Tag>,
-    ) -> Result<(), StoreError> {
+    pub fn store_card_response(&mut self, data: &[u8], card_tags: &mut Vec<Tag>) -> Result<(), StoreError> {
         let mut dup = None;
         let mut items = Vec::new();
         crate::tlv::walk_primitives(data, &mut |t| items.push((t.tag, t.value.to_vec())))?;

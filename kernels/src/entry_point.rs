@@ -266,17 +266,7 @@ pub struct EntryPoint {
 
 impl EntryPoint {
     pub fn new(cfg: Arc<EntryPointConfig>, capks: Arc<CapkStore>, txn: Transaction) -> Self {
-        EntryPoint {
-            cfg,
-            capks,
-            txn,
-            indicators: vec![],
-            candidates: vec![],
-            state: State::Idle,
-            restart_ui: None,
-            summary: Summary::default(),
-            taps: 0,
-        }
+        EntryPoint { cfg, capks, txn, indicators: vec![], candidates: vec![], state: State::Idle, restart_ui: None, summary: Summary::default(), taps: 0 }
     }
 
     pub fn transaction(&self) -> &Transaction {
@@ -335,7 +325,7 @@ impl EntryPoint {
                         self.resume()
                     }
                     _ => self.finish(Outcome::try_again("card left the field or did not answer")),
-                }
+                };
             }
         };
         match state {
@@ -345,9 +335,7 @@ impl EntryPoint {
                 let step = k.on_response(r);
                 self.after_kernel_step(k, step)
             }
-            State::Idle | State::ReadComplete(_) | State::Finished => {
-                self.finish(Outcome::end_application("unexpected card response"))
-            }
+            State::Idle | State::ReadComplete(_) | State::Finished => self.finish(Outcome::end_application("unexpected card response")),
         }
     }
 
@@ -401,10 +389,7 @@ impl EntryPoint {
         // 3.3.3.6: a Visa AID on Kernel 3 whose PDOL lacks 9F66 is not qVSDC; we have no
         // Kernel 1, so the combination is removed and selection goes on (Start C).
         if c.kernel == KernelId::C3 && c.adf_name.starts_with(&[0xA0, 0, 0, 0, 0x03]) {
-            let has_ttq = pdol
-                .as_deref()
-                .and_then(|p| crate::dol::Dol::parse(p).ok())
-                .is_some_and(|d| d.contains(tag::TTQ));
+            let has_ttq = pdol.as_deref().and_then(|p| crate::dol::Dol::parse(p).ok()).is_some_and(|d| d.contains(tag::TTQ));
             if !has_ttq {
                 self.drop_candidate(&c);
                 return self.final_selection();
@@ -413,15 +398,7 @@ impl EntryPoint {
         // 3.4: kernel activation with the indicators and the FCI.
         let combo = &self.cfg.combinations[c.combination];
         let ind = self.indicators[c.combination];
-        let (k, step) = Kernel::activate(
-            c.kernel,
-            &c,
-            combo,
-            ind,
-            &self.cfg.terminal,
-            &self.txn,
-            &r.data,
-        );
+        let (k, step) = Kernel::activate(c.kernel, &c, combo, ind, &self.cfg.terminal, &self.txn, &r.data);
         self.after_kernel_step(Box::new(k), step)
     }
 
@@ -550,11 +527,11 @@ mod tests {
         let combos = vec![combo(KernelId::C7, &UP[..7]), combo(KernelId::C3, VISA)];
         let ind = vec![Indicators::default(); 2];
         let e = vec![
-            entry(UP, Some(1), None),                    // partial match, default kernel 7
-            entry(VISA, Some(2), Some(&[0x07])),         // asks kernel 7 but configured 3: skipped
+            entry(UP, Some(1), None),                           // partial match, default kernel 7
+            entry(VISA, Some(2), Some(&[0x07])),                // asks kernel 7 but configured 3: skipped
             entry(&[0xA0, 0, 0, 0, 4, 0x10, 0x10], None, None), // not configured
-            entry(&[0xA0, 0, 0], None, None),            // malformed ADF name
-            entry(VISA, None, Some(&[0x83, 0x01])),      // extended kernel id too short: skipped
+            entry(&[0xA0, 0, 0], None, None),                   // malformed ADF name
+            entry(VISA, None, Some(&[0x83, 0x01])),             // extended kernel id too short: skipped
         ];
         let c = build_candidates(&e, &combos, &ind);
         assert_eq!(c.len(), 1);
@@ -571,7 +548,13 @@ mod tests {
     #[test]
     fn priority_one_wins_zero_is_lowest_ties_by_order_3_3_3_2() {
         let mk = |p: Option<u8>, order| Candidate {
-            adf_name: UP.to_vec(), combination: 0, kernel: KernelId::C7, priority: p, extended_selection: None, label: None, order,
+            adf_name: UP.to_vec(),
+            combination: 0,
+            kernel: KernelId::C7,
+            priority: p,
+            extended_selection: None,
+            label: None,
+            order,
         };
         assert_eq!(select_candidate(&[mk(None, 0), mk(Some(2), 1), mk(Some(1), 2)]), Some(2));
         assert_eq!(select_candidate(&[mk(None, 0), mk(None, 1)]), Some(0));

@@ -149,12 +149,7 @@ impl Kernel {
             online_capable: term.online_capable && !ind.ttq.is_some_and(|t| t.offline_only()),
             date: txn.date,
             state: KState::AwaitGpo,
-            summary: Summary {
-                kernel: Some(id),
-                aid: Some(cand.adf_name.clone()),
-                label: cand.label.clone(),
-                ..Default::default()
-            },
+            summary: Summary { kernel: Some(id), aid: Some(cand.adf_name.clone()), label: cand.label.clone(), ..Default::default() },
         };
         // FCI objects (84, 50, 9F38, ...) are card data too.
         if let Err(e) = k.store.store_card_response(fci, &mut k.card_tags) {
@@ -191,9 +186,7 @@ impl Kernel {
         match std::mem::replace(&mut self.state, KState::Done) {
             KState::AwaitGpo => self.on_gpo(r),
             KState::AwaitRecord { sfi, oda } => self.on_record(sfi, oda, r),
-            KState::ReadComplete | KState::Done => {
-                KernelStep::Outcome(Outcome::end_application("unexpected card response"))
-            }
+            KState::ReadComplete | KState::Done => KernelStep::Outcome(Outcome::end_application("unexpected card response")),
         }
     }
 
@@ -214,12 +207,7 @@ impl Kernel {
             sw::CONDITIONS_OF_USE_NOT_SATISFIED => {
                 return KernelStep::Outcome(Outcome::new(Status::SelectNext, "card refused GPO (6985): select next application"))
             }
-            other => {
-                return KernelStep::Outcome(Outcome::end_application(format!(
-                    "GPO failed with status {other:04X} ({})",
-                    crate::apdu::sw_meaning(other)
-                )))
-            }
+            other => return KernelStep::Outcome(Outcome::end_application(format!("GPO failed with status {other:04X} ({})", crate::apdu::sw_meaning(other)))),
         }
         let parsed = match tlv::parse_all(&r.data) {
             Ok(p) => p,
@@ -334,9 +322,7 @@ impl Kernel {
 
     fn fill_summary(&mut self) {
         let s = &self.store;
-        let pan = s.get(tag::PAN).map(digits).or_else(|| {
-            s.get(tag::TRACK2_EQUIVALENT).map(|t| digits(t).split('=').next().unwrap_or("").to_string())
-        });
+        let pan = s.get(tag::PAN).map(digits).or_else(|| s.get(tag::TRACK2_EQUIVALENT).map(|t| digits(t).split('=').next().unwrap_or("").to_string()));
         self.summary.pan = pan;
         self.summary.pan_sequence = s.get(tag::PAN_SEQUENCE).and_then(|v| v.first().copied());
         self.summary.par = s.get(tag::PAR).map(|v| String::from_utf8_lossy(v).into_owned());

@@ -12,13 +12,13 @@
 
 pub mod apdu;
 pub mod capk;
+pub mod config;
 pub mod cryptogram;
 pub mod dol;
+pub mod entry_point;
+pub mod kernel;
 pub mod oda;
+pub mod outcome;
 pub mod tag;
 pub mod tlv;
 pub mod types;
-pub mod config;
-pub mod entry_point;
-pub mod kernel;
-pub mod outcome;

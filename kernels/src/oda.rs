@@ -51,37 +51,23 @@ impl fmt::Display for KeyLevel {
 /// Why fDDA failed. One variant per check; messages never contain the PAN.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OdaError {
-    #[error(
-        "issuer public key certificate (90) is {got} bytes, CA public key modulus is {expected}"
-    )]
+    #[error("issuer public key certificate (90) is {got} bytes, CA public key modulus is {expected}")]
     IssuerCertLength { expected: usize, got: usize },
     #[error("issuer public key certificate (90) malformed: {0}")]
     IssuerCertFormat(&'static str),
     #[error("issuer public key certificate (90) hash does not match")]
     IssuerCertHash,
-    #[error(
-        "issuer identifier {issuer_id} in certificate does not match the PAN's leading digits"
-    )]
+    #[error("issuer identifier {issuer_id} in certificate does not match the PAN's leading digits")]
     IssuerIdMismatch { issuer_id: String },
     #[error("issuer public key certificate (90) expired at end of MMYY {expiry} (transaction date {txn_date:06})")]
     IssuerCertExpired { expiry: String, txn_date: u32 },
     #[error("unsupported {what} algorithm indicator {value:02X} in {object}")]
-    UnsupportedAlgorithm {
-        object: &'static str,
-        what: &'static str,
-        value: u8,
-    },
+    UnsupportedAlgorithm { object: &'static str, what: &'static str, value: u8 },
     #[error("{key} missing: the public key needs {needed} more bytes than the certificate holds")]
     MissingRemainder { key: KeyLevel, needed: usize },
     #[error("{key} is {got} bytes, expected {expected}")]
-    RemainderLength {
-        key: KeyLevel,
-        expected: usize,
-        got: usize,
-    },
-    #[error(
-        "ICC public key certificate (9F46) is {got} bytes, issuer public key modulus is {expected}"
-    )]
+    RemainderLength { key: KeyLevel, expected: usize, got: usize },
+    #[error("ICC public key certificate (9F46) is {got} bytes, issuer public key modulus is {expected}")]
     IccCertLength { expected: usize, got: usize },
     #[error("ICC public key certificate (9F46) malformed: {0}")]
     IccCertFormat(&'static str),
@@ -113,16 +99,10 @@ impl PublicKey {
     /// left-padded to the modulus length. Errors if the key is not a valid RSA public key or
     /// the block is not smaller than the modulus.
     pub fn recover(&self, signed: &[u8]) -> Result<Vec<u8>, OdaError> {
-        let key = RsaPublicKey::new(
-            BigUint::from_bytes_be(&self.modulus),
-            BigUint::from_bytes_be(&self.exponent),
-        )
-        .map_err(|e| OdaError::Rsa(e.to_string()))?;
+        let key = RsaPublicKey::new(BigUint::from_bytes_be(&self.modulus), BigUint::from_bytes_be(&self.exponent)).map_err(|e| OdaError::Rsa(e.to_string()))?;
         let s = BigUint::from_bytes_be(signed);
         if &s >= key.n() {
-            return Err(OdaError::Rsa(
-                "signed block is not smaller than the modulus".into(),
-            ));
+            return Err(OdaError::Rsa("signed block is not smaller than the modulus".into()));
         }
         let bytes = s.modpow(key.e(), key.n()).to_bytes_be();
         let mut out = vec![0u8; self.modulus.len().saturating_sub(bytes.len())];
@@ -133,10 +113,7 @@ impl PublicKey {
 
 impl From<&CaPublicKey> for PublicKey {
     fn from(k: &CaPublicKey) -> Self {
-        PublicKey {
-            modulus: k.modulus.clone(),
-            exponent: k.exponent.clone(),
-        }
+        PublicKey { modulus: k.modulus.clone(), exponent: k.exponent.clone() }
     }
 }
 
@@ -177,23 +154,8 @@ pub struct FddaOk {
 
 /// The whole chain: CA key → issuer key → ICC key → SDAD.
 pub fn verify_fdda(input: &FddaInput) -> Result<FddaOk, OdaError> {
-    let issuer = recover_issuer_key(
-        input.capk,
-        input.issuer_cert,
-        input.issuer_remainder,
-        input.issuer_exponent,
-        input.pan,
-        input.txn_date,
-    )?;
-    let icc = recover_icc_key(
-        &issuer,
-        input.icc_cert,
-        input.icc_remainder,
-        input.icc_exponent,
-        input.pan,
-        input.static_data,
-        input.txn_date,
-    )?;
+    let issuer = recover_issuer_key(input.capk, input.issuer_cert, input.issuer_remainder, input.issuer_exponent, input.pan, input.txn_date)?;
+    let icc = recover_icc_key(&issuer, input.icc_cert, input.icc_remainder, input.icc_exponent, input.pan, input.static_data, input.txn_date)?;
     verify_sdad(&icc, input.sdad, input.terminal_dynamic_data)
 }
 
@@ -209,10 +171,7 @@ pub fn recover_issuer_key(
     let n = capk.modulus.len();
     // Step 1; 36 = header, format, id (4), date (2), serial (3), 2 algos, 2 lengths, hash, trailer.
     if cert.len() != n || n < 36 {
-        return Err(OdaError::IssuerCertLength {
-            expected: n,
-            got: cert.len(),
-        });
+        return Err(OdaError::IssuerCertLength { expected: n, got: cert.len() });
     }
     let x = PublicKey::from(capk).recover(cert)?;
     // Steps 2-4.
@@ -222,60 +181,34 @@ pub fn recover_issuer_key(
     let key_field = &x[15..n - HASH_LEN - 1];
     // Steps 5-7.
     if hash_algo != HASH_SHA1 {
-        return Err(OdaError::UnsupportedAlgorithm {
-            object: "issuer certificate",
-            what: "hash",
-            value: hash_algo,
-        });
+        return Err(OdaError::UnsupportedAlgorithm { object: "issuer certificate", what: "hash", value: hash_algo });
     }
-    let hash = Sha1::new()
-        .chain_update(&x[1..n - HASH_LEN - 1])
-        .chain_update(remainder.unwrap_or_default())
-        .chain_update(exponent)
-        .finalize();
+    let hash = Sha1::new().chain_update(&x[1..n - HASH_LEN - 1]).chain_update(remainder.unwrap_or_default()).chain_update(exponent).finalize();
     if hash.as_slice() != &x[n - HASH_LEN - 1..n - 1] {
         return Err(OdaError::IssuerCertHash);
     }
     // Step 8.
     if !issuer_id_matches(issuer_id, pan) {
-        return Err(OdaError::IssuerIdMismatch {
-            issuer_id: hex::encode_upper(issuer_id),
-        });
+        return Err(OdaError::IssuerIdMismatch { issuer_id: hex::encode_upper(issuer_id) });
     }
     // Step 9.
-    let last_day = EmvDate::from_mmyy_end(expiry).ok_or(OdaError::IssuerCertFormat(
-        "certificate expiration date is not a valid MMYY",
-    ))?;
+    let last_day = EmvDate::from_mmyy_end(expiry).ok_or(OdaError::IssuerCertFormat("certificate expiration date is not a valid MMYY"))?;
     if is_past(last_day, txn_date) {
-        return Err(OdaError::IssuerCertExpired {
-            expiry: hex::encode_upper(expiry),
-            txn_date: txn_date.0,
-        });
+        return Err(OdaError::IssuerCertExpired { expiry: hex::encode_upper(expiry), txn_date: txn_date.0 });
     }
     // Step 11.
     if pk_algo != PK_RSA {
-        return Err(OdaError::UnsupportedAlgorithm {
-            object: "issuer certificate",
-            what: "public key",
-            value: pk_algo,
-        });
+        return Err(OdaError::UnsupportedAlgorithm { object: "issuer certificate", what: "public key", value: pk_algo });
     }
     if exp_len != exponent.len() {
-        return Err(OdaError::IssuerCertFormat(
-            "issuer public key exponent length differs from 9F32",
-        ));
+        return Err(OdaError::IssuerCertFormat("issuer public key exponent length differs from 9F32"));
     }
     if pk_len == 0 {
-        return Err(OdaError::IssuerCertFormat(
-            "issuer public key length is zero",
-        ));
+        return Err(OdaError::IssuerCertFormat("issuer public key length is zero"));
     }
     // Step 12.
     let modulus = assemble_modulus(KeyLevel::Issuer, key_field, pk_len, remainder)?;
-    Ok(PublicKey {
-        modulus,
-        exponent: exponent.to_vec(),
-    })
+    Ok(PublicKey { modulus, exponent: exponent.to_vec() })
 }
 
 /// Book 2 §6.4: retrieval of the ICC public key from 9F46 / 9F48 / 9F47 with the issuer key.
@@ -292,10 +225,7 @@ pub fn recover_icc_key(
     let n = issuer.modulus.len();
     // 42 = header, format, PAN (10), date (2), serial (3), 2 algos, 2 lengths, hash, trailer.
     if cert.len() != n || n < 42 {
-        return Err(OdaError::IccCertLength {
-            expected: n,
-            got: cert.len(),
-        });
+        return Err(OdaError::IccCertLength { expected: n, got: cert.len() });
     }
     let x = issuer.recover(cert)?;
     check_frame(&x, FORMAT_ICC_CERT).map_err(OdaError::IccCertFormat)?;
@@ -303,11 +233,7 @@ pub fn recover_icc_key(
     let (pk_len, exp_len) = (usize::from(x[19]), usize::from(x[20]));
     let key_field = &x[21..n - HASH_LEN - 1];
     if hash_algo != HASH_SHA1 {
-        return Err(OdaError::UnsupportedAlgorithm {
-            object: "ICC certificate",
-            what: "hash",
-            value: hash_algo,
-        });
+        return Err(OdaError::UnsupportedAlgorithm { object: "ICC certificate", what: "hash", value: hash_algo });
     }
     let hash = Sha1::new()
         .chain_update(&x[1..n - HASH_LEN - 1])
@@ -321,87 +247,51 @@ pub fn recover_icc_key(
     if !pan_matches(cert_pan, pan) {
         return Err(OdaError::IccPanMismatch);
     }
-    let last_day = EmvDate::from_mmyy_end(expiry).ok_or(OdaError::IccCertFormat(
-        "certificate expiration date is not a valid MMYY",
-    ))?;
+    let last_day = EmvDate::from_mmyy_end(expiry).ok_or(OdaError::IccCertFormat("certificate expiration date is not a valid MMYY"))?;
     if is_past(last_day, txn_date) {
-        return Err(OdaError::IccCertExpired {
-            expiry: hex::encode_upper(expiry),
-            txn_date: txn_date.0,
-        });
+        return Err(OdaError::IccCertExpired { expiry: hex::encode_upper(expiry), txn_date: txn_date.0 });
     }
     if pk_algo != PK_RSA {
-        return Err(OdaError::UnsupportedAlgorithm {
-            object: "ICC certificate",
-            what: "public key",
-            value: pk_algo,
-        });
+        return Err(OdaError::UnsupportedAlgorithm { object: "ICC certificate", what: "public key", value: pk_algo });
     }
     if exp_len != exponent.len() {
-        return Err(OdaError::IccCertFormat(
-            "ICC public key exponent length differs from 9F47",
-        ));
+        return Err(OdaError::IccCertFormat("ICC public key exponent length differs from 9F47"));
     }
     if pk_len == 0 {
         return Err(OdaError::IccCertFormat("ICC public key length is zero"));
     }
     let modulus = assemble_modulus(KeyLevel::Icc, key_field, pk_len, remainder)?;
-    Ok(PublicKey {
-        modulus,
-        exponent: exponent.to_vec(),
-    })
+    Ok(PublicKey { modulus, exponent: exponent.to_vec() })
 }
 
 /// Book 2 §6.5.2 with fDDA's terminal dynamic data (9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69): checks 9F4B
 /// and returns the ICC Dynamic Number.
-pub fn verify_sdad(
-    icc: &PublicKey,
-    sdad: &[u8],
-    terminal_dynamic_data: &[u8],
-) -> Result<FddaOk, OdaError> {
+pub fn verify_sdad(icc: &PublicKey, sdad: &[u8], terminal_dynamic_data: &[u8]) -> Result<FddaOk, OdaError> {
     let n = icc.modulus.len();
     // 25 = header, format, hash algo, L_DD, hash, trailer; ICC dynamic data needs at least 3.
     if sdad.len() != n || n < 28 {
-        return Err(OdaError::SdadLength {
-            expected: n,
-            got: sdad.len(),
-        });
+        return Err(OdaError::SdadLength { expected: n, got: sdad.len() });
     }
     let x = icc.recover(sdad)?;
     check_frame(&x, FORMAT_SDAD).map_err(OdaError::SdadFormat)?;
     if x[2] != HASH_SHA1 {
-        return Err(OdaError::UnsupportedAlgorithm {
-            object: "SDAD",
-            what: "hash",
-            value: x[2],
-        });
+        return Err(OdaError::UnsupportedAlgorithm { object: "SDAD", what: "hash", value: x[2] });
     }
-    let hash = Sha1::new()
-        .chain_update(&x[1..n - HASH_LEN - 1])
-        .chain_update(terminal_dynamic_data)
-        .finalize();
+    let hash = Sha1::new().chain_update(&x[1..n - HASH_LEN - 1]).chain_update(terminal_dynamic_data).finalize();
     if hash.as_slice() != &x[n - HASH_LEN - 1..n - 1] {
         return Err(OdaError::SdadHash);
     }
     let l_dd = usize::from(x[3]);
     if l_dd > n - 25 {
-        return Err(OdaError::SdadFormat(
-            "ICC dynamic data length runs into the hash",
-        ));
+        return Err(OdaError::SdadFormat("ICC dynamic data length runs into the hash"));
     }
     let dynamic_data = &x[4..4 + l_dd];
-    let (&idn_len, rest) = dynamic_data
-        .split_first()
-        .ok_or(OdaError::SdadFormat("ICC dynamic data is empty"))?;
+    let (&idn_len, rest) = dynamic_data.split_first().ok_or(OdaError::SdadFormat("ICC dynamic data is empty"))?;
     let idn_len = usize::from(idn_len);
     if !(2..=8).contains(&idn_len) || idn_len > rest.len() {
-        return Err(OdaError::SdadFormat(
-            "ICC dynamic number length is not 2 to 8 or exceeds the ICC dynamic data",
-        ));
+        return Err(OdaError::SdadFormat("ICC dynamic number length is not 2 to 8 or exceeds the ICC dynamic data"));
     }
-    Ok(FddaOk {
-        icc_dynamic_number: rest[..idn_len].to_vec(),
-    })
+    Ok(FddaOk { icc_dynamic_number: rest[..idn_len].to_vec() })
 }
 
 /// Trailer, header and format of a recovered block (Book 2 steps 2-4), in that order.
@@ -425,20 +315,11 @@ fn check_frame(x: &[u8], format: u8) -> Result<(), &'static str> {
 /// The leftmost `pk_len` bytes of the key field, completed by the remainder when the key is
 /// longer than the field (Book 2 §6.3 step 12, §6.4 step 11). A remainder is refused when the
 /// key fits in the certificate, and must have exactly the missing length otherwise.
-fn assemble_modulus(
-    key: KeyLevel,
-    field: &[u8],
-    pk_len: usize,
-    remainder: Option<&[u8]>,
-) -> Result<Vec<u8>, OdaError> {
+fn assemble_modulus(key: KeyLevel, field: &[u8], pk_len: usize, remainder: Option<&[u8]>) -> Result<Vec<u8>, OdaError> {
     let remainder = remainder.unwrap_or_default();
     if pk_len <= field.len() {
         if !remainder.is_empty() {
-            return Err(OdaError::RemainderLength {
-                key,
-                expected: 0,
-                got: remainder.len(),
-            });
+            return Err(OdaError::RemainderLength { key, expected: 0, got: remainder.len() });
         }
         return Ok(field[..pk_len].to_vec());
     }
@@ -447,11 +328,7 @@ fn assemble_modulus(
         return Err(OdaError::MissingRemainder { key, needed });
     }
     if remainder.len() != needed {
-        return Err(OdaError::RemainderLength {
-            key,
-            expected: needed,
-            got: remainder.len(),
-        });
+        return Err(OdaError::RemainderLength { key, expected: needed, got: remainder.len() });
     }
     let mut m = field.to_vec();
     m.extend_from_slice(remainder);
@@ -460,11 +337,7 @@ fn assemble_modulus(
 
 /// The nibbles of a cn field after its digits are all `F` padding.
 fn only_f_padding_after(field: &[u8], n_digits: usize) -> bool {
-    field
-        .iter()
-        .flat_map(|b| [b >> 4, b & 0x0F])
-        .skip(n_digits)
-        .all(|n| n == 0x0F)
+    field.iter().flat_map(|b| [b >> 4, b & 0x0F]).skip(n_digits).all(|n| n == 0x0F)
 }
 
 /// Issuer Identifier (cn 4: leftmost 3 to 8 PAN digits, F-padded) against the PAN (Book 2
@@ -472,11 +345,7 @@ fn only_f_padding_after(field: &[u8], n_digits: usize) -> bool {
 fn issuer_id_matches(issuer_id: &[u8], pan: &[u8]) -> bool {
     let id = digits(issuer_id);
     let pan = digits(pan);
-    (3..=8).contains(&id.len())
-        && !id.contains('=')
-        && !pan.contains('=')
-        && only_f_padding_after(issuer_id, id.len())
-        && pan.starts_with(&id)
+    (3..=8).contains(&id.len()) && !id.contains('=') && !pan.contains('=') && only_f_padding_after(issuer_id, id.len()) && pan.starts_with(&id)
 }
 
 /// Application PAN in the ICC certificate (cn 10, F-padded) against 5A (Book 2 §6.4 step 8).
@@ -512,10 +381,7 @@ mod tests {
 
     fn capk() -> CaPublicKey {
         let store = CapkStore::load(&config_entries(), KeyMode::Test).unwrap();
-        store
-            .get(&[0xA0, 0, 0, 0x03, 0x33], 0xE1, TODAY)
-            .unwrap()
-            .clone()
+        store.get(&[0xA0, 0, 0, 0x03, 0x33], 0xE1, TODAY).unwrap().clone()
     }
 
     /// Owned card objects; `input()` borrows them.
@@ -571,39 +437,16 @@ mod tests {
     #[test]
     fn valid_chain_gives_the_icc_dynamic_number() {
         let ok = Objects::new().verify().unwrap();
-        assert_eq!(
-            ok.icc_dynamic_number,
-            [0x1A, 0x2B, 0x3C, 0x4D, 0x5E, 0x6F, 0x70, 0x81]
-        );
+        assert_eq!(ok.icc_dynamic_number, [0x1A, 0x2B, 0x3C, 0x4D, 0x5E, 0x6F, 0x70, 0x81]);
     }
 
     #[test]
     fn building_blocks_recover_the_keys() {
         let o = Objects::new();
-        let issuer = recover_issuer_key(
-            &o.capk,
-            &o.issuer_cert,
-            Some(&o.issuer_rem),
-            &[3],
-            &PAN,
-            TODAY,
-        )
-        .unwrap();
-        assert_eq!(
-            (issuer.modulus.len(), issuer.exponent.as_slice()),
-            (144, &[3u8][..])
-        );
+        let issuer = recover_issuer_key(&o.capk, &o.issuer_cert, Some(&o.issuer_rem), &[3], &PAN, TODAY).unwrap();
+        assert_eq!((issuer.modulus.len(), issuer.exponent.as_slice()), (144, &[3u8][..]));
         assert_eq!(&issuer.modulus[140..], o.issuer_rem.as_slice());
-        let icc = recover_icc_key(
-            &issuer,
-            &o.icc_cert,
-            Some(&o.icc_rem),
-            &[3],
-            &PAN,
-            &o.static_data,
-            TODAY,
-        )
-        .unwrap();
+        let icc = recover_icc_key(&issuer, &o.icc_cert, Some(&o.icc_rem), &[3], &PAN, &o.static_data, TODAY).unwrap();
         assert_eq!(icc.modulus.len(), 128);
         assert!(verify_sdad(&icc, &o.sdad, &o.terminal).is_ok());
     }
@@ -612,31 +455,13 @@ mod tests {
     fn wrong_lengths_are_refused() {
         let mut o = Objects::new();
         o.issuer_cert.pop();
-        assert_eq!(
-            o.verify(),
-            Err(OdaError::IssuerCertLength {
-                expected: 176,
-                got: 175
-            })
-        );
+        assert_eq!(o.verify(), Err(OdaError::IssuerCertLength { expected: 176, got: 175 }));
         let mut o = Objects::new();
         o.icc_cert.push(0);
-        assert_eq!(
-            o.verify(),
-            Err(OdaError::IccCertLength {
-                expected: 144,
-                got: 145
-            })
-        );
+        assert_eq!(o.verify(), Err(OdaError::IccCertLength { expected: 144, got: 145 }));
         let mut o = Objects::new();
         o.sdad.truncate(100);
-        assert_eq!(
-            o.verify(),
-            Err(OdaError::SdadLength {
-                expected: 128,
-                got: 100
-            })
-        );
+        assert_eq!(o.verify(), Err(OdaError::SdadLength { expected: 128, got: 100 }));
     }
 
     #[test]
@@ -683,12 +508,7 @@ mod tests {
         o.pan = vec![0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x12, 0x3F];
         assert_eq!(o.verify(), Err(OdaError::IccPanMismatch));
         o.pan = vec![0x62, 0x25, 0x00, 0x00, 0x00, 0x00, 0x00, 0x12];
-        assert_eq!(
-            o.verify(),
-            Err(OdaError::IssuerIdMismatch {
-                issuer_id: "623588FF".into()
-            })
-        );
+        assert_eq!(o.verify(), Err(OdaError::IssuerIdMismatch { issuer_id: "623588FF".into() }));
         // Same digits, padded differently in 5A: still the same PAN.
         o.pan = vec![0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x12, 0xFF];
         assert!(o.verify().is_ok());
@@ -700,21 +520,9 @@ mod tests {
         o.txn_date = EmvDate(281231);
         assert!(o.verify().is_ok());
         o.txn_date = EmvDate(290101);
-        assert_eq!(
-            o.verify(),
-            Err(OdaError::IccCertExpired {
-                expiry: "1228".into(),
-                txn_date: 290101
-            })
-        );
+        assert_eq!(o.verify(), Err(OdaError::IccCertExpired { expiry: "1228".into(), txn_date: 290101 }));
         o.txn_date = EmvDate(310101);
-        assert_eq!(
-            o.verify(),
-            Err(OdaError::IssuerCertExpired {
-                expiry: "1230".into(),
-                txn_date: 310101
-            })
-        );
+        assert_eq!(o.verify(), Err(OdaError::IssuerCertExpired { expiry: "1230".into(), txn_date: 310101 }));
     }
 
     #[test]
@@ -725,50 +533,18 @@ mod tests {
         let mut o = Objects::new();
         o.capk.exponent = vec![0x02];
         assert!(matches!(o.verify(), Err(OdaError::Rsa(_))));
-        let key = PublicKey {
-            modulus: vec![],
-            exponent: vec![3],
-        };
-        assert!(matches!(
-            verify_sdad(&key, &[], &[]),
-            Err(OdaError::SdadLength { .. })
-        ));
+        let key = PublicKey { modulus: vec![], exponent: vec![3] };
+        assert!(matches!(verify_sdad(&key, &[], &[]), Err(OdaError::SdadLength { .. })));
     }
 
     #[test]
     fn remainder_rules() {
         let field = [0xAA; 10];
-        assert_eq!(
-            assemble_modulus(KeyLevel::Issuer, &field, 8, None),
-            Ok(vec![0xAA; 8])
-        );
-        assert_eq!(
-            assemble_modulus(KeyLevel::Issuer, &field, 8, Some(&[])),
-            Ok(vec![0xAA; 8])
-        );
-        assert_eq!(
-            assemble_modulus(KeyLevel::Issuer, &field, 8, Some(&[1])),
-            Err(OdaError::RemainderLength {
-                key: KeyLevel::Issuer,
-                expected: 0,
-                got: 1
-            })
-        );
-        assert_eq!(
-            assemble_modulus(KeyLevel::Icc, &field, 12, None),
-            Err(OdaError::MissingRemainder {
-                key: KeyLevel::Icc,
-                needed: 2
-            })
-        );
-        assert_eq!(
-            assemble_modulus(KeyLevel::Icc, &field, 12, Some(&[1, 2, 3])),
-            Err(OdaError::RemainderLength {
-                key: KeyLevel::Icc,
-                expected: 2,
-                got: 3
-            })
-        );
+        assert_eq!(assemble_modulus(KeyLevel::Issuer, &field, 8, None), Ok(vec![0xAA; 8]));
+        assert_eq!(assemble_modulus(KeyLevel::Issuer, &field, 8, Some(&[])), Ok(vec![0xAA; 8]));
+        assert_eq!(assemble_modulus(KeyLevel::Issuer, &field, 8, Some(&[1])), Err(OdaError::RemainderLength { key: KeyLevel::Issuer, expected: 0, got: 1 }));
+        assert_eq!(assemble_modulus(KeyLevel::Icc, &field, 12, None), Err(OdaError::MissingRemainder { key: KeyLevel::Icc, needed: 2 }));
+        assert_eq!(assemble_modulus(KeyLevel::Icc, &field, 12, Some(&[1, 2, 3])), Err(OdaError::RemainderLength { key: KeyLevel::Icc, expected: 2, got: 3 }));
         let m = assemble_modulus(KeyLevel::Icc, &field, 12, Some(&[1, 2])).unwrap();
         assert_eq!(&m[10..], &[1, 2]);
         assert_eq!(
@@ -787,14 +563,8 @@ mod tests {
         assert!(!issuer_id_matches(&[0x62, 0x35, 0xF8, 0xFF], &pan)); // digit after padding
         assert!(!issuer_id_matches(&[0x62, 0x35, 0x89, 0xFF], &pan));
         assert!(!issuer_id_matches(&[0x62, 0x35, 0x88, 0xFF], &[0x62, 0x35]));
-        assert!(pan_matches(
-            &[0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x12, 0xFF, 0xFF],
-            &pan
-        ));
-        assert!(!pan_matches(
-            &[0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x12, 0xF1, 0xFF],
-            &pan
-        ));
+        assert!(pan_matches(&[0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x12, 0xFF, 0xFF], &pan));
+        assert!(!pan_matches(&[0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x12, 0xF1, 0xFF], &pan));
         assert!(!pan_matches(&[0xFF; 10], &[0xFF; 8]));
     }
 }

@@ -216,14 +216,12 @@ impl Outcome {
 
     /// Book B §3.3.2.7 / C-3 §5.2: End Application, "Insert, swipe or try another card".
     pub fn end_application(reason: impl Into<String>) -> Self {
-        Outcome::new(Status::EndApplication, reason)
-            .ui(UiRequest::new(MessageId::TryAnotherCard, UiStatus::ProcessingError))
+        Outcome::new(Status::EndApplication, reason).ui(UiRequest::new(MessageId::TryAnotherCard, UiStatus::ProcessingError))
     }
 
     /// Book B §3.5.1.3 with the UI of a communication error: present the card again (Start B).
     pub fn try_again(reason: impl Into<String>) -> Self {
-        let mut o = Outcome::new(Status::TryAgain, reason)
-            .ui(UiRequest::new(MessageId::PresentCardAgain, UiStatus::ProcessingError));
+        let mut o = Outcome::new(Status::TryAgain, reason).ui(UiRequest::new(MessageId::PresentCardAgain, UiStatus::ProcessingError));
         o.start = Some(Start::B);
         o.ui_on_restart = Some(UiRequest::new(MessageId::PresentCardAgain, UiStatus::ReadyToRead));
         o
@@ -232,8 +230,11 @@ impl Outcome {
     /// Mobile "See Phone" (C-3 §5.2.2.2 via [MHN] `try_again`): Try Again at Start B, message 0x20
     /// held 1.3 s, field off 1.3 s, then "Present card" on restart.
     pub fn see_phone() -> Self {
-        let mut o = Outcome::new(Status::TryAgain, "wallet asks the holder to verify on the phone (CDCVM)")
-            .ui(UiRequest::new(MessageId::SeePhone, UiStatus::ProcessingError).hold(1300));
+        let mut o = Outcome::new(Status::TryAgain, "wallet asks the holder to verify on the phone (CDCVM)").ui(UiRequest::new(
+            MessageId::SeePhone,
+            UiStatus::ProcessingError,
+        )
+        .hold(1300));
         o.start = Some(Start::B);
         o.field_off_ms = Some(1300);
         o.ui_on_restart = Some(UiRequest::new(MessageId::PresentCard, UiStatus::ReadyToRead));
@@ -242,7 +243,6 @@ impl Outcome {
 
     /// Whether this is the wallet's See Phone request.
     pub fn is_see_phone(&self) -> bool {
-        self.status == Status::TryAgain
-            && self.ui_on_outcome.as_ref().is_some_and(|u| u.message == MessageId::SeePhone)
+        self.status == Status::TryAgain && self.ui_on_outcome.as_ref().is_some_and(|u| u.message == MessageId::SeePhone)
     }
 }

@@ -222,10 +222,7 @@ pub fn find(data: &[u8], tag: Tag) -> Result<Option<&[u8]>, TlvError> {
 }
 
 /// Calls `f` for every primitive object in the tree (depth first), with its depth.
-pub fn walk_primitives<'a>(
-    data: &'a [u8],
-    f: &mut dyn FnMut(Tlv<'a>),
-) -> Result<(), TlvError> {
+pub fn walk_primitives<'a>(data: &'a [u8], f: &mut dyn FnMut(Tlv<'a>)) -> Result<(), TlvError> {
     fn go<'a>(data: &'a [u8], f: &mut dyn FnMut(Tlv<'a>), depth: usize) -> Result<(), TlvError> {
         if depth > MAX_DEPTH {
             return Err(TlvError::TooDeep(MAX_DEPTH));
@@ -311,10 +308,7 @@ mod tests {
 
     #[test]
     fn value_overrun_is_error_not_panic() {
-        assert_eq!(
-            parse_all(&[0x5A, 0x08, 0x12]),
-            Err(TlvError::ValueOverrun { tag: Tag(0x5A), needed: 8, available: 1 })
-        );
+        assert_eq!(parse_all(&[0x5A, 0x08, 0x12]), Err(TlvError::ValueOverrun { tag: Tag(0x5A), needed: 8, available: 1 }));
     }
 
     #[test]
@@ -345,9 +339,7 @@ mod tests {
 
     #[test]
     fn find_descends_into_templates() {
-        let data = Builder::new()
-            .raw(&Builder::new().put(Tag(0x4F), &[0xA0, 0, 0, 3, 0x33]).wrap(Tag(0x61)))
-            .wrap(Tag(0xBF0C));
+        let data = Builder::new().raw(&Builder::new().put(Tag(0x4F), &[0xA0, 0, 0, 3, 0x33]).wrap(Tag(0x61))).wrap(Tag(0xBF0C));
         assert_eq!(find(&data, Tag(0x4F)).unwrap().unwrap(), &[0xA0, 0, 0, 3, 0x33]);
         assert_eq!(find(&data, Tag(0x50)).unwrap(), None);
     }

@@ -25,10 +25,7 @@ impl Amount {
         }
         let mut v: u64 = 0;
         for c in int.chars().chain(frac.chars()).chain(std::iter::repeat_n('0', exponent as usize - frac.len())) {
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(c as u8 - b'0')))
-                .ok_or(AmountError::TooLarge)?;
+            v = v.checked_mul(10).and_then(|v| v.checked_add(u64::from(c as u8 - b'0'))).ok_or(AmountError::TooLarge)?;
         }
         if v > Amount::MAX.0 {
             return Err(AmountError::TooLarge);
@@ -300,9 +297,7 @@ impl Afl {
         let mut v = Vec::new();
         for (i, c) in b.chunks(4).enumerate() {
             let e = AflEntry { sfi: c[0] >> 3, first: c[1], last: c[2], oda_count: c[3] };
-            if e.sfi == 0 || e.sfi == 31 || c[0] & 0x07 != 0 || e.first == 0 || e.last < e.first
-                || u16::from(e.oda_count) > u16::from(e.last - e.first) + 1
-            {
+            if e.sfi == 0 || e.sfi == 31 || c[0] & 0x07 != 0 || e.first == 0 || e.last < e.first || u16::from(e.oda_count) > u16::from(e.last - e.first) + 1 {
                 return Err(AflError::Entry(i));
             }
             v.push(e);

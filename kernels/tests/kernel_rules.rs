@@ -89,14 +89,8 @@ impl Card {
 }
 
 fn run(card: &mut Card, amount: u64, ttq: [u8; 4], date: u32) -> Outcome {
-    let txn = Transaction {
-        amount: Amount(amount),
-        amount_other: None,
-        txn_type: 0,
-        date: EmvDate(date),
-        time: [0x12, 0, 0],
-        unpredictable_number: [1, 2, 3, 4],
-    };
+    let txn =
+        Transaction { amount: Amount(amount), amount_other: None, txn_type: 0, date: EmvDate(date), time: [0x12, 0, 0], unpredictable_number: [1, 2, 3, 4] };
     let capks = Arc::new(CapkStore::load(&[], KeyMode::Test).unwrap());
     let mut ep = EntryPoint::new(Arc::new(config(ttq)), capks, txn);
     let mut a = ep.start();

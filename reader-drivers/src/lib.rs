@@ -207,10 +207,7 @@ mod tests {
     #[test]
     fn get_response_collects_chained_data() {
         let mut r = Scripted(
-            vec![
-                (vec![0x80, 0xA8, 0, 0, 2, 0x83, 0, 0], vec![0x77, 0x61, 0x03]),
-                (vec![0, 0xC0, 0, 0, 3], vec![0x01, 0x02, 0x03, 0x90, 0x00]),
-            ],
+            vec![(vec![0x80, 0xA8, 0, 0, 2, 0x83, 0, 0], vec![0x77, 0x61, 0x03]), (vec![0, 0xC0, 0, 0, 3], vec![0x01, 0x02, 0x03, 0x90, 0x00])],
             vec![],
         );
         assert_eq!(r.transceive(&[0x80, 0xA8, 0, 0, 2, 0x83, 0, 0]).unwrap(), vec![0x77, 1, 2, 3, 0x90, 0]);
@@ -218,10 +215,7 @@ mod tests {
 
     #[test]
     fn wrong_le_is_retried_with_card_length() {
-        let mut r = Scripted(
-            vec![(vec![0, 0xB2, 1, 0x0C, 0], vec![0x6C, 0x10]), (vec![0, 0xB2, 1, 0x0C, 0x10], vec![0x70, 0, 0x90, 0])],
-            vec![],
-        );
+        let mut r = Scripted(vec![(vec![0, 0xB2, 1, 0x0C, 0], vec![0x6C, 0x10]), (vec![0, 0xB2, 1, 0x0C, 0x10], vec![0x70, 0, 0x90, 0])], vec![]);
         assert_eq!(r.transceive(&[0, 0xB2, 1, 0x0C, 0]).unwrap(), vec![0x70, 0, 0x90, 0]);
     }
 

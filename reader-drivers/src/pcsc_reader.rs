@@ -35,12 +35,8 @@ pub struct PcscReader {
 fn map_error(e: PcscError, reader: &str) -> ReaderError {
     use PcscError as E;
     match e {
-        E::RemovedCard | E::ResetCard | E::NoSmartcard | E::UnpoweredCard | E::UnresponsiveCard => {
-            ReaderError::CardRemoved
-        }
-        E::NoService | E::ServiceStopped => {
-            ReaderError::Unavailable("the PC/SC service (pcscd) is not running or has stopped".into())
-        }
+        E::RemovedCard | E::ResetCard | E::NoSmartcard | E::UnpoweredCard | E::UnresponsiveCard => ReaderError::CardRemoved,
+        E::NoService | E::ServiceStopped => ReaderError::Unavailable("the PC/SC service (pcscd) is not running or has stopped".into()),
         E::ReaderUnavailable | E::UnknownReader | E::NoReadersAvailable => {
             ReaderError::Unavailable(format!("PC/SC reader {reader:?} was unplugged or is not available"))
         }
@@ -51,9 +47,9 @@ fn map_error(e: PcscError, reader: &str) -> ReaderError {
 
 fn establish() -> Result<Context, ReaderError> {
     Context::establish(Scope::User).map_err(|e| match e {
-        PcscError::NoService | PcscError::ServiceStopped => ReaderError::Unavailable(
-            "cannot reach the PC/SC service: is pcscd running? (start it with `pcscd`, see README)".into(),
-        ),
+        PcscError::NoService | PcscError::ServiceStopped => {
+            ReaderError::Unavailable("cannot reach the PC/SC service: is pcscd running? (start it with `pcscd`, see README)".into())
+        }
         other => ReaderError::Unavailable(format!("PC/SC: {other}")),
     })
 }
@@ -98,18 +94,14 @@ impl PcscReader {
         let ctx = establish()?;
         let names = reader_names(&ctx)?;
         let want = pattern.to_lowercase();
-        let reader = names
-            .iter()
-            .find(|n| n.to_string_lossy().to_lowercase().contains(&want))
-            .cloned()
-            .ok_or_else(|| {
-                let have: Vec<String> = names.iter().map(|n| format!("{:?}", n.to_string_lossy())).collect();
-                ReaderError::Unavailable(if have.is_empty() {
-                    "pcscd is running but has no readers (is the reader plugged in?)".to_string()
-                } else {
-                    format!("no PC/SC reader name contains {pattern:?}; readers: {}", have.join(", "))
-                })
-            })?;
+        let reader = names.iter().find(|n| n.to_string_lossy().to_lowercase().contains(&want)).cloned().ok_or_else(|| {
+            let have: Vec<String> = names.iter().map(|n| format!("{:?}", n.to_string_lossy())).collect();
+            ReaderError::Unavailable(if have.is_empty() {
+                "pcscd is running but has no readers (is the reader plugged in?)".to_string()
+            } else {
+                format!("no PC/SC reader name contains {pattern:?}; readers: {}", have.join(", "))
+            })
+        })?;
         tracing::debug!(reader = %reader.to_string_lossy(), "PC/SC reader opened");
         Ok(PcscReader { ctx, reader, card: None, buf: vec![0; RESPONSE_BUFFER], cancel: Default::default(), card_seen: false })
     }
@@ -138,17 +130,12 @@ impl PcscReader {
                     return Err(ReaderError::Cancelled);
                 }
                 // No card is involved in a status wait: a broken link is pcscd going away.
-                Err(PcscError::CommError | PcscError::InvalidHandle) if service_gone() => {
-                    return Err(map_error(PcscError::ServiceStopped, ""))
-                }
+                Err(PcscError::CommError | PcscError::InvalidHandle) if service_gone() => return Err(map_error(PcscError::ServiceStopped, "")),
                 Err(e) => return Err(map_error(e, &self.reader_name())),
             }
             let st = rs[0].event_state();
             if st.intersects(State::UNKNOWN | State::UNAVAILABLE | State::IGNORE) {
-                return Err(ReaderError::Unavailable(format!(
-                    "PC/SC reader {:?} was unplugged or is not available",
-                    self.reader_name()
-                )));
+                return Err(ReaderError::Unavailable(format!("PC/SC reader {:?} was unplugged or is not available", self.reader_name())));
             }
             if done(st) {
                 return Ok(true);

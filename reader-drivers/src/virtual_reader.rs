@@ -164,20 +164,9 @@ impl PhoneInHand {
 
     pub fn view(&self) -> PhoneView {
         self.with(|h| {
-            let cards: Vec<String> = h
-                .wallet
-                .cards
-                .iter()
-                .map(|c| format!("{} {}", kernels::types::mask_pan(&c.profile.pan), c.profile.label))
-                .collect();
+            let cards: Vec<String> = h.wallet.cards.iter().map(|c| format!("{} {}", kernels::types::mask_pan(&c.profile.pan), c.profile.label)).collect();
             let chosen = h.wallet.cards.iter().position(|c| c.priority == Some(1)).unwrap_or(0);
-            PhoneView {
-                in_field: h.in_field,
-                asks_fingerprint: h.wallet.prompt_shown,
-                fingerprint_given: h.wallet.fingerprint_given(),
-                cards,
-                chosen,
-            }
+            PhoneView { in_field: h.in_field, asks_fingerprint: h.wallet.prompt_shown, fingerprint_given: h.wallet.fingerprint_given(), cards, chosen }
         })
     }
 
@@ -269,7 +258,8 @@ mod tests {
         assert_eq!(r.wait_for_card(Duration::from_secs(5)), Ok(()));
         t.join().unwrap();
         assert!(phone.view().in_field);
-        let sel = r.transceive(&[0x00, 0xA4, 0x04, 0x00, 0x0E, b'2', b'P', b'A', b'Y', b'.', b'S', b'Y', b'S', b'.', b'D', b'D', b'F', b'0', b'1', 0x00]).unwrap();
+        let sel =
+            r.transceive(&[0x00, 0xA4, 0x04, 0x00, 0x0E, b'2', b'P', b'A', b'Y', b'.', b'S', b'Y', b'S', b'.', b'D', b'D', b'F', b'0', b'1', 0x00]).unwrap();
         assert_eq!(&sel[sel.len() - 2..], &[0x90, 0x00]);
         r.wait_for_removal(Duration::ZERO).unwrap();
         assert!(!phone.view().in_field);

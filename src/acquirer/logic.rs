@@ -28,18 +28,9 @@ pub(crate) mod rc {
 }
 
 /// Fields every response echoes when the request has them.
-const ECHO: [u8; 5] = [field::PAN, field::PROCESSING_CODE, field::AMOUNT, field::STAN, field::TERMINAL_ID];
+const ECHO: [u8; 6] = [field::PAN, field::PROCESSING_CODE, field::AMOUNT, field::STAN, field::TERMINAL_ID, field::CURRENCY_CODE];
 
-/// The response MTI of a request: function digit + 1, origin digit back to 0 (so the repeats
-/// 0401 / 0221 are answered 0410 / 0230). `None` for responses and function 9.
-pub(crate) fn response_mti(m: Mti) -> Option<Mti> {
-    let d = *m.as_bytes();
-    let function = d[2].wrapping_sub(b'0');
-    if !function.is_multiple_of(2) || function >= 9 {
-        return None;
-    }
-    Mti::from_ascii([d[0], d[1], d[2] + 1, b'0'])
-}
+pub(crate) use host_contract::response_mti;
 
 fn echo(req: &Message, mti: Mti, fields: &[u8]) -> Message {
     let mut r = Message::new(mti);
@@ -209,8 +200,7 @@ impl Acquirer {
             (b'0', b'4', b'0') | (b'0', b'4', b'2') => self.reversal(req, rmti),
             (b'0', b'5', b'0') => self.reconciliation(req, rmti),
             (b'0', b'8', b'0') => {
-                let mut r =
-                    echo(req, rmti, &[field::TRANSMISSION_DATE_TIME, field::STAN, field::TERMINAL_ID, field::NETWORK_MANAGEMENT_CODE]);
+                let mut r = echo(req, rmti, &[field::TRANSMISSION_DATE_TIME, field::STAN, field::TERMINAL_ID, field::NETWORK_MANAGEMENT_CODE]);
                 r.set_str(field::RESPONSE_CODE, rc::APPROVED);
                 tracing::debug!(code = ?req.get_str(field::NETWORK_MANAGEMENT_CODE), "network management");
                 r

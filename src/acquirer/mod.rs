@@ -106,8 +106,7 @@ pub struct AcquirerConfig {
 /// unrecoverable listener error.
 pub async fn run(config: AcquirerConfig) -> Result<(), AcquirerError> {
     let state = Arc::new(open_blocking(config.db_dir.clone(), config.seed, config.faults).await?);
-    let listener =
-        tokio::net::TcpListener::bind(config.listen).await.map_err(|e| AcquirerError::io(format!("binding {}", config.listen), e))?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| AcquirerError::io(format!("binding {}", config.listen), e))?;
     let addr = listener.local_addr().map_err(|e| AcquirerError::io("listener address", e))?;
     let admin = start_admin(&config.db_dir, state.clone()).await?;
     tracing::info!(%addr, %admin, db = %config.db_dir.display(), faults = ?config.faults, "acquirer listening");

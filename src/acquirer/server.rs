@@ -203,8 +203,7 @@ async fn admin_connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer
             continue;
         }
         let st = state.clone();
-        let answer =
-            tokio::task::spawn_blocking(move || st.admin_line(&text)).await.unwrap_or_else(|e| format!("error: internal failure: {e}"));
+        let answer = tokio::task::spawn_blocking(move || st.admin_line(&text)).await.unwrap_or_else(|e| format!("error: internal failure: {e}"));
         if wr.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
             break;
         }
@@ -244,12 +243,10 @@ pub fn admin_command(db_dir: &Path, line: &str) -> Result<String, AcquirerError>
 fn remote_admin(db_dir: &Path, line: &str) -> Result<String, AcquirerError> {
     use std::io::{BufRead, Read, Write};
     let path = db_dir.join(ADMIN_ADDR_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| AcquirerError::io(format!("the database is in use but {} cannot be read", path.display()), e))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| AcquirerError::io(format!("the database is in use but {} cannot be read", path.display()), e))?;
     let addr: SocketAddr = text.trim().parse().map_err(|_| AcquirerError::Admin(format!("{} does not hold an address", path.display())))?;
     let ctx = |what: &str| format!("{what} the acquirer admin port {addr}");
-    let mut s =
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| AcquirerError::io(ctx("connecting to"), e))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| AcquirerError::io(ctx("connecting to"), e))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| AcquirerError::io(ctx("configuring"), e))?;
     s.set_write_timeout(Some(Duration::from_secs(10))).map_err(|e| AcquirerError::io(ctx("configuring"), e))?;
     s.write_all(format!("{line}\n").as_bytes()).map_err(|e| AcquirerError::io(ctx("writing to"), e))?;

@@ -189,13 +189,7 @@ impl Acquirer {
         }
         for t in &seed.tokens {
             if !self.vault.contains_key(&t.token)? {
-                let rec = TokenRecord {
-                    funding_pan: t.funding_pan.clone(),
-                    status: t.status,
-                    expiry: t.expiry.clone(),
-                    par: t.par.clone(),
-                    domain: t.domain,
-                };
+                let rec = TokenRecord { funding_pan: t.funding_pan.clone(), status: t.status, expiry: t.expiry.clone(), par: t.par.clone(), domain: t.domain };
                 self.vault.insert(t.token.as_bytes(), encode(&rec)?)?;
                 added += 1;
             }
@@ -302,12 +296,7 @@ impl Acquirer {
     }
 
     /// Marks records settled and stores the settlement, atomically.
-    pub(crate) fn commit_settlement(
-        &self,
-        keys: &[sled::IVec],
-        records: &[AuthRecord],
-        settlement: &SettlementRecord,
-    ) -> Result<(), AcquirerError> {
+    pub(crate) fn commit_settlement(&self, keys: &[sled::IVec], records: &[AuthRecord], settlement: &SettlementRecord) -> Result<(), AcquirerError> {
         use sled::transaction::Transactional;
         let encoded = records.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
         let skey = settlement_key(settlement.terminal_id.as_bytes(), settlement.stan);

@@ -508,12 +508,7 @@ impl App {
     fn ask(&mut self, what: Undo) {
         let Some(r) = self.current() else { return };
         let verb = if what == Undo::Refund { "Refund" } else { "Void" };
-        let q = format!(
-            "{verb} {} of transaction {} ({})?",
-            self.pos.money(r.amount),
-            r.id,
-            r.pan_masked.as_deref().unwrap_or("no card")
-        );
+        let q = format!("{verb} {} of transaction {} ({})?", self.pos.money(r.amount), r.id, r.pan_masked.as_deref().unwrap_or("no card"));
         self.confirm = Some((what, r.id, q));
     }
 
@@ -533,8 +528,7 @@ impl App {
         let (tx, rx) = mpsc::channel();
         let pos = self.pos.clone();
         std::thread::spawn(move || {
-            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&pos)))
-                .unwrap_or_else(|p| Done::Panicked(panic_text(p.as_ref()), None));
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&pos))).unwrap_or_else(|p| Done::Panicked(panic_text(p.as_ref()), None));
             let _ = tx.send(WorkerEvent::Done(Box::new(done)));
         });
         self.rx = Some(rx);
@@ -617,7 +611,13 @@ impl App {
                     *stage = Stage::PresentAgain;
                 }
                 *wait_from = Instant::now();
-                *wait = if *stage == Stage::SeePhone { policy.see_phone } else if *stage == Stage::Present { policy.first_tap } else { policy.try_again };
+                *wait = if *stage == Stage::SeePhone {
+                    policy.see_phone
+                } else if *stage == Stage::Present {
+                    policy.first_tap
+                } else {
+                    policy.try_again
+                };
             }
             Progress::CardDetected => *stage = Stage::HoldStill,
             Progress::Message(MessageId::SeePhone) => *stage = Stage::SeePhone,
@@ -734,13 +734,24 @@ impl App {
                 };
                 Banner {
                     kind: if ok { BannerKind::Approved } else { BannerKind::Declined },
-                    title: if ok { if what == "Void" { "VOIDED" } else { "APPROVED" } } else { "DECLINED" }.into(),
+                    title: if ok {
+                        if what == "Void" {
+                            "VOIDED"
+                        } else {
+                            "APPROVED"
+                        }
+                    } else {
+                        "DECLINED"
+                    }
+                    .into(),
                     reason,
                     details: vec![format!("{} {}", rec.label.clone().unwrap_or_default(), rec.pan_masked.clone().unwrap_or_default())],
                     txn: Some(rec.id),
                 }
             }
-            Err(e) => Banner { kind: BannerKind::Info, title: format!("{} NOT DONE", what.to_uppercase()), reason: format!("{e:#}"), details: vec![], txn: None },
+            Err(e) => {
+                Banner { kind: BannerKind::Info, title: format!("{} NOT DONE", what.to_uppercase()), reason: format!("{e:#}"), details: vec![], txn: None }
+            }
         }
     }
 }

@@ -48,7 +48,8 @@ pub fn draw(f: &mut Frame, app: &App) {
     if let Some((_, _, q)) = &app.confirm {
         let r = centered(f.area(), (q.chars().count() as u16 + 4).max(40), 5);
         f.render_widget(Clear, r);
-        let text = vec![Line::from(Span::styled(q.clone(), Style::new().add_modifier(Modifier::BOLD))), Line::from(""), Line::from("y = yes · any other key = no")];
+        let text =
+            vec![Line::from(Span::styled(q.clone(), Style::new().add_modifier(Modifier::BOLD))), Line::from(""), Line::from("y = yes · any other key = no")];
         f.render_widget(Paragraph::new(text).alignment(Alignment::Center).block(Block::bordered().title(" Confirm ")), r);
     }
     if app.help {
@@ -65,11 +66,8 @@ fn status_bar(f: &mut Frame, area: Rect, app: &App) {
     };
     let host = if app.pos.host_online() { Span::styled("online", Style::new().fg(Color::Green)) } else { Span::styled("OFFLINE", Style::new().fg(Color::Red)) };
     let pending = app.pending.reversals + app.pending.advices;
-    let line = Line::from(vec![
-        Span::raw(format!(" {} ({reader_state}) │ host ", app.reader_name)),
-        host,
-        Span::raw(format!(" │ S&F {pending} │ {}", (app.clock)())),
-    ]);
+    let line =
+        Line::from(vec![Span::raw(format!(" {} ({reader_state}) │ host ", app.reader_name)), host, Span::raw(format!(" │ S&F {pending} │ {}", (app.clock)()))]);
     f.render_widget(Paragraph::new(line).style(Style::new().bg(Color::Rgb(30, 30, 40))), area);
 }
 
@@ -212,8 +210,16 @@ fn history(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(16),
         Constraint::Min(8),
     ];
-    let title = if app.filter.is_empty() && !app.filtering { " History ".to_string() } else { format!(" History — filter: {}{} ", app.filter, if app.filtering { "▏" } else { "" }) };
-    let table = Table::new(rows, widths).header(header).block(Block::bordered().title(title)).row_highlight_style(Style::new().bg(Color::DarkGray)).highlight_symbol("▶");
+    let title = if app.filter.is_empty() && !app.filtering {
+        " History ".to_string()
+    } else {
+        format!(" History — filter: {}{} ", app.filter, if app.filtering { "▏" } else { "" })
+    };
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(Block::bordered().title(title))
+        .row_highlight_style(Style::new().bg(Color::DarkGray))
+        .highlight_symbol("▶");
     let mut st = TableState::default().with_selected(Some(app.selected));
     f.render_stateful_widget(table, area, &mut st);
 }
@@ -249,7 +255,8 @@ fn help(f: &mut Frame, area: Rect) {
         ("Settlement", "Enter upload reversals/advices, reconcile"),
         ("Anywhere", "? or F1 this help, Ctrl-C quit"),
     ];
-    let lines: Vec<Line> = keys.iter().map(|(a, b)| Line::from(vec![Span::styled(format!("{a:<11}"), Style::new().add_modifier(Modifier::BOLD)), Span::raw(*b)])).collect();
+    let lines: Vec<Line> =
+        keys.iter().map(|(a, b)| Line::from(vec![Span::styled(format!("{a:<11}"), Style::new().add_modifier(Modifier::BOLD)), Span::raw(*b)])).collect();
     let r = centered(area, 64, keys.len() as u16 + 2);
     f.render_widget(Clear, r);
     f.render_widget(Paragraph::new(lines).block(Block::bordered().title(" Keys — any key closes ")), r);

@@ -28,11 +28,7 @@ pub enum PkiError {
     #[error("block to sign is not smaller than the modulus")]
     BlockTooLarge,
     #[error("{what} is {got} bytes; {limit}")]
-    DataLength {
-        what: &'static str,
-        got: usize,
-        limit: String,
-    },
+    DataLength { what: &'static str, got: usize, limit: String },
     #[error("RSA private operation check failed")]
     Rsa,
 }
@@ -56,10 +52,7 @@ struct KeyFileSet {
 /// The committed test key files (TEST ONLY).
 const KEY_FILES: [(&str, &str); 3] = [
     ("keys/ca.toml", include_str!("../keys/ca.toml")),
-    (
-        "keys/issuers-rsa.toml",
-        include_str!("../keys/issuers-rsa.toml"),
-    ),
+    ("keys/issuers-rsa.toml", include_str!("../keys/issuers-rsa.toml")),
     ("keys/icc.toml", include_str!("../keys/icc.toml")),
 ];
 
@@ -81,28 +74,15 @@ pub struct RsaKeyPair {
 impl RsaKeyPair {
     /// Builds and validates (n = p·q, e·d ≡ 1) a key pair from its file entry.
     pub fn from_file(f: &RsaKeyFile) -> Result<RsaKeyPair, PkiError> {
-        let num = |field: &'static str, s: &str| {
-            hex::decode(s.trim())
-                .map(|b| BigUint::from_bytes_be(&b))
-                .map_err(|_| PkiError::Hex {
-                    name: f.name.clone(),
-                    field,
-                })
-        };
+        let num =
+            |field: &'static str, s: &str| hex::decode(s.trim()).map(|b| BigUint::from_bytes_be(&b)).map_err(|_| PkiError::Hex { name: f.name.clone(), field });
         let n = num("modulus", &f.modulus)?;
         let e = num("public_exponent", &f.public_exponent)?;
         let d = num("private_exponent", &f.private_exponent)?;
         let p = num("prime1", &f.prime1)?;
         let q = num("prime2", &f.prime2)?;
-        let key =
-            RsaPrivateKey::from_components(n, e, d, vec![p, q]).map_err(|e| PkiError::BadKey {
-                name: f.name.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(RsaKeyPair {
-            name: f.name.clone(),
-            key,
-        })
+        let key = RsaPrivateKey::from_components(n, e, d, vec![p, q]).map_err(|e| PkiError::BadKey { name: f.name.clone(), reason: e.to_string() })?;
+        Ok(RsaKeyPair { name: f.name.clone(), key })
     }
 
     pub fn name(&self) -> &str {
@@ -121,15 +101,7 @@ impl RsaKeyPair {
 
     /// The public half as a terminal CA key (for tests that bypass `config/capk.toml`).
     pub fn ca_public_key(&self, rid: [u8; 5], index: u8) -> CaPublicKey {
-        CaPublicKey {
-            rid,
-            index,
-            modulus: self.modulus(),
-            exponent: self.exponent(),
-            expiry: None,
-            revoked: false,
-            mode: KeyMode::Test,
-        }
+        CaPublicKey { rid, index, modulus: self.modulus(), exponent: self.exponent(), expiry: None, revoked: false, mode: KeyMode::Test }
     }
 
     /// Raw RSA private operation `block^d mod n` on a block exactly as long as the modulus and
@@ -137,10 +109,7 @@ impl RsaKeyPair {
     pub fn sign_raw(&self, block: &[u8]) -> Result<Vec<u8>, PkiError> {
         let len = self.modulus().len();
         if block.len() != len {
-            return Err(PkiError::BlockLength {
-                expected: len,
-                got: block.len(),
-            });
+            return Err(PkiError::BlockLength { expected: len, got: block.len() });
         }
         let m = BigUint::from_bytes_be(block);
         if &m >= self.key.n() {
@@ -158,9 +127,7 @@ impl RsaKeyPair {
 }
 
 fn parse_set(path: &str, text: &str) -> Result<Vec<RsaKeyFile>, PkiError> {
-    toml::from_str::<KeyFileSet>(text)
-        .map(|s| s.key)
-        .map_err(|e| PkiError::File(format!("{path}: {e}")))
+    toml::from_str::<KeyFileSet>(text).map(|s| s.key).map_err(|e| PkiError::File(format!("{path}: {e}")))
 }
 
 /// Every committed test key (CA, issuer, ICC), in file order.
@@ -186,29 +153,15 @@ pub fn key(name: &str) -> Result<RsaKeyPair, PkiError> {
 
 /// Exponent length as one byte.
 fn len_byte(what: &'static str, v: &[u8]) -> Result<u8, PkiError> {
-    u8::try_from(v.len()).map_err(|_| PkiError::DataLength {
-        what,
-        got: v.len(),
-        limit: "at most 255".into(),
-    })
+    u8::try_from(v.len()).map_err(|_| PkiError::DataLength { what, got: v.len(), limit: "at most 255".into() })
 }
 
 /// Builds `6A ‖ head ‖ key field (+ BB) ‖ SHA-1 ‖ BC` of the signer's modulus length, the key field
 /// holding the leftmost bytes of `subject_modulus`; returns (signature, remainder).
-fn certificate(
-    signer: &RsaKeyPair,
-    head: &[u8],
-    subject: &RsaKeyPair,
-    hash_tail: &[u8],
-) -> Result<(Vec<u8>, Option<Vec<u8>>), PkiError> {
+fn certificate(signer: &RsaKeyPair, head: &[u8], subject: &RsaKeyPair, hash_tail: &[u8]) -> Result<(Vec<u8>, Option<Vec<u8>>), PkiError> {
     let n = signer.modulus().len();
-    let field_len = n
-        .checked_sub(1 + head.len() + 21)
-        .ok_or(PkiError::DataLength {
-            what: "signer modulus",
-            got: n,
-            limit: "too short for a certificate".into(),
-        })?;
+    let field_len =
+        n.checked_sub(1 + head.len() + 21).ok_or(PkiError::DataLength { what: "signer modulus", got: n, limit: "too short for a certificate".into() })?;
     let modulus = subject.modulus();
     let (in_cert, remainder) = modulus.split_at(modulus.len().min(field_len));
     let mut x = Vec::with_capacity(n);
@@ -242,12 +195,7 @@ pub fn issuer_certificate(
     head.extend_from_slice(&issuer_id);
     head.extend_from_slice(&expiry_mmyy);
     head.extend_from_slice(&serial);
-    head.extend_from_slice(&[
-        0x01,
-        0x01,
-        len_byte("issuer modulus", &issuer.modulus())?,
-        len_byte("issuer exponent", &issuer.exponent())?,
-    ]);
+    head.extend_from_slice(&[0x01, 0x01, len_byte("issuer modulus", &issuer.modulus())?, len_byte("issuer exponent", &issuer.exponent())?]);
     certificate(ca, &head, issuer, &[])
 }
 
@@ -263,57 +211,33 @@ pub fn icc_certificate(
     static_data: &[u8],
 ) -> Result<(Vec<u8>, Option<Vec<u8>>), PkiError> {
     if pan.is_empty() || pan.len() > 10 {
-        return Err(PkiError::DataLength {
-            what: "PAN (5A)",
-            got: pan.len(),
-            limit: "1 to 10 bytes".into(),
-        });
+        return Err(PkiError::DataLength { what: "PAN (5A)", got: pan.len(), limit: "1 to 10 bytes".into() });
     }
     let mut head = vec![0x04];
     head.extend_from_slice(pan);
     head.resize(1 + 10, 0xFF);
     head.extend_from_slice(&expiry_mmyy);
     head.extend_from_slice(&serial);
-    head.extend_from_slice(&[
-        0x01,
-        0x01,
-        len_byte("ICC modulus", &icc.modulus())?,
-        len_byte("ICC exponent", &icc.exponent())?,
-    ]);
+    head.extend_from_slice(&[0x01, 0x01, len_byte("ICC modulus", &icc.modulus())?, len_byte("ICC exponent", &icc.exponent())?]);
     certificate(issuer, &head, icc, static_data)
 }
 
 /// Signed Dynamic Application Data (9F4B), format 05, for fDDA: ICC dynamic data =
 /// `len(IDN) ‖ IDN`, BB padding, SHA-1 over format..padding ‖ `terminal_dynamic_data`
 /// (9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69).
-pub fn sign_dynamic_data(
-    icc: &RsaKeyPair,
-    icc_dynamic_number: &[u8],
-    terminal_dynamic_data: &[u8],
-) -> Result<Vec<u8>, PkiError> {
+pub fn sign_dynamic_data(icc: &RsaKeyPair, icc_dynamic_number: &[u8], terminal_dynamic_data: &[u8]) -> Result<Vec<u8>, PkiError> {
     if !(2..=8).contains(&icc_dynamic_number.len()) {
-        return Err(PkiError::DataLength {
-            what: "ICC dynamic number",
-            got: icc_dynamic_number.len(),
-            limit: "2 to 8 bytes".into(),
-        });
+        return Err(PkiError::DataLength { what: "ICC dynamic number", got: icc_dynamic_number.len(), limit: "2 to 8 bytes".into() });
     }
     let n = icc.modulus().len();
     let l_dd = 1 + icc_dynamic_number.len();
     if n < 25 + l_dd {
-        return Err(PkiError::DataLength {
-            what: "ICC modulus",
-            got: n,
-            limit: "too short for the SDAD".into(),
-        });
+        return Err(PkiError::DataLength { what: "ICC modulus", got: n, limit: "too short for the SDAD".into() });
     }
     let mut x = vec![0x6A, 0x05, 0x01, l_dd as u8, icc_dynamic_number.len() as u8];
     x.extend_from_slice(icc_dynamic_number);
     x.resize(n - 21, 0xBB);
-    let hash = Sha1::new()
-        .chain_update(&x[1..])
-        .chain_update(terminal_dynamic_data)
-        .finalize();
+    let hash = Sha1::new().chain_update(&x[1..]).chain_update(terminal_dynamic_data).finalize();
     x.extend_from_slice(&hash);
     x.push(0xBC);
     icc.sign_raw(&x)
@@ -331,15 +255,9 @@ mod tests {
     const TODAY: EmvDate = EmvDate(251125);
     const IDN: [u8; 8] = [0x1A, 0x2B, 0x3C, 0x4D, 0x5E, 0x6F, 0x70, 0x81];
     /// 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69.
-    const TERMINAL_DATA: [u8; 19] = [
-        0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x56, 0x01, 0xAA, 0xBB,
-        0xCC, 0xDD, 0x80, 0x00,
-    ];
+    const TERMINAL_DATA: [u8; 19] = [0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x56, 0x01, 0xAA, 0xBB, 0xCC, 0xDD, 0x80, 0x00];
     /// Records 70 ... content + AIP, as the kernel would build it.
-    const STATIC_DATA: [u8; 16] = [
-        0x5A, 0x08, 0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x12, 0x5F, 0x24, 0x03, 0x30, 0x12,
-        0x31,
-    ];
+    const STATIC_DATA: [u8; 16] = [0x5A, 0x08, 0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x12, 0x5F, 0x24, 0x03, 0x30, 0x12, 0x31];
 
     fn store() -> CapkStore {
         let file: CapkFile = toml::from_str(include_str!("../../config/capk.toml")).unwrap();
@@ -377,31 +295,11 @@ mod tests {
     }
 
     fn card(ca: &str, issuer_expiry: [u8; 2], icc_expiry: [u8; 2]) -> Card {
-        let (ca, issuer, icc) = (
-            key(ca).unwrap(),
-            key("issuer-unionpay").unwrap(),
-            key("icc-unionpay-1").unwrap(),
-        );
-        let (issuer_cert, issuer_rem) = issuer_certificate(
-            &ca,
-            &issuer,
-            [0x62, 0x35, 0x88, 0xFF],
-            issuer_expiry,
-            [0, 0, 1],
-        )
-        .unwrap();
-        let (icc_cert, icc_rem) =
-            icc_certificate(&issuer, &icc, &PAN, icc_expiry, [0, 0, 2], &STATIC_DATA).unwrap();
+        let (ca, issuer, icc) = (key(ca).unwrap(), key("issuer-unionpay").unwrap(), key("icc-unionpay-1").unwrap());
+        let (issuer_cert, issuer_rem) = issuer_certificate(&ca, &issuer, [0x62, 0x35, 0x88, 0xFF], issuer_expiry, [0, 0, 1]).unwrap();
+        let (icc_cert, icc_rem) = icc_certificate(&issuer, &icc, &PAN, icc_expiry, [0, 0, 2], &STATIC_DATA).unwrap();
         let sdad = sign_dynamic_data(&icc, &IDN, &TERMINAL_DATA).unwrap();
-        Card {
-            issuer_cert,
-            issuer_rem,
-            issuer_exp: issuer.exponent(),
-            icc_cert,
-            icc_rem,
-            icc_exp: icc.exponent(),
-            sdad,
-        }
+        Card { issuer_cert, issuer_rem, issuer_exp: issuer.exponent(), icc_cert, icc_rem, icc_exp: icc.exponent(), sdad }
     }
 
     #[test]
@@ -414,17 +312,9 @@ mod tests {
                 n if n.starts_with("issuer-") => 1152,
                 _ => 1024,
             };
-            assert_eq!(
-                (k.modulus().len() * 8, k.exponent()),
-                (bits, vec![3]),
-                "{}",
-                k.name()
-            );
+            assert_eq!((k.modulus().len() * 8, k.exponent()), (bits, vec![3]), "{}", k.name());
         }
-        assert_eq!(
-            key("nope").unwrap_err(),
-            PkiError::UnknownKey("nope".into())
-        );
+        assert_eq!(key("nope").unwrap_err(), PkiError::UnknownKey("nope".into()));
     }
 
     #[test]
@@ -433,28 +323,15 @@ mod tests {
         for (name, rid, index) in TEST_CAS {
             let k = key(name).unwrap();
             let entry = s.iter().find(|c| c.rid == rid && c.index == index).unwrap();
-            assert_eq!(
-                (&entry.modulus, &entry.exponent),
-                (&k.modulus(), &k.exponent()),
-                "{name}"
-            );
+            assert_eq!((&entry.modulus, &entry.exponent), (&k.modulus(), &k.exponent()), "{name}");
         }
-        assert!(matches!(
-            s.get(&UP_RID, 0xE2, TODAY),
-            Err(CapkError::Revoked { .. })
-        ));
+        assert!(matches!(s.get(&UP_RID, 0xE2, TODAY), Err(CapkError::Revoked { .. })));
     }
 
     #[test]
     fn sign_raw_refuses_bad_blocks() {
         let k = key("icc-unionpay-1").unwrap();
-        assert!(matches!(
-            k.sign_raw(&[0x6A; 10]),
-            Err(PkiError::BlockLength {
-                expected: 128,
-                got: 10
-            })
-        ));
+        assert!(matches!(k.sign_raw(&[0x6A; 10]), Err(PkiError::BlockLength { expected: 128, got: 10 })));
         assert_eq!(k.sign_raw(&[0xFF; 128]), Err(PkiError::BlockTooLarge));
     }
 
@@ -468,18 +345,9 @@ mod tests {
             prime1: "03".into(),
             prime2: "05".into(),
         };
-        assert!(matches!(
-            RsaKeyPair::from_file(&f),
-            Err(PkiError::Hex {
-                field: "modulus",
-                ..
-            })
-        ));
+        assert!(matches!(RsaKeyPair::from_file(&f), Err(PkiError::Hex { field: "modulus", .. })));
         f.modulus = "0F".into();
-        assert!(matches!(
-            RsaKeyPair::from_file(&f),
-            Err(PkiError::BadKey { .. })
-        ));
+        assert!(matches!(RsaKeyPair::from_file(&f), Err(PkiError::BadKey { .. })));
     }
 
     #[test]
@@ -490,12 +358,7 @@ mod tests {
         // 1152-bit issuer key under a 1408-bit CA, 1024-bit ICC key under the issuer: both remainders.
         assert_eq!(c.issuer_rem.as_ref().map(Vec::len), Some(4));
         assert_eq!(c.icc_rem.as_ref().map(Vec::len), Some(26));
-        assert_eq!(
-            oda::verify_fdda(&c.input(capk, &PAN)),
-            Ok(FddaOk {
-                icc_dynamic_number: IDN.to_vec()
-            })
-        );
+        assert_eq!(oda::verify_fdda(&c.input(capk, &PAN)), Ok(FddaOk { icc_dynamic_number: IDN.to_vec() }));
     }
 
     #[test]
@@ -504,23 +367,8 @@ mod tests {
         let issuer = key("issuer-visa").unwrap();
         let icc = key("icc-visa-1").unwrap();
         let pan = [0x48, 0x95, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x2F];
-        let (ic, ir) = issuer_certificate(
-            &ca,
-            &issuer,
-            [0x48, 0x95, 0x00, 0xFF],
-            [0x12, 0x30],
-            [0, 0, 9],
-        )
-        .unwrap();
-        let (cc, cr) = icc_certificate(
-            &issuer,
-            &icc,
-            &pan,
-            [0x12, 0x30],
-            [0, 0, 10],
-            &[0x82, 0x39, 0x00],
-        )
-        .unwrap();
+        let (ic, ir) = issuer_certificate(&ca, &issuer, [0x48, 0x95, 0x00, 0xFF], [0x12, 0x30], [0, 0, 9]).unwrap();
+        let (cc, cr) = icc_certificate(&issuer, &icc, &pan, [0x12, 0x30], [0, 0, 10], &[0x82, 0x39, 0x00]).unwrap();
         let idn = [0x00, 0x15];
         let sdad = sign_dynamic_data(&icc, &idn, &TERMINAL_DATA).unwrap();
         let s = store();
@@ -556,10 +404,7 @@ mod tests {
         bad[40] ^= 0x01;
         let mut input = c.input(capk, &PAN);
         input.sdad = &bad;
-        assert!(matches!(
-            oda::verify_fdda(&input),
-            Err(OdaError::SdadFormat(_) | OdaError::Rsa(_))
-        ));
+        assert!(matches!(oda::verify_fdda(&input), Err(OdaError::SdadFormat(_) | OdaError::Rsa(_))));
     }
 
     #[test]
@@ -567,17 +412,11 @@ mod tests {
         // An SDAD whose dynamic number changed after hashing: re-sign a modified block.
         let icc = key("icc-unionpay-1").unwrap();
         let good = sign_dynamic_data(&icc, &IDN, &TERMINAL_DATA).unwrap();
-        let pk = oda::PublicKey {
-            modulus: icc.modulus(),
-            exponent: icc.exponent(),
-        };
+        let pk = oda::PublicKey { modulus: icc.modulus(), exponent: icc.exponent() };
         let mut x = pk.recover(&good).unwrap();
         x[5] ^= 0xFF;
         let forged = icc.sign_raw(&x).unwrap();
-        assert_eq!(
-            oda::verify_sdad(&pk, &forged, &TERMINAL_DATA),
-            Err(OdaError::SdadHash)
-        );
+        assert_eq!(oda::verify_sdad(&pk, &forged, &TERMINAL_DATA), Err(OdaError::SdadHash));
     }
 
     #[test]
@@ -586,15 +425,9 @@ mod tests {
         let capk = s.get(&UP_RID, 0xE1, TODAY).unwrap();
         let c = card("ca-unionpay-e1", [0x12, 0x30], [0x12, 0x29]);
         let other = [0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x13];
-        assert_eq!(
-            oda::verify_fdda(&c.input(capk, &other)),
-            Err(OdaError::IccPanMismatch)
-        );
+        assert_eq!(oda::verify_fdda(&c.input(capk, &other)), Err(OdaError::IccPanMismatch));
         let other_bin = [0x62, 0x25, 0x00, 0x00, 0x00, 0x00, 0x00, 0x12];
-        assert!(matches!(
-            oda::verify_fdda(&c.input(capk, &other_bin)),
-            Err(OdaError::IssuerIdMismatch { .. })
-        ));
+        assert!(matches!(oda::verify_fdda(&c.input(capk, &other_bin)), Err(OdaError::IssuerIdMismatch { .. })));
     }
 
     #[test]
@@ -603,13 +436,7 @@ mod tests {
         let capk = s.get(&UP_RID, 0xE1, TODAY).unwrap();
         let c = card("ca-visa-e1", [0x12, 0x30], [0x12, 0x29]);
         let err = oda::verify_fdda(&c.input(capk, &PAN)).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                OdaError::IssuerCertFormat(_) | OdaError::IssuerCertHash | OdaError::Rsa(_)
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, OdaError::IssuerCertFormat(_) | OdaError::IssuerCertHash | OdaError::Rsa(_)), "{err}");
     }
 
     #[test]
@@ -617,27 +444,12 @@ mod tests {
         let s = store();
         let capk = s.get(&UP_RID, 0xE1, TODAY).unwrap();
         let c = card("ca-unionpay-e1", [0x10, 0x25], [0x12, 0x29]);
-        assert_eq!(
-            oda::verify_fdda(&c.input(capk, &PAN)),
-            Err(OdaError::IssuerCertExpired {
-                expiry: "1025".into(),
-                txn_date: 251125
-            })
-        );
+        assert_eq!(oda::verify_fdda(&c.input(capk, &PAN)), Err(OdaError::IssuerCertExpired { expiry: "1025".into(), txn_date: 251125 }));
         let c = card("ca-unionpay-e1", [0x12, 0x30], [0x11, 0x25]);
         let mut input = c.input(capk, &PAN);
-        assert_eq!(
-            oda::verify_fdda(&input).map(|o| o.icc_dynamic_number.len()),
-            Ok(8)
-        ); // valid through 30 Nov 25
+        assert_eq!(oda::verify_fdda(&input).map(|o| o.icc_dynamic_number.len()), Ok(8)); // valid through 30 Nov 25
         input.txn_date = EmvDate(251201);
-        assert_eq!(
-            oda::verify_fdda(&input),
-            Err(OdaError::IccCertExpired {
-                expiry: "1125".into(),
-                txn_date: 251201
-            })
-        );
+        assert_eq!(oda::verify_fdda(&input), Err(OdaError::IccCertExpired { expiry: "1125".into(), txn_date: 251201 }));
     }
 
     #[test]
@@ -659,23 +471,12 @@ mod tests {
 
     /// Opens a signed block, lets `edit` change it, recomputes the hash over
     /// `x[1..n-21] ‖ tail` and signs it again: a correctly signed block with chosen content.
-    fn forge(
-        signer: &RsaKeyPair,
-        signed: &[u8],
-        tail: &[u8],
-        edit: impl Fn(&mut Vec<u8>),
-    ) -> Vec<u8> {
-        let pk = oda::PublicKey {
-            modulus: signer.modulus(),
-            exponent: signer.exponent(),
-        };
+    fn forge(signer: &RsaKeyPair, signed: &[u8], tail: &[u8], edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+        let pk = oda::PublicKey { modulus: signer.modulus(), exponent: signer.exponent() };
         let mut x = pk.recover(signed).unwrap();
         edit(&mut x);
         let n = x.len();
-        let hash = Sha1::new()
-            .chain_update(&x[1..n - 21])
-            .chain_update(tail)
-            .finalize();
+        let hash = Sha1::new().chain_update(&x[1..n - 21]).chain_update(tail).finalize();
         x[n - 21..n - 1].copy_from_slice(&hash);
         signer.sign_raw(&x).unwrap()
     }
@@ -693,46 +494,13 @@ mod tests {
             input.issuer_cert = &forged;
             oda::verify_fdda(&input)
         };
-        assert_eq!(
-            check(|_| {}).map(|o| o.icc_dynamic_number),
-            Ok(IDN.to_vec())
-        );
-        assert_eq!(
-            check(|x| x[11] = 0x02),
-            Err(OdaError::UnsupportedAlgorithm {
-                object: "issuer certificate",
-                what: "hash",
-                value: 2
-            })
-        );
-        assert_eq!(
-            check(|x| x[12] = 0x02),
-            Err(OdaError::UnsupportedAlgorithm {
-                object: "issuer certificate",
-                what: "public key",
-                value: 2
-            })
-        );
-        assert!(matches!(
-            check(|x| x[1] = 0x03),
-            Err(OdaError::IssuerCertFormat(_))
-        ));
-        assert!(matches!(
-            check(|x| x[14] = 0x03),
-            Err(OdaError::IssuerCertFormat(_))
-        ));
-        assert!(matches!(
-            check(|x| x[6] = 0x13),
-            Err(OdaError::IssuerCertFormat(_))
-        )); // month 13
-        assert_eq!(
-            check(|x| x[13] = 150),
-            Err(OdaError::RemainderLength {
-                key: oda::KeyLevel::Issuer,
-                expected: 10,
-                got: 4
-            })
-        );
+        assert_eq!(check(|_| {}).map(|o| o.icc_dynamic_number), Ok(IDN.to_vec()));
+        assert_eq!(check(|x| x[11] = 0x02), Err(OdaError::UnsupportedAlgorithm { object: "issuer certificate", what: "hash", value: 2 }));
+        assert_eq!(check(|x| x[12] = 0x02), Err(OdaError::UnsupportedAlgorithm { object: "issuer certificate", what: "public key", value: 2 }));
+        assert!(matches!(check(|x| x[1] = 0x03), Err(OdaError::IssuerCertFormat(_))));
+        assert!(matches!(check(|x| x[14] = 0x03), Err(OdaError::IssuerCertFormat(_))));
+        assert!(matches!(check(|x| x[6] = 0x13), Err(OdaError::IssuerCertFormat(_)))); // month 13
+        assert_eq!(check(|x| x[13] = 150), Err(OdaError::RemainderLength { key: oda::KeyLevel::Issuer, expected: 10, got: 4 }));
 
         let icc = key("icc-unionpay-1").unwrap();
         let check_sdad = |edit: fn(&mut Vec<u8>)| {
@@ -741,32 +509,17 @@ mod tests {
             input.sdad = &forged;
             oda::verify_fdda(&input)
         };
-        assert!(matches!(
-            check_sdad(|x| x[4] = 9),
-            Err(OdaError::SdadFormat(_))
-        )); // IDN length 9
-        assert!(matches!(
-            check_sdad(|x| x[3] = 120),
-            Err(OdaError::SdadFormat(_))
-        )); // L_DD into hash
-        assert!(matches!(
-            check_sdad(|x| x[1] = 0x95),
-            Err(OdaError::SdadFormat(_))
-        ));
-        assert_eq!(
-            check_sdad(|x| x[4] = 2).map(|o| o.icc_dynamic_number),
-            Ok(IDN[..2].to_vec())
-        );
+        assert!(matches!(check_sdad(|x| x[4] = 9), Err(OdaError::SdadFormat(_)))); // IDN length 9
+        assert!(matches!(check_sdad(|x| x[3] = 120), Err(OdaError::SdadFormat(_)))); // L_DD into hash
+        assert!(matches!(check_sdad(|x| x[1] = 0x95), Err(OdaError::SdadFormat(_))));
+        assert_eq!(check_sdad(|x| x[4] = 2).map(|o| o.icc_dynamic_number), Ok(IDN[..2].to_vec()));
     }
 
     #[test]
     fn capk_entry_shape_matches_the_config_file() {
         let file: CapkFile = toml::from_str(include_str!("../../config/capk.toml")).unwrap();
         let e2: &CapkEntry = file.capk.iter().find(|e| e.index == "E2").unwrap();
-        assert_eq!(
-            (e2.revoked, e2.mode.as_deref(), e2.expiry.as_deref()),
-            (Some(true), Some("test"), Some("301231"))
-        );
+        assert_eq!((e2.revoked, e2.mode.as_deref(), e2.expiry.as_deref()), (Some(true), Some("test"), Some("301231")));
     }
 
     /// Prints the vectors pasted into kernels/src/oda.rs tests (deterministic: raw RSA, no
@@ -777,10 +530,7 @@ mod tests {
         let c = card("ca-unionpay-e1", [0x12, 0x30], [0x12, 0x28]);
         let h = |v: &[u8]| hex::encode_upper(v);
         println!("ISSUER_CERT {}", h(&c.issuer_cert));
-        println!(
-            "ISSUER_REM {}",
-            h(c.issuer_rem.as_deref().unwrap_or_default())
-        );
+        println!("ISSUER_REM {}", h(c.issuer_rem.as_deref().unwrap_or_default()));
         println!("ICC_CERT {}", h(&c.icc_cert));
         println!("ICC_REM {}", h(c.icc_rem.as_deref().unwrap_or_default()));
         println!("SDAD {}", h(&c.sdad));

@@ -179,10 +179,7 @@ impl Profile {
         }
         match std::fs::read_to_string(name_or_path) {
             Ok(text) => Profile::parse(name_or_path, &text),
-            Err(_) => Err(ProfileError::Unknown(
-                name_or_path.into(),
-                BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-            )),
+            Err(_) => Err(ProfileError::Unknown(name_or_path.into(), BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))),
         }
     }
 }

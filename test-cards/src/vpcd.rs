@@ -25,8 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const DEFAULT_ADDR: &str = "127.0.0.1:35963";
 
 /// ATR of a contactless card as a PC/SC part 3 reader builds it.
-pub const ATR: [u8; 20] =
-    [0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, 0x0C, 0xA0, 0x00, 0x00, 0x03, 0x06, 0x03, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x68];
+pub const ATR: [u8; 20] = [0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, 0x0C, 0xA0, 0x00, 0x00, 0x03, 0x06, 0x03, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x68];
 
 /// How long the holder keeps the phone away before tapping again (fingerprint flow). pcscd polls
 /// the vpcd reader for presence every 400 ms: a shorter absence may go unnoticed by PC/SC.
@@ -112,20 +111,32 @@ pub struct PhoneStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhoneEvent {
     /// Connected to vpcd: the phone is in the field (tap number, from 1).
-    Connected { tap: u32 },
+    Connected {
+        tap: u32,
+    },
     /// The connection is closed: why.
-    Disconnected { reason: String },
+    Disconnected {
+        reason: String,
+    },
     /// vpcd is not reachable (reported once per streak of failed attempts; retried).
-    Unreachable { error: String },
+    Unreachable {
+        error: String,
+    },
     PowerOn,
     PowerOff,
     Reset,
     /// One C-APDU answered by the wallet: CLA INS P1 P2 and the status word.
-    Apdu { header: Vec<u8>, sw: u16 },
+    Apdu {
+        header: Vec<u8>,
+        sw: u16,
+    },
     /// The wallet answered GPO with 6986 and shows "confirm with your fingerprint".
     SeePhone,
     FingerprintGiven,
-    CardChosen { index: usize, ok: bool },
+    CardChosen {
+        index: usize,
+        ok: bool,
+    },
     Status(PhoneStatus),
     /// A control line that could not be understood (stdin).
     Error(String),
@@ -148,11 +159,9 @@ impl fmt::Display for PhoneEvent {
             PhoneEvent::FingerprintGiven => write!(f, "fingerprint"),
             PhoneEvent::CardChosen { index, ok: true } => write!(f, "card {index}"),
             PhoneEvent::CardChosen { index, ok: false } => write!(f, "error no card {index} in this wallet"),
-            PhoneEvent::Status(s) => write!(
-                f,
-                "status in_field={} taps={} apdus={} fingerprint={} prompt={}",
-                s.in_field, s.taps, s.apdus, s.fingerprint_given, s.prompt_shown
-            ),
+            PhoneEvent::Status(s) => {
+                write!(f, "status in_field={} taps={} apdus={} fingerprint={} prompt={}", s.in_field, s.taps, s.apdus, s.fingerprint_given, s.prompt_shown)
+            }
             PhoneEvent::Error(e) => write!(f, "error {e}"),
             PhoneEvent::Stopped => write!(f, "stopped"),
         }
@@ -259,10 +268,7 @@ impl Phone {
             }
         };
         // Latency: no Nagle on our answers; quick ACKs are re-armed before every read.
-        let setup = stream
-            .set_nodelay(true)
-            .and_then(|()| stream.set_read_timeout(Some(POLL)))
-            .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)));
+        let setup = stream.set_nodelay(true).and_then(|()| stream.set_read_timeout(Some(POLL))).and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)));
         if let Err(e) = setup {
             self.emit(PhoneEvent::Error(format!("socket options: {e}")));
         }
@@ -307,9 +313,7 @@ impl Phone {
                     conn.rx.extend_from_slice(&buf[..n]);
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
-                return
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => return,
             Err(e) => {
                 self.disconnect(&format!("read failed: {e}"));
                 return;
@@ -563,9 +567,7 @@ impl Drop for PhoneHandle {
 pub fn spawn(addr: SocketAddr, wallet: Wallet, opts: PhoneOptions, away: Duration, start_in_field: bool) -> io::Result<PhoneHandle> {
     let (ctl_tx, ctl_rx) = mpsc::channel();
     let (ev_tx, ev_rx) = mpsc::channel();
-    let join = thread::Builder::new()
-        .name("vpcd-phone".into())
-        .spawn(move || run_with(addr, wallet, opts, away, start_in_field, ctl_rx, ev_tx))?;
+    let join = thread::Builder::new().name("vpcd-phone".into()).spawn(move || run_with(addr, wallet, opts, away, start_in_field, ctl_rx, ev_tx))?;
     Ok(PhoneHandle { control: ctl_tx, events: ev_rx, join: Some(join) })
 }
 
@@ -600,10 +602,7 @@ pub fn run_stdin(addr: SocketAddr, wallet: Wallet, opts: PhoneOptions) -> Result
             // EOF: keep the phone running on its options (tests start it with stdin closed).
         })
         .map_err(VpcdError::Spawn)?;
-    let phone = thread::Builder::new()
-        .name("vpcd-phone".into())
-        .spawn(move || run(addr, wallet, opts, ctl_rx, ev_tx))
-        .map_err(VpcdError::Spawn)?;
+    let phone = thread::Builder::new().name("vpcd-phone".into()).spawn(move || run(addr, wallet, opts, ctl_rx, ev_tx)).map_err(VpcdError::Spawn)?;
     let stdout = io::stdout();
     // Ends when the phone thread has stopped and the stdin thread has let go of its sender
     // (it blocks on stdin; after `quit` the process exits with it).
@@ -694,9 +693,7 @@ mod tests {
         s.write_all(&frame(&ppse)).unwrap();
         let mut b = [0u8; 8];
         assert_eq!(s.read(&mut b).unwrap(), 0, "connection closed");
-        assert!(phone
-            .wait_for(Duration::from_secs(5), |e| matches!(e, PhoneEvent::Disconnected { reason } if reason.contains("after 2")))
-            .is_some());
+        assert!(phone.wait_for(Duration::from_secs(5), |e| matches!(e, PhoneEvent::Disconnected { reason } if reason.contains("after 2"))).is_some());
         // No tap again after a removal.
         l.set_nonblocking(true).unwrap();
         thread::sleep(Duration::from_millis(400));
@@ -726,7 +723,10 @@ mod tests {
         let st = phone.wait_for(Duration::from_secs(5), |e| matches!(e, PhoneEvent::Status(_)));
         assert!(matches!(st, Some(PhoneEvent::Status(PhoneStatus { in_field: true, taps: 2, .. }))), "{st:?}");
         phone.send(Control::Card(7));
-        assert_eq!(phone.wait_for(Duration::from_secs(5), |e| matches!(e, PhoneEvent::CardChosen { .. })), Some(PhoneEvent::CardChosen { index: 7, ok: false }));
+        assert_eq!(
+            phone.wait_for(Duration::from_secs(5), |e| matches!(e, PhoneEvent::CardChosen { .. })),
+            Some(PhoneEvent::CardChosen { index: 7, ok: false })
+        );
         assert!(phone.quit().is_some());
     }
 }

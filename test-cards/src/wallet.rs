@@ -57,10 +57,7 @@ fn hex_field(name: &str, field: &str, v: &str) -> Result<Vec<u8>, ProfileError> 
 
 fn sw_field(name: &str, field: &str, v: &Option<String>) -> Result<Option<u16>, ProfileError> {
     v.as_deref()
-        .map(|s| {
-            u16::from_str_radix(s, 16)
-                .map_err(|e| ProfileError::Field { name: name.into(), field: field.into(), problem: e.to_string() })
-        })
+        .map(|s| u16::from_str_radix(s, 16).map_err(|e| ProfileError::Field { name: name.into(), field: field.into(), problem: e.to_string() }))
         .transpose()
 }
 
@@ -85,17 +82,13 @@ impl CardApp {
         if aip.len() != 2 {
             return Err(field("aip", "AIP is 2 bytes".into()));
         }
-        let issuer = issuers::for_pan(issuers, &p.pan)
-            .cloned()
-            .ok_or_else(|| field("pan", "no test issuer in keys/issuers.toml covers this PAN".into()))?;
+        let issuer = issuers::for_pan(issuers, &p.pan).cloned().ok_or_else(|| field("pan", "no test issuer in keys/issuers.toml covers this PAN".into()))?;
         let pki_err = |source| ProfileError::Pki { name: name.into(), source };
         let ca = pki::key(&p.keys.ca).map_err(pki_err)?;
         let issuer_key = pki::key(&p.keys.issuer).map_err(pki_err)?;
         let icc_key = pki::key(&p.keys.icc).map_err(pki_err)?;
         let ca_index = hex_field(name, "keys.ca_index", &p.keys.ca_index)?;
-        let mmyy = |f: &str, v: &str| -> Result<[u8; 2], ProfileError> {
-            hex_field(name, f, v)?.try_into().map_err(|_| field(f, "MMYY is 2 bytes".into()))
-        };
+        let mmyy = |f: &str, v: &str| -> Result<[u8; 2], ProfileError> { hex_field(name, f, v)?.try_into().map_err(|_| field(f, "MMYY is 2 bytes".into())) };
         let pan_cn = pan_to_cn(&p.pan);
         let date = |f: &str, v: &str| -> Result<Vec<u8>, ProfileError> {
             let b = hex_field(name, f, v)?;
@@ -121,27 +114,18 @@ impl CardApp {
         // Issuer id: the leftmost 8 digits of the PAN (Book 2 §5.3 Table 6).
         let issuer_id: [u8; 4] = pan_cn[..4].try_into().map_err(|_| field("pan", "too short".into()))?;
         let (ipk_cert, ipk_rem) =
-            pki::issuer_certificate(&ca, &issuer_key, issuer_id, mmyy("keys.issuer_cert_expiry", &p.keys.issuer_cert_expiry)?, [0, 0, 1])
+            pki::issuer_certificate(&ca, &issuer_key, issuer_id, mmyy("keys.issuer_cert_expiry", &p.keys.issuer_cert_expiry)?, [0, 0, 1]).map_err(pki_err)?;
+        let (icc_cert, icc_rem) =
+            pki::icc_certificate(&issuer_key, &icc_key, &pan_cn, mmyy("keys.icc_cert_expiry", &p.keys.icc_cert_expiry)?, [0, 0, 1], &static_data)
                 .map_err(pki_err)?;
-        let (icc_cert, icc_rem) = pki::icc_certificate(
-            &issuer_key,
-            &icc_key,
-            &pan_cn,
-            mmyy("keys.icc_cert_expiry", &p.keys.icc_cert_expiry)?,
-            [0, 0, 1],
-            &static_data,
-        )
-        .map_err(pki_err)?;
         let r2 = Builder::new()
             .put(tag::CA_PK_INDEX, &ca_index)
             .put(tag::ISSUER_PK_CERT, &ipk_cert)
             .put_opt(tag::ISSUER_PK_REMAINDER, ipk_rem.as_deref())
             .put(tag::ISSUER_PK_EXPONENT, &issuer_key.exponent())
             .wrap(tag::RECORD_TEMPLATE);
-        let mut r3 = Builder::new()
-            .put(tag::ICC_PK_CERT, &icc_cert)
-            .put_opt(tag::ICC_PK_REMAINDER, icc_rem.as_deref())
-            .put(tag::ICC_PK_EXPONENT, &icc_key.exponent());
+        let mut r3 =
+            Builder::new().put(tag::ICC_PK_CERT, &icc_cert).put_opt(tag::ICC_PK_REMAINDER, icc_rem.as_deref()).put(tag::ICC_PK_EXPONENT, &icc_key.exponent());
         if let Some(par) = &p.par {
             if par.len() != 29 {
                 return Err(field("par", "a PAR has 29 characters".into()));
@@ -189,11 +173,7 @@ impl CardApp {
 impl Wallet {
     /// Personalises every card of a profile (certificates are computed here from the test PKI).
     pub fn from_profile(name: &str, p: &Profile) -> Result<Wallet, ProfileError> {
-        let issuers = issuers::builtin().map_err(|e| ProfileError::Field {
-            name: name.into(),
-            field: "issuers".into(),
-            problem: e.to_string(),
-        })?;
+        let issuers = issuers::builtin().map_err(|e| ProfileError::Field { name: name.into(), field: "issuers".into(), problem: e.to_string() })?;
         let cards = p.cards.iter().map(|c| CardApp::personalise(name, c, &issuers)).collect::<Result<Vec<_>, _>>()?;
         Ok(Wallet {
             form: p.form,
@@ -374,12 +354,7 @@ impl Wallet {
         let covered = card.offline_balance.is_none_or(|b| amount.0 <= b);
         let ctype = if card.profile.behaviour.decline {
             CryptogramType::Aac
-        } else if card.profile.offline_capable
-            && !ttq.online_cryptogram_required()
-            && !ctq.online_pin_required()
-            && covered
-            && currency == [0x01, 0x56]
-        {
+        } else if card.profile.offline_capable && !ttq.online_cryptogram_required() && !ctq.online_pin_required() && covered && currency == [0x01, 0x56] {
             CryptogramType::Tc
         } else if ttq.offline_only() {
             CryptogramType::Aac

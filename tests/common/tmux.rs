@@ -103,4 +103,3 @@ impl Drop for Tmux {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
-

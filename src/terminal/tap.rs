@@ -20,12 +20,7 @@ pub struct TapPolicy {
 
 impl Default for TapPolicy {
     fn default() -> Self {
-        TapPolicy {
-            first_tap: Duration::from_secs(30),
-            see_phone: Duration::from_secs(120),
-            try_again: Duration::from_secs(30),
-            max_taps: 3,
-        }
+        TapPolicy { first_tap: Duration::from_secs(30), see_phone: Duration::from_secs(120), try_again: Duration::from_secs(30), max_taps: 3 }
     }
 }
 
@@ -65,13 +60,7 @@ pub struct TapResult {
 }
 
 /// Drives one transaction. `un` gives the Unpredictable Number of each restart.
-pub fn run(
-    ep: &mut EntryPoint,
-    reader: &mut dyn Reader,
-    policy: &TapPolicy,
-    mut un: impl FnMut() -> [u8; 4],
-    mut display: impl FnMut(Display),
-) -> TapResult {
+pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut un: impl FnMut() -> [u8; 4], mut display: impl FnMut(Display)) -> TapResult {
     let started = Instant::now();
     let mut exchanges = Vec::new();
     let mut uns = vec![ep.transaction().unpredictable_number];

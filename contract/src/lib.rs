@@ -1,0 +1,235 @@
+//! The message contract between the shanfu terminal and an acquirer (docs/host.md), as code.
+//!
+//! The terminal and the acquirer simulator are separate systems: this crate is all they share
+//! besides the ISO 8583 codec. One table of response codes (DE 39) with their meaning and the
+//! texts a cashier or cardholder sees; the processing codes (DE 3) and entry mode (DE 22) of the
+//! contract.
+
+use serde::{Deserialize, Serialize};
+
+/// Languages of the texts people read (screens, receipts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Lang {
+    /// Simplified Chinese (the default for a CNY terminal).
+    #[default]
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    #[serde(rename = "en")]
+    En,
+}
+
+/// DE 39 response codes the contract defines (docs/host.md "Response codes"). A code outside
+/// this table is not an answer the terminal can act on: it is treated as a malformed answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ResponseCode {
+    /// 00 approved.
+    Approved,
+    /// 05 do not honour.
+    DoNotHonour,
+    /// 14 invalid card number (unknown or deleted token).
+    InvalidCard,
+    /// 30 format error.
+    FormatError,
+    /// 51 insufficient funds.
+    InsufficientFunds,
+    /// 54 expired card.
+    ExpiredCard,
+    /// 57 transaction not permitted to the card (token domain restriction).
+    NotPermitted,
+    /// 62 restricted card (token suspended: lost phone).
+    RestrictedCard,
+    /// 82 cryptogram (ARQC) verification failed.
+    CryptogramFailed,
+    /// 91 issuer or switch inoperative.
+    IssuerUnavailable,
+    /// 94 duplicate transmission (same STAN, different request).
+    Duplicate,
+    /// 95 reconciliation totals differ (0510).
+    TotalsDiffer,
+    /// 96 system malfunction.
+    SystemError,
+}
+
+/// One row of the response-code table.
+struct Row {
+    rc: ResponseCode,
+    code: &'static str,
+    meaning: &'static str,
+    en: &'static str,
+    zh: &'static str,
+}
+
+/// The table (docs/host.md): code, meaning, cashier text in English and Simplified Chinese.
+const TABLE: &[Row] = &[
+    Row { rc: ResponseCode::Approved, code: "00", meaning: "approved", en: "Approved", zh: "交易成功" },
+    Row {
+        rc: ResponseCode::DoNotHonour, code: "05", meaning: "do not honour", en: "Declined by the issuer — ask for another card", zh: "发卡行拒绝 — 请换卡"
+    },
+    Row {
+        rc: ResponseCode::InvalidCard,
+        code: "14",
+        meaning: "invalid card number (unknown or deleted token)",
+        en: "Card not recognised — ask for another card",
+        zh: "无效卡号 — 请换卡",
+    },
+    Row { rc: ResponseCode::FormatError, code: "30", meaning: "format error", en: "Host format error — not charged", zh: "报文格式错误 — 未扣款" },
+    Row {
+        rc: ResponseCode::InsufficientFunds,
+        code: "51",
+        meaning: "insufficient funds",
+        en: "Insufficient funds — ask for another card",
+        zh: "余额不足 — 请换卡",
+    },
+    Row { rc: ResponseCode::ExpiredCard, code: "54", meaning: "expired card", en: "Card expired — ask for another card", zh: "卡已过期 — 请换卡" },
+    Row {
+        rc: ResponseCode::NotPermitted,
+        code: "57",
+        meaning: "transaction not permitted to the card",
+        en: "Not permitted for this card — ask for another card",
+        zh: "该卡不支持此交易 — 请换卡",
+    },
+    Row {
+        rc: ResponseCode::RestrictedCard,
+        code: "62",
+        meaning: "restricted card (token suspended)",
+        en: "Token suspended — the wallet card is blocked (lost phone?); ask for another card",
+        zh: "卡片已挂失/暂停 — 请换卡",
+    },
+    Row {
+        rc: ResponseCode::CryptogramFailed,
+        code: "82",
+        meaning: "cryptogram verification failed",
+        en: "Card verification failed — try another card",
+        zh: "卡片认证失败 — 请换卡",
+    },
+    Row {
+        rc: ResponseCode::IssuerUnavailable,
+        code: "91",
+        meaning: "issuer or switch inoperative",
+        en: "Issuer not available — not charged; try again later",
+        zh: "发卡行无响应 — 未扣款，请稍后再试",
+    },
+    Row {
+        rc: ResponseCode::Duplicate, code: "94", meaning: "duplicate transmission", en: "Duplicate request refused — not charged", zh: "重复交易 — 未扣款"
+    },
+    Row { rc: ResponseCode::TotalsDiffer, code: "95", meaning: "reconciliation totals differ", en: "Settlement totals differ", zh: "结算金额不符" },
+    Row {
+        rc: ResponseCode::SystemError,
+        code: "96",
+        meaning: "system malfunction",
+        en: "Host error — not charged; try again",
+        zh: "主机故障 — 未扣款，请重试",
+    },
+];
+
+impl ResponseCode {
+    /// Every code of the contract, in table order.
+    pub fn all() -> impl Iterator<Item = ResponseCode> {
+        TABLE.iter().map(|r| r.rc)
+    }
+
+    fn row(self) -> &'static Row {
+        // The table is in declaration order (tested by `table_is_in_declaration_order`).
+        &TABLE[self as usize]
+    }
+
+    /// The two characters of DE 39.
+    pub fn code(self) -> &'static str {
+        self.row().code
+    }
+
+    /// Parses DE 39; `None` for a code the contract does not define.
+    pub fn from_code(code: &str) -> Option<ResponseCode> {
+        TABLE.iter().find(|r| r.code == code).map(|r| r.rc)
+    }
+
+    /// What the code means (for logs and the journal).
+    pub fn meaning(self) -> &'static str {
+        self.row().meaning
+    }
+
+    /// What the cashier reads on the screen and the receipt.
+    pub fn text(self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.row().en,
+            Lang::ZhCn => self.row().zh,
+        }
+    }
+
+    pub fn is_approved(self) -> bool {
+        self == ResponseCode::Approved
+    }
+}
+
+impl std::fmt::Display for ResponseCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// The response MTI the contract expects for a request: function digit + 1, and a repeat
+/// (origin 1) answered as the original (0401 → 0410, 0221 → 0230); `None` for a response or
+/// function 9. ISO 8583:1987 MTI positions 3 and 4; docs/host.md "Messages".
+pub fn response_mti(req: iso8583::Mti) -> Option<iso8583::Mti> {
+    let d = *req.as_bytes();
+    let function = d[2].checked_sub(b'0')?;
+    if function % 2 != 0 || function >= 9 {
+        return None;
+    }
+    iso8583::Mti::from_ascii([d[0], d[1], d[2] + 1, b'0'])
+}
+
+/// DE 3 processing codes of the contract.
+pub mod processing {
+    /// Goods and services (purchase).
+    pub const PURCHASE: &str = "000000";
+    /// Refund (credit to the card).
+    pub const REFUND: &str = "200000";
+}
+
+/// DE 22 POS entry mode: contactless EMV (07), PIN entry capability 1.
+pub const ENTRY_MODE_CONTACTLESS: &str = "071";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_in_declaration_order() {
+        for (i, row) in TABLE.iter().enumerate() {
+            assert_eq!(row.rc as usize, i, "{:?}", row.rc);
+        }
+        assert_eq!(ResponseCode::SystemError as usize, TABLE.len() - 1);
+    }
+
+    #[test]
+    fn every_variant_has_one_row_and_codes_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for row in TABLE {
+            assert!(seen.insert(row.code), "code {} twice", row.code);
+            assert_eq!(ResponseCode::from_code(row.code), Some(row.rc));
+            assert_eq!(row.rc.code(), row.code);
+            assert!(!row.rc.text(Lang::En).is_empty() && !row.rc.text(Lang::ZhCn).is_empty());
+        }
+        assert_eq!(ResponseCode::all().count(), TABLE.len());
+    }
+
+    #[test]
+    fn response_mtis() {
+        let m = |s: &str| s.parse::<iso8583::Mti>().unwrap();
+        assert_eq!(response_mti(m("0200")), Some(m("0210")));
+        assert_eq!(response_mti(m("0401")), Some(m("0410")));
+        assert_eq!(response_mti(m("0221")), Some(m("0230")));
+        assert_eq!(response_mti(m("0800")), Some(m("0810")));
+        assert_eq!(response_mti(m("0210")), None);
+        assert_eq!(response_mti(m("0290")), None);
+    }
+
+    #[test]
+    fn unknown_codes_are_not_in_the_contract() {
+        for c in ["", "0", "000", "99", "A1", "0O", " 0"] {
+            assert_eq!(ResponseCode::from_code(c), None, "{c:?}");
+        }
+        assert!(ResponseCode::Approved.is_approved() && !ResponseCode::DoNotHonour.is_approved());
+    }
+}
