@@ -252,7 +252,7 @@ fn tap_over(settings: &Settings, reader: &mut dyn reader_drivers::Reader, amount
     let policy = terminal::TapPolicy { first_tap: Duration::from_secs(5), max_taps: 1, ..Default::default() };
     let (_, _, r) = bench_tap(settings, reader, amount, &policy)?;
     if r.taps == 0 || r.reader_error.is_some() {
-        anyhow::bail!("no tap on {}: {}", reader.name(), r.reader_error.unwrap_or_else(|| r.outcome.reason.clone()));
+        anyhow::bail!("no tap on {}: {}", reader.name(), r.reader_error.map(|e| e.to_string()).unwrap_or_else(|| r.outcome.reason.clone()));
     }
     Ok((r.tap_wall, r.exchanges.len(), serde_json::to_string(&r.outcome.status)?.trim_matches('"').to_string()))
 }

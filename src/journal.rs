@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub use crate::terminal::disposition::{Disposition, NotCompleted};
 pub use crate::terminal::lifecycle::{IllegalTransition, TxnEvent, TxnState};
+use host_contract::ResponseCode;
 
 /// What kind of transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,8 +29,14 @@ pub struct TxnRecord {
     pub history: Vec<(u64, TxnState)>,
     pub amount: u64,
     pub currency: String,
-    pub outcome: Option<String>,
+    /// How it ended (`None` while it runs).
+    #[serde(default)]
+    pub disposition: Option<Disposition>,
+    /// Technical detail behind the disposition (kernel or host), for logs and `journal show`.
     pub reason: Option<String>,
+    /// Schema 1-2 kept the outcome as text; read once to migrate (see `Journal::open`).
+    #[serde(default, rename = "outcome", skip_serializing)]
+    legacy_outcome: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pan: Option<String>,
     pub pan_masked: Option<String>,
@@ -68,6 +76,21 @@ impl TxnRecord {
     pub fn public(&self) -> TxnRecord {
         TxnRecord { pan: None, ..self.clone() }
     }
+
+    /// The contract name of how it ended (DESIGN.md §4), `IN_PROGRESS` while it runs.
+    pub fn outcome_name(&self) -> &'static str {
+        self.disposition.map(Disposition::outcome_name).unwrap_or("IN_PROGRESS")
+    }
+
+    /// The record as exported (`journal show` / `export`): PAN removed, the outcome name beside
+    /// the typed disposition.
+    pub fn view(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self.public()).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("outcome".into(), self.outcome_name().into());
+        }
+        v
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +109,29 @@ pub enum JournalError {
     NewerSchema(u32),
 }
 
-/// Version of the journal's layout: 1 = records only; 2 = + the state and STAN indexes.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version of the journal's layout: 1 = records only; 2 = + the state and STAN indexes;
+/// 3 = typed disposition instead of the outcome text.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The disposition a schema 1-2 record meant by its outcome text.
+fn migrate_outcome(r: &TxnRecord, outcome: &str) -> Option<Disposition> {
+    use NotCompleted as N;
+    let nc = |reason| Some(Disposition::NotCompleted { reason });
+    let rc = r.response_code.as_deref().and_then(ResponseCode::from_code);
+    match outcome {
+        "APPROVED" if r.stan.is_some() && r.state != TxnState::AdvicePending && r.state != TxnState::Advised => Some(Disposition::ApprovedOnline),
+        "APPROVED" => Some(Disposition::ApprovedOffline),
+        "ONLINE_DECLINED" => Some(Disposition::DeclinedByIssuer { response_code: rc.unwrap_or(ResponseCode::DoNotHonour) }),
+        "DECLINED" if matches!(r.state, TxnState::ReversalPending | TxnState::Reversed) => nc(N::HostUnreachable),
+        "DECLINED" => Some(Disposition::DeclinedByCard),
+        "TRY_AGAIN" => nc(N::TryAgain),
+        "SEE_PHONE" => nc(N::SeePhone),
+        "TRY_ANOTHER_INTERFACE" => nc(N::TryAnotherInterface),
+        "ERROR" => nc(N::TerminalStopped),
+        "ONLINE_REQUEST" => None,
+        _ => nc(N::CardError),
+    }
+}
 
 fn state_key(state: TxnState, id: u64) -> Vec<u8> {
     let idx = TxnState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u8;
@@ -124,8 +168,18 @@ impl Journal {
         match version {
             Some(v) if v > SCHEMA_VERSION => return Err(JournalError::NewerSchema(v)),
             Some(SCHEMA_VERSION) => {}
-            // Version 1 (or new): build the indexes from the records.
+            // Version 1-2 (or new): typed dispositions, then the indexes from the records.
             _ => {
+                for (k, v) in j.txns.iter().flatten() {
+                    let Ok(mut r) = serde_json::from_slice::<TxnRecord>(&v) else { continue };
+                    if let Some(o) = r.legacy_outcome.take() {
+                        if r.disposition.is_none() {
+                            r.disposition = migrate_outcome(&r, &o);
+                        }
+                        let v = serde_json::to_vec(&r).map_err(|e| JournalError::Decode(r.id, e.to_string()))?;
+                        j.txns.insert(k, v)?;
+                    }
+                }
                 j.by_state.clear()?;
                 j.by_stan.clear()?;
                 for r in j.all()? {
@@ -161,8 +215,9 @@ impl Journal {
             history: vec![(now(), TxnState::Started)],
             amount,
             currency: currency.into(),
-            outcome: None,
+            disposition: None,
             reason: None,
+            legacy_outcome: None,
             pan: None,
             pan_masked: None,
             expiry_yymm: None,
@@ -306,19 +361,19 @@ impl Journal {
             match r.state {
                 TxnState::Sent => {
                     self.advance(&mut r, TxnEvent::NotAnswered, |r| {
-                        r.outcome = Some("DECLINED".into());
+                        r.disposition = Some(Disposition::NotCompleted { reason: NotCompleted::TerminalStopped });
                         r.reason = Some("terminal stopped before the host answered: reversal queued".into());
                     })?;
                     queued.push(r.id);
                 }
                 // An offline approval (TC) exists once the card answered: the card has spent its
                 // offline balance, so the advice must reach the issuer.
-                TxnState::CardRead if r.outcome.as_deref() == Some("APPROVED") => {
+                TxnState::CardRead if r.disposition == Some(Disposition::ApprovedOffline) => {
                     self.advance(&mut r, TxnEvent::OfflineApproved, |_| {})?;
                 }
                 TxnState::Started | TxnState::CardRead => {
                     self.advance(&mut r, TxnEvent::Closed, |r| {
-                        r.outcome = Some("ERROR".into());
+                        r.disposition = Some(Disposition::NotCompleted { reason: NotCompleted::TerminalStopped });
                         r.reason = Some("terminal stopped before the transaction was sent: not charged".into());
                     })?;
                 }
@@ -326,8 +381,12 @@ impl Journal {
                     // The answer is on disk: the transaction stands as the issuer answered it
                     // (contactless: the card left before the answer, nothing more to do with it).
                     self.advance(&mut r, TxnEvent::Closed, |r| {
-                        let approved = r.response_code.as_deref() == Some("00");
-                        r.outcome = Some(if approved { "APPROVED" } else { "ONLINE_DECLINED" }.into());
+                        // The answer on disk was checked before it was written.
+                        r.disposition = Some(match r.response_code.as_deref().and_then(ResponseCode::from_code) {
+                            Some(ResponseCode::Approved) => Disposition::ApprovedOnline,
+                            Some(response_code) => Disposition::DeclinedByIssuer { response_code },
+                            None => Disposition::NotCompleted { reason: NotCompleted::TerminalStopped },
+                        });
                         r.reason =
                             Some(format!("terminal stopped after the host answered {}: completed at restart", r.response_code.as_deref().unwrap_or("?")));
                     })?;

@@ -15,6 +15,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use terminal::{Display, TapPolicy};
 
+/// Writes a line to stdout; a reader that went away (`| head`, `| true`) ends the output
+/// quietly instead of a panic.
+macro_rules! outln {
+    ($($t:tt)*) => { emit(format!($($t)*), true) };
+}
+
+/// Like `outln!` without the newline.
+macro_rules! out {
+    ($($t:tt)*) => { emit(format!($($t)*), false) };
+}
+
+fn emit(s: String, newline: bool) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let r = o.write_all(s.as_bytes()).and_then(|_| if newline { o.write_all(b"\n") } else { Ok(()) }).and_then(|_| o.flush());
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "shanfu", version, about = "EMV contactless terminal (UnionPay QuickPass C-7, Visa C-3) with a phone-wallet simulator")]
 struct Cli {
@@ -275,7 +297,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({ "outcome": "ERROR", "error": format!("{e:#}") }));
+                outln!("{}", serde_json::json!({ "outcome": "ERROR", "error": format!("{e:#}") }));
             }
             eprintln!("shanfu: error: {e:#}");
             2
@@ -313,7 +335,7 @@ fn run(cli: Cli) -> Result<i32> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let readers = pcsc.map(|pcsc_reader| bench::ReaderBench { pcsc_reader, vpcd });
             let report = bench::run(&settings, &dir, terminals, requests, readers.as_ref())?;
-            print!("{report}");
+            out!("{report}");
             if let Some(p) = output {
                 std::fs::write(&p, &report).with_context(|| format!("writing {}", p.display()))?;
             }
@@ -328,9 +350,9 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Readers { json } => {
             let list = reader_drivers::list_readers();
             if json {
-                println!("{}", serde_json::to_string(&list)?);
+                outln!("{}", serde_json::to_string(&list)?);
             } else if list.is_empty() {
-                println!("no readers (PC/SC: is pcscd running? libnfc: no device)");
+                outln!("no readers (PC/SC: is pcscd running? libnfc: no device)");
             } else {
                 for r in &list {
                     let state = match &r.error {
@@ -338,13 +360,13 @@ fn run(cli: Cli) -> Result<i32> {
                         None if r.card_present => "card present".to_string(),
                         None => "no card".to_string(),
                     };
-                    println!("{:<6} {:<40} {state}", r.backend, r.name);
+                    outln!("{:<6} {:<40} {state}", r.backend, r.name);
                 }
             }
             Ok(0)
         }
         Cmd::Decode { hex, reveal } => {
-            println!("{}", decode::decode(&hex, reveal).map_err(|e| anyhow!(e))?);
+            outln!("{}", decode::decode(&hex, reveal).map_err(|e| anyhow!(e))?);
             Ok(0)
         }
     }
@@ -377,9 +399,9 @@ fn open_reader(spec: &str, holder: Holder) -> Result<pos::SendReader> {
 
 fn print_report(r: &PayReport, json: bool, symbol: &str) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(r)?);
+        outln!("{}", serde_json::to_string(r)?);
     } else {
-        print!("{}", r.text(symbol));
+        out!("{}", r.text(symbol));
     }
     Ok(())
 }
@@ -524,9 +546,9 @@ fn settle(g: &Global, host: Option<std::net::SocketAddr>, timeout_ms: u64, json:
         Ok::<_, anyhow::Error>(online::settle(&j, &mut link, &id).await?)
     })?;
     if json {
-        println!("{}", serde_json::to_string(&rep)?);
+        outln!("{}", serde_json::to_string(&rep)?);
     } else {
-        println!(
+        outln!(
             "settlement: {} — reversals sent {} (pending {}), advices sent {} (pending {}), purchases {} for {}{}, refunds {}",
             if rep.reconciled { "RECONCILED" } else { "NOT RECONCILED" },
             rep.reversals_sent,
@@ -543,17 +565,35 @@ fn settle(g: &Global, host: Option<std::net::SocketAddr>, timeout_ms: u64, json:
 }
 
 fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
+    let settings = Settings::load(g.config.as_deref())?;
+    let exp = u32::from(settings.ep.terminal.currency_exponent);
     let j = open_journal(g)?;
-    let all: Vec<journal::TxnRecord> = j.all()?.into_iter().map(|r| r.public()).collect();
+    let all: Vec<journal::TxnRecord> = j.all()?;
+    let when = |r: &journal::TxnRecord| r.history.first().map(|(t, _)| clock::format_utc(*t)).unwrap_or_default();
     match cmd {
         JournalCmd::List => {
+            outln!(
+                "{:>6}  {:<19}  {:<6} {:>14}  {:<22} {:<16} {:<18} {:<4} {:<6} {}",
+                "id",
+                "date (UTC)",
+                "kind",
+                "amount",
+                "outcome",
+                "state",
+                "card",
+                "rc",
+                "stan",
+                "label"
+            );
             for r in &all {
-                println!(
-                    "{:>6}  {:<16} {:>10}  {:<15} {:<18} {:<4} stan {:<6} {}",
+                outln!(
+                    "{:>6}  {:<19}  {:<6} {:>14}  {:<22} {:<16} {:<18} {:<4} {:<6} {}",
                     r.id,
+                    when(r),
+                    sale::Slip::of(r).title(host_contract::Lang::En),
+                    Amount(r.amount).display(exp),
+                    r.outcome_name(),
                     format!("{:?}", r.state),
-                    Amount(r.amount).display(2),
-                    r.outcome.as_deref().unwrap_or("-"),
                     r.pan_masked.as_deref().unwrap_or("-"),
                     r.response_code.as_deref().unwrap_or("-"),
                     r.stan.map(|s| format!("{s:06}")).unwrap_or_else(|| "-".into()),
@@ -562,23 +602,24 @@ fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
             }
         }
         JournalCmd::Show { id } => {
-            let r = j.get(id)?.public();
-            println!("{}", serde_json::to_string_pretty(&r)?);
+            outln!("{}", serde_json::to_string_pretty(&j.get(id)?.view())?);
         }
         JournalCmd::Export { format } => {
             if format == "json" {
-                println!("{}", serde_json::to_string(&all)?);
+                outln!("{}", serde_json::to_string(&all.iter().map(journal::TxnRecord::view).collect::<Vec<_>>())?);
             } else {
-                println!("id,state,amount,currency,outcome,pan_masked,label,kernel,cvm,oda,cryptogram_type,atc,stan,response_code,auth_code,rrn,arpc");
+                outln!("id,date_utc,kind,state,amount,currency,outcome,pan_masked,label,kernel,cvm,oda,cryptogram_type,atc,stan,response_code,auth_code,rrn,arpc,original");
                 for r in &all {
                     let o = |v: &Option<String>| v.clone().unwrap_or_default().replace(',', " ");
-                    println!(
-                        "{},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    outln!(
+                        "{},{},{},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                         r.id,
+                        when(r),
+                        sale::Slip::of(r).title(host_contract::Lang::En),
                         r.state,
-                        r.amount,
+                        Amount(r.amount).display(exp),
                         r.currency,
-                        o(&r.outcome),
+                        r.outcome_name(),
                         o(&r.pan_masked),
                         o(&r.label),
                         o(&r.kernel),
@@ -590,7 +631,8 @@ fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
                         o(&r.response_code),
                         o(&r.auth_code),
                         o(&r.rrn),
-                        o(&r.arpc)
+                        o(&r.arpc),
+                        r.original.map(|x| x.to_string()).unwrap_or_default()
                     );
                 }
             }
@@ -603,7 +645,7 @@ fn acquirer_cmd(g: &Global, a: AcquirerArgs) -> Result<i32> {
     let db = a.db.clone().unwrap_or_else(|| data_dir(g).join("acquirer"));
     if let Some(AcquirerCmd::Token { action, token }) = a.cmd {
         let answer = acquirer::admin_command(&db, &format!("token {action} {token}"))?;
-        println!("{}", answer.trim());
+        outln!("{}", answer.trim());
         return Ok(if answer.starts_with("ok") { 0 } else { 1 });
     }
     let faults = acquirer::Faults { delay_ms: a.delay_ms, drop_every: a.drop_every, close_every: a.close_every, garble_every: a.garble_every };
@@ -688,15 +730,17 @@ fn demo(g: &Global) -> Result<i32> {
 }
 
 fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
-    println!(
+    outln!(
         "shanfu demo — merchant {} ({}), terminal {}: virtual reader, virtual phone wallet, embedded acquirer\n",
-        settings.ep.terminal.merchant_name_location, settings.merchant_id, settings.ep.terminal.terminal_id
+        settings.ep.terminal.merchant_name_location,
+        settings.merchant_id,
+        settings.ep.terminal.terminal_id
     );
     let till = sale::Pos::open(settings, data, None)?;
-    println!("{:<36} {:>9}  {:<15} {:<5} {:<4} {:>4}  why", "sale", "amount", "outcome", "cvm", "kern", "taps");
+    outln!("{:<36} {:>9}  {:<15} {:<5} {:<4} {:>4}  why", "sale", "amount", "outcome", "cvm", "kern", "taps");
     let line = |what: &str, r: &PayReport| {
-        let why = pos::cashier_reason(&r.outcome, r.response_code.as_deref(), &r.reason);
-        println!(
+        let why = r.disposition.cashier_text(host_contract::Lang::En).to_string();
+        outln!(
             "{:<36} {:>9}  {:<15} {:<5} {:<4} {:>4}  {}",
             what,
             format!("{}{}", till.settings.currency_symbol, r.amount),
@@ -704,7 +748,7 @@ fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
             r.cvm.replace("NO_CVM", "-"),
             r.kernel.as_deref().unwrap_or("-"),
             r.taps,
-            if r.outcome == "APPROVED" { r.auth_code.as_deref().map(|a| format!("auth code {a}")).unwrap_or_else(|| r.reason.clone()) } else { why }
+            if r.disposition.is_approved() { r.auth_code.as_deref().map(|a| format!("auth code {a}")).unwrap_or_else(|| r.reason.clone()) } else { why }
         );
     };
     let mut coffee = None;
@@ -729,7 +773,7 @@ fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
     sale_on("phone found (token resumed)", "28.00", "unionpay-phone", false)?;
     if let Some(id) = coffee {
         let v = till.void(id)?;
-        println!(
+        outln!(
             "{:<36} {:>9}  {:<15} reversal (0400) {}",
             format!("void of the coffee (#{id})"),
             till.money(v.amount),
@@ -738,7 +782,7 @@ fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
         );
     }
     let s = till.settle()?;
-    println!(
+    outln!(
         "\nsettlement: {} — {} sales {}, {} refunds {}; advices sent {}, reversals sent {}",
         if s.reconciled { "RECONCILED" } else { "NOT RECONCILED" },
         s.totals.debits,

@@ -4,8 +4,9 @@
 //! step: the request is journaled as Sent before a byte leaves the terminal.
 
 use crate::host::{HostError, HostLink};
-use crate::journal::{Journal, JournalError, TxnEvent, TxnKind, TxnRecord, TxnState};
+use crate::journal::{Disposition, Journal, JournalError, NotCompleted, TxnEvent, TxnKind, TxnRecord, TxnState};
 use crate::terminal::answer::{self, AnswerFault};
+use crate::terminal::disposition::TerminalReason;
 use host_contract::ResponseCode;
 use iso8583::{field, Message, Mti};
 
@@ -135,23 +136,25 @@ pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, re
                 r.issuer_auth_data = ans.issuer_auth_data.as_deref().map(hex::encode_upper);
             })?;
             crash_point(TxnState::Answered);
-            let approved = rc.is_approved();
             journal.advance(rec, TxnEvent::Closed, |r| {
-                r.outcome = Some(if approved { "APPROVED" } else { "ONLINE_DECLINED" }.into());
-                r.reason = Some(if approved { "approved online by the issuer".into() } else { format!("issuer declined: {} ({rc})", rc.meaning()) });
+                r.disposition = Some(if rc.is_approved() { Disposition::ApprovedOnline } else { Disposition::DeclinedByIssuer { response_code: rc } });
+                r.reason = Some(if rc.is_approved() { "approved online by the issuer".into() } else { format!("issuer declined: {} ({rc})", rc.meaning()) });
             })?;
             Ok(answer)
         }
         Err(e) => {
             // No answer, or an answer that is not this request's: it may have been posted, so
             // it is reversed (docs/host.md), and nothing is approved.
-            let why = match &e {
-                OnlineError::BadAnswer(f) => format!("host answer rejected ({f}): transaction reversed"),
-                e => format!("host unreachable ({e}): transaction reversed"),
+            let (disposition, why) = match &e {
+                OnlineError::BadAnswer(f) => (
+                    Disposition::DeclinedByTerminal { reason: TerminalReason::HostAnswerRejected },
+                    format!("host answer rejected ({f}): transaction reversed"),
+                ),
+                e => (Disposition::NotCompleted { reason: NotCompleted::HostUnreachable }, format!("host unreachable ({e}): transaction reversed")),
             };
             tracing::warn!(error = %e, stan, "no valid answer from the host: reversal queued");
             journal.advance(rec, TxnEvent::NotAnswered, |r| {
-                r.outcome = Some("DECLINED".into());
+                r.disposition = Some(disposition);
                 r.reason = Some(why);
             })?;
             crash_point(TxnState::ReversalPending);
@@ -209,7 +212,7 @@ pub struct Totals {
 
 /// Whether a transaction is in the batch the next settlement (0500) reconciles.
 pub fn counts(r: &TxnRecord) -> bool {
-    (r.state == TxnState::Completed && r.outcome.as_deref() == Some("APPROVED")) || r.state == TxnState::Advised
+    (r.state == TxnState::Completed && r.disposition.is_some_and(Disposition::is_approved)) || r.state == TxnState::Advised
 }
 
 /// What `settle` did.

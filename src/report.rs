@@ -1,9 +1,10 @@
 //! The result of `pay` / `replay` as the JSON object of DESIGN.md §4 and as text for people.
 
 use crate::redact;
+use crate::terminal::disposition::{self, Disposition};
 use crate::terminal::TapResult;
 use kernels::entry_point::EntryPoint;
-use kernels::outcome::{OdaResult, Status};
+use kernels::outcome::OdaResult;
 use kernels::tag;
 use kernels::tlv;
 use kernels::types::Amount;
@@ -12,7 +13,10 @@ use serde::Serialize;
 /// DESIGN.md §4 `pay --json` object (plus detail fields).
 #[derive(Debug, Clone, Serialize)]
 pub struct PayReport {
-    pub outcome: String,
+    /// The contract name of the disposition (DESIGN.md §4): always `disposition.outcome_name()`.
+    pub outcome: &'static str,
+    /// How the transaction ended, typed.
+    pub disposition: Disposition,
     pub reason: String,
     pub kernel: Option<String>,
     pub aid: Option<String>,
@@ -57,20 +61,6 @@ pub struct PayReport {
     pub replay_differences: Vec<reader_drivers::replay::Difference>,
 }
 
-/// Contract name of an outcome.
-pub fn outcome_name(o: &kernels::outcome::Outcome) -> &'static str {
-    match o.status {
-        Status::Approved => "APPROVED",
-        Status::Declined => "DECLINED",
-        Status::OnlineRequest => "ONLINE_REQUEST",
-        Status::EndApplication => "END_APPLICATION",
-        Status::SelectNext => "END_APPLICATION",
-        Status::TryAgain if o.is_see_phone() => "SEE_PHONE",
-        Status::TryAgain => "TRY_AGAIN",
-        Status::TryAnotherInterface => "TRY_ANOTHER_INTERFACE",
-    }
-}
-
 fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
 }
@@ -91,8 +81,12 @@ impl PayReport {
         let s = ep.summary();
         let o = &r.outcome;
         let exp = u32::from(exponent);
+        // An online request stays "authorization ready" until the host answers.
+        let d = disposition::after_tap(o, r.reader_error.as_ref(), r.refused_before_tap.then(|| ep.transaction().amount))
+            .unwrap_or(Disposition::AuthorizationReady);
         PayReport {
-            outcome: outcome_name(o).into(),
+            outcome: d.outcome_name(),
+            disposition: d,
             reason: o.reason.clone(),
             kernel: s.kernel.map(|k| k.name().to_string()),
             aid: s.aid.as_ref().map(hex::encode_upper),
@@ -119,7 +113,7 @@ impl PayReport {
             available_offline_amount: s.offline_balance.map(|b| Amount(b).display(exp)),
             icc_data: o.data_record.as_deref().map(|d| hex::encode_upper(icc_data(d))),
             par: s.par.clone(),
-            reader_error: r.reader_error.clone(),
+            reader_error: r.reader_error.as_ref().map(|e| e.to_string()),
             rrn: None,
             arpc: None,
             journal_id: None,
@@ -127,13 +121,15 @@ impl PayReport {
         }
     }
 
+    /// Sets how the transaction ended (and the contract name with it).
+    pub fn set(&mut self, d: Disposition) {
+        self.disposition = d;
+        self.outcome = d.outcome_name();
+    }
+
     /// Exit code of DESIGN.md §4: 0 approved (or authorization data ready), 1 not approved.
     pub fn exit_code(&self) -> i32 {
-        match self.outcome.as_str() {
-            "APPROVED" | "ONLINE_REQUEST" => 0,
-            "ERROR" => 2,
-            _ => 1,
-        }
+        self.disposition.exit_code()
     }
 
     /// Text for a person at a terminal.

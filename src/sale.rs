@@ -2,13 +2,16 @@
 //! host's answer, refund and void of a journal transaction, settlement, receipts. `shanfu pay`
 //! and the cashier TUI (`shanfu pos`, `shanfu demo`) both go through here.
 
-use crate::journal::{Journal, TxnEvent, TxnKind, TxnRecord, TxnState};
+use crate::journal::{Disposition, Journal, TxnEvent, TxnKind, TxnRecord, TxnState};
 use crate::report::PayReport;
 use crate::settings::Settings;
+use crate::terminal::disposition::{self, TerminalReason};
 use crate::terminal::{self, Display, TapPolicy};
 use crate::{acquirer, clock, host, online};
 use anyhow::{anyhow, bail, Context, Result};
+use host_contract::Lang;
 use kernels::entry_point::{EntryPoint, Transaction};
+use kernels::outcome::Cvm;
 use kernels::types::Amount;
 use reader_drivers::Reader;
 use std::net::SocketAddr;
@@ -82,13 +85,23 @@ pub fn complete(
         r.cryptogram = report.cryptogram.clone();
         r.atc = s.atc;
         r.icc_data = report.icc_data.clone();
-        r.outcome = Some(report.outcome.clone());
         r.reason = Some(report.reason.clone());
     })?;
     online::crash_point(TxnState::CardRead);
     report.journal_id = Some(rec.id);
-    match report.outcome.as_str() {
-        "ONLINE_REQUEST" => {
+    match disposition::after_tap(&result.outcome, result.reader_error.as_ref(), result.refused_before_tap.then(|| ep.transaction().amount)) {
+        // The card asks for online PIN and there is no PIN pad: the request must not go
+        // without the PIN (Book A §6.2 CVM = Online PIN), so nothing is sent or charged.
+        None if result.outcome.cvm == Cvm::OnlinePin => {
+            let d = Disposition::DeclinedByTerminal { reason: TerminalReason::OnlinePinUnavailable };
+            j.advance(rec, TxnEvent::Closed, |r| {
+                r.disposition = Some(d);
+                r.reason = Some("the card asks for online PIN; this terminal has no PIN entry: not sent, not approved".into());
+            })?;
+            report.set(d);
+            report.reason = rec.reason.clone().unwrap_or_default();
+        }
+        None => {
             progress(Progress::Authorizing);
             let id = identity(settings);
             let addr = host()?;
@@ -100,28 +113,21 @@ pub fn complete(
             });
             report.online = true;
             report.stan = rec.stan.map(|s| format!("{s:06}"));
-            match outcome {
-                Ok(ans) => {
-                    report.outcome = rec.outcome.clone().unwrap_or_default();
-                    report.reason = rec.reason.clone().unwrap_or_default();
-                    report.response_code = Some(ans.response_code.clone());
-                    report.auth_code = ans.auth_code;
-                    report.rrn = ans.rrn;
-                    report.arpc = Some(ans.arpc);
-                    report.ui_message = Some(online::response_text(&ans.response_code).to_string());
-                }
-                Err(e) => {
-                    report.outcome = "DECLINED".into();
-                    report.reason = format!("host unreachable: {e}; the transaction was reversed or its reversal is queued");
-                    report.ui_message = Some("Host unreachable - not charged".into());
-                }
+            report.reason = rec.reason.clone().unwrap_or_default();
+            if let Some(d) = rec.disposition {
+                report.set(d);
+                report.ui_message = Some(d.cashier_text(Lang::En).to_string());
+            }
+            if let Ok(ans) = outcome {
+                report.response_code = Some(ans.response_code.clone());
+                report.auth_code = ans.auth_code;
+                report.rrn = ans.rrn;
+                report.arpc = Some(ans.arpc);
             }
         }
-        "APPROVED" => {
-            j.advance(rec, TxnEvent::OfflineApproved, |_| {})?;
-        }
-        _ => {
-            j.advance(rec, TxnEvent::Closed, |_| {})?;
+        Some(d) => {
+            let event = if d == Disposition::ApprovedOffline { TxnEvent::OfflineApproved } else { TxnEvent::Closed };
+            j.advance(rec, event, |r| r.disposition = Some(d))?;
         }
     }
     Ok(())
@@ -201,11 +207,8 @@ impl Pos {
     }
 
     pub fn parse_amount(&self, s: &str) -> Result<Amount> {
-        let a = Amount::parse(s, self.exp()).map_err(|e| anyhow!("amount {s:?}: {e}"))?;
-        if a.0 == 0 {
-            bail!("the amount is zero");
-        }
-        Ok(a)
+        // A zero amount is for the Entry Point to accept or refuse (Book B §3.1.1.4, config).
+        Amount::parse(s, self.exp()).map_err(|e| anyhow!("amount {s:?}: {e}"))
     }
 
     /// One purchase: tap(s) through the Entry Point and kernel, then the host if the card asks.
@@ -234,7 +237,7 @@ impl Pos {
                 continue;
             }
             // A refund counts unless it was declined or reversed: one still in flight blocks too.
-            let failed = matches!(r.outcome.as_deref(), Some("ONLINE_DECLINED" | "DECLINED")) || r.state == TxnState::Reversed;
+            let failed = r.disposition.is_some_and(|d| !d.is_approved()) || r.state == TxnState::Reversed;
             if !failed {
                 return Ok(Some(format!("already refunded (or being refunded) by transaction {}", r.id)));
             }
@@ -246,7 +249,7 @@ impl Pos {
     /// the original's card data (card not presented again). Journaled like a sale.
     pub fn refund(&self, original: u64) -> Result<TxnRecord> {
         let o = self.journal.get(original)?;
-        if o.kind != TxnKind::Purchase || o.outcome.as_deref() != Some("APPROVED") {
+        if o.kind != TxnKind::Purchase || !o.disposition.is_some_and(Disposition::is_approved) {
             bail!("transaction {original} is not an approved purchase: nothing to refund");
         }
         match o.state {
@@ -276,7 +279,6 @@ impl Pos {
             r.atc = o.atc;
             r.icc_data = o.icc_data.clone();
             r.original = Some(original);
-            r.outcome = Some("ONLINE_REQUEST".into());
         })?;
         let id = identity(&self.settings);
         let res = self.rt.block_on(async {
@@ -291,7 +293,7 @@ impl Pos {
     /// Void of an online-approved purchase not yet settled: its reversal (0400).
     pub fn void(&self, id: u64) -> Result<TxnRecord> {
         let mut r = self.journal.get(id)?;
-        if r.kind != TxnKind::Purchase || r.outcome.as_deref() != Some("APPROVED") || r.stan.is_none() {
+        if r.kind != TxnKind::Purchase || r.disposition != Some(Disposition::ApprovedOnline) || r.stan.is_none() {
             bail!("transaction {id} is not an online-approved purchase: nothing to void");
         }
         if r.state != TxnState::Completed {
@@ -337,40 +339,97 @@ impl Pos {
     }
 }
 
+/// What a journal transaction is to the people who read about it: a sale, a refund, or the
+/// void of a sale (an approved sale whose reversal the cashier asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slip {
+    Sale,
+    Refund,
+    /// The void of a sale; `confirmed` once the host acknowledged the reversal (0410).
+    Void {
+        confirmed: bool,
+    },
+}
+
+impl Slip {
+    pub fn of(r: &TxnRecord) -> Slip {
+        match (r.kind, r.state) {
+            (TxnKind::Refund, _) => Slip::Refund,
+            // Only an approved sale is voided; a reversal after no answer is not a void.
+            (TxnKind::Purchase, TxnState::ReversalPending | TxnState::Reversed) if r.disposition == Some(Disposition::ApprovedOnline) => {
+                Slip::Void { confirmed: r.state == TxnState::Reversed }
+            }
+            (TxnKind::Purchase, _) => Slip::Sale,
+        }
+    }
+
+    pub fn title(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (Slip::Sale, Lang::En) => "SALE",
+            (Slip::Sale, Lang::ZhCn) => "消费",
+            (Slip::Refund, Lang::En) => "REFUND",
+            (Slip::Refund, Lang::ZhCn) => "退货",
+            (Slip::Void { .. }, Lang::En) => "VOID",
+            (Slip::Void { .. }, Lang::ZhCn) => "撤销",
+        }
+    }
+}
+
+/// When the slip's event happened: the void's own time for a void, else the start.
+fn slip_time(r: &TxnRecord, slip: Slip) -> u64 {
+    match slip {
+        Slip::Void { .. } => r.history.iter().find(|(_, s)| *s == TxnState::ReversalPending).or(r.history.last()).map(|(t, _)| *t).unwrap_or(0),
+        _ => r.history.first().map(|(t, _)| *t).unwrap_or(0),
+    }
+}
+
 /// The receipt text: merchant, terminal, date/time, masked PAN, card, AID, kernel, ATC,
-/// cryptogram, STAN, RRN, authorization and response codes, CVM line, amount.
+/// cryptogram, STAN, RRN, authorization and response codes, CVM line, amount, and how it ended
+/// in words (never an internal code).
 pub fn receipt(settings: &Settings, r: &TxnRecord) -> String {
+    let lang = Lang::En;
     let t = &settings.ep.terminal;
     let exp = u32::from(t.currency_exponent);
-    let when = r.history.first().map(|(s, _)| clock::format_utc(*s)).unwrap_or_default();
+    let slip = Slip::of(r);
+    let when = clock::format_utc(slip_time(r, slip));
     let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let kind = match r.kind {
-        TxnKind::Purchase if r.state == TxnState::Reversed => "SALE (VOIDED)",
-        TxnKind::Purchase => "SALE",
-        TxnKind::Refund => "REFUND",
+    let status = match (slip, r.disposition) {
+        (Slip::Void { confirmed: true }, _) => "VOIDED — the sale is cancelled, nothing is charged".to_string(),
+        (Slip::Void { confirmed: false }, _) => "VOID PENDING — the reversal is queued and retried".to_string(),
+        (_, Some(d)) => format!("{} — {}", d.title(lang), d.cashier_text(lang)),
+        (_, None) => "IN PROGRESS".to_string(),
     };
+    let approved = r.disposition.is_some_and(Disposition::is_approved) && !matches!(slip, Slip::Void { .. });
     let cvm = match r.cvm.as_deref() {
-        Some("CDCVM") => "Verified by device".to_string(),
-        Some("SIGNATURE") => "Signature: ______________________".to_string(),
-        Some("ONLINE_PIN") => "PIN verified".to_string(),
-        _ => "No cardholder verification required".to_string(),
+        _ if !approved => None,
+        Some("CDCVM") => Some("Verified by device".to_string()),
+        Some("SIGNATURE") => Some("Signature: ______________________".to_string()),
+        Some("ONLINE_PIN") => Some("PIN verified online".to_string()),
+        _ => Some("No cardholder verification required".to_string()),
     };
     let currency = if t.currency == [0x01, 0x56] { "CNY ¥".to_string() } else { format!("{} {}", hex::encode(t.currency), settings.currency_symbol) };
     let mut s = String::new();
     s += &format!("{}\n", t.merchant_name_location);
     s += &format!("Merchant ID  {}\nTerminal ID  {}\n", settings.merchant_id, t.terminal_id);
     s += &format!("Date/time    {when} UTC\n");
-    s += &format!("{kind}  #{}\n", r.id);
+    s += &format!("{}  #{}\n", slip.title(lang), r.id);
     s += &format!("Card         {} {}\n", o(&r.label), o(&r.pan_masked));
     s += &format!("AID          {}   Kernel {}\n", o(&r.aid), o(&r.kernel));
-    s += &format!("ATC          {}   {} {}\n", r.atc.map(|a| a.to_string()).unwrap_or("-".into()), o(&r.cryptogram_type), o(&r.cryptogram));
+    if slip != Slip::Refund {
+        s += &format!("ATC          {}   {} {}\n", r.atc.map(|a| a.to_string()).unwrap_or("-".into()), o(&r.cryptogram_type), o(&r.cryptogram));
+    }
     s += &format!("STAN         {}   RRN {}\n", r.stan.map(|x| format!("{x:06}")).unwrap_or("-".into()), o(&r.rrn));
     s += &format!("Auth code    {}   Response {}\n", o(&r.auth_code), o(&r.response_code));
     if let Some(orig) = r.original {
         s += &format!("Original     #{orig}\n");
     }
     s += &format!("AMOUNT       {currency}{}\n", Amount(r.amount).display(exp));
-    s += &format!("{}\n", o(&r.outcome));
-    s += &format!("{cvm}\n");
+    s += &format!("{status}\n");
+    if let Some(cvm) = cvm {
+        s += &format!("{cvm}\n");
+    }
+    if !approved {
+        s += "NO CHARGE\n";
+    }
     s
 }

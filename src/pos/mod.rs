@@ -8,7 +8,11 @@
 
 pub mod view;
 
-use crate::journal::{TxnKind, TxnRecord, TxnState};
+use crate::journal::{Disposition, TxnKind, TxnRecord, TxnState};
+use host_contract::Lang;
+
+/// The language of the cashier screens (a config setting in a later step).
+pub const LANG: Lang = Lang::En;
 use crate::online::SettleReport;
 use crate::sale::{Pending, Pos, Progress, SaleResult};
 use kernels::outcome::MessageId;
@@ -154,31 +158,6 @@ fn accept_amount_char(amount: &str, c: char, exp: usize) -> bool {
         }
         '.' => exp > 0 && !amount.contains('.'),
         _ => false,
-    }
-}
-
-/// What a cashier can do about a decline: the response code's meaning in their words.
-pub fn cashier_reason(outcome: &str, response_code: Option<&str>, reason: &str) -> String {
-    match response_code {
-        Some("00") | None => {}
-        Some("51") => return "Insufficient funds — ask for another card".into(),
-        Some("54") => return "Card expired — ask for another card".into(),
-        Some("62") => return "Token suspended — the wallet card is blocked (lost phone?); ask for another card".into(),
-        Some("14") => return "Card / token not valid — ask for another card".into(),
-        Some("05") => return "Do not honour — ask for another card".into(),
-        Some("57") => return "Not permitted for this card — ask for another card".into(),
-        Some("82") => return "Card verification failed — try another card".into(),
-        Some("91") | Some("96") => return "Issuer not available — try again later".into(),
-        Some(rc) => return format!("Declined by the issuer ({rc}) — ask for another card"),
-    }
-    if reason.contains("host unreachable") {
-        return "Host unreachable — not charged; try again".into();
-    }
-    match outcome {
-        "DECLINED" if reason.is_empty() => "Declined by the card — try another card".into(),
-        "DECLINED" => format!("Declined: {reason} — try another card"),
-        "END_APPLICATION" | "TRY_ANOTHER_INTERFACE" | "SELECT_NEXT" => format!("{reason} — try another card"),
-        _ => reason.to_string(),
     }
 }
 
@@ -393,7 +372,7 @@ impl App {
                         "{} {} {} {} {:?} {:?} {}",
                         r.id,
                         Amount(r.amount).display(self.exp() as u32),
-                        r.outcome.as_deref().unwrap_or(""),
+                        r.outcome_name(),
                         r.pan_masked.as_deref().unwrap_or(""),
                         r.kind,
                         r.state,
@@ -490,11 +469,11 @@ impl App {
         let mut refunds = (0, 0);
         let mut voids_pending = 0;
         for r in &self.history {
-            if r.state == TxnState::ReversalPending && r.reason.as_deref() == Some("voided by the cashier") {
+            if crate::sale::Slip::of(r) == (crate::sale::Slip::Void { confirmed: false }) {
                 voids_pending += 1;
             }
             // Settlement uploads pending advices first: those offline approvals count too.
-            let advised_first = r.state == TxnState::AdvicePending && r.outcome.as_deref() == Some("APPROVED");
+            let advised_first = r.state == TxnState::AdvicePending && r.disposition == Some(Disposition::ApprovedOffline);
             if !crate::online::counts(r) && !advised_first {
                 continue;
             }
@@ -648,24 +627,24 @@ impl App {
                     Ok(SaleResult { report: rep, hold }) => {
                         self.shown = Some((Instant::now(), hold));
                         let minor = Amount::parse(&rep.amount, self.exp() as u32).map(|a| a.0).unwrap_or(0);
-                        let cancelled = rep.reader_error.as_deref() == Some("cancelled by the cashier");
-                        let (kind, title) = match rep.outcome.as_str() {
-                            _ if cancelled => (BannerKind::Info, "CANCELLED"),
-                            "APPROVED" => (BannerKind::Approved, "APPROVED"),
-                            "SEE_PHONE" => (BannerKind::SeePhone, "SEE PHONE"),
-                            "TRY_AGAIN" => (BannerKind::TryAgain, "TRY AGAIN"),
-                            _ => (BannerKind::Declined, "DECLINED"),
+                        use crate::terminal::disposition::NotCompleted as N;
+                        let d = rep.disposition;
+                        let kind = match d {
+                            d if d.is_approved() => BannerKind::Approved,
+                            Disposition::NotCompleted { reason: N::Cancelled } => BannerKind::Info,
+                            Disposition::NotCompleted { reason: N::SeePhone } => BannerKind::SeePhone,
+                            Disposition::NotCompleted { reason: N::TryAgain } => BannerKind::TryAgain,
+                            _ => BannerKind::Declined,
                         };
-                        let reason = match kind {
-                            _ if cancelled => "Cancelled by the cashier — nothing was charged".to_string(),
-                            BannerKind::Approved => match rep.cvm.as_str() {
+                        let title = d.title(LANG);
+                        let reason = match d {
+                            d if d.is_approved() => match rep.cvm.as_str() {
                                 "CDCVM" => "Verified by device".to_string(),
                                 "SIGNATURE" => "Please sign the receipt".to_string(),
-                                _ => rep.reason.clone(),
+                                _ => d.cashier_text(LANG).to_string(),
                             },
-                            BannerKind::SeePhone => "Unlock your phone and confirm with fingerprint, then tap again".into(),
-                            BannerKind::TryAgain => "Present the card or phone again and hold it still".into(),
-                            _ => cashier_reason(&rep.outcome, rep.response_code.as_deref(), &rep.reason),
+                            Disposition::NotCompleted { reason: N::SeePhone } => "Unlock your phone and confirm with fingerprint, then tap again".into(),
+                            d => d.cashier_text(LANG).to_string(),
                         };
                         let mut details = vec![format!("{}  {}", money(minor), rep.label.clone().unwrap_or_default())];
                         if let Some(p) = &rep.pan_masked {
@@ -723,14 +702,14 @@ impl App {
             Ok(rec) => {
                 let ok = match what {
                     "Void" => rec.state == TxnState::Reversed,
-                    _ => rec.outcome.as_deref() == Some("APPROVED"),
+                    _ => rec.disposition.is_some_and(Disposition::is_approved),
                 };
                 let reason = if ok {
                     format!("{what} of transaction {orig}: {}", self.pos.money(rec.amount))
                 } else if what == "Void" {
                     format!("Void of transaction {orig} not confirmed yet: the reversal is queued and retried")
                 } else {
-                    cashier_reason(rec.outcome.as_deref().unwrap_or(""), rec.response_code.as_deref(), rec.reason.as_deref().unwrap_or(""))
+                    rec.disposition.map(|d| d.cashier_text(LANG)).unwrap_or("Not answered yet — it is retried").to_string()
                 };
                 Banner {
                     kind: if ok { BannerKind::Approved } else { BannerKind::Declined },

@@ -3,6 +3,7 @@
 //! that change from run to run (date and time, cryptogram, RRN) are masked in the snapshots.
 
 use super::*;
+use crate::journal::NotCompleted;
 use crate::settings::Settings;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::KeyEvent;
@@ -222,14 +223,6 @@ fn amount_entry_rules() {
 }
 
 #[test]
-fn cashier_reasons_name_what_to_do() {
-    assert!(cashier_reason("ONLINE_DECLINED", Some("51"), "").starts_with("Insufficient funds"));
-    assert!(cashier_reason("ONLINE_DECLINED", Some("54"), "").starts_with("Card expired"));
-    assert!(cashier_reason("DECLINED", None, "host unreachable: timeout").starts_with("Host unreachable"));
-    assert!(cashier_reason("END_APPLICATION", None, "no supported application").ends_with("try another card"));
-}
-
-#[test]
 fn esc_while_waiting_for_the_card_cancels_without_a_charge() {
     let mut l = lab("cancel");
     l.keys("5\n");
@@ -239,7 +232,7 @@ fn esc_while_waiting_for_the_card_cancels_without_a_charge() {
     let b = l.app.banner.clone().unwrap();
     assert_eq!((b.kind, b.title.as_str()), (BannerKind::Info, "CANCELLED"), "{b:?}");
     let rec = l.app.pos.journal.all().unwrap();
-    assert!(rec.iter().all(|r| r.outcome.as_deref() != Some("APPROVED") && r.stan.is_none()), "{rec:?}");
+    assert!(rec.iter().all(|r| !r.disposition.is_some_and(|d| d.is_approved()) && r.stan.is_none()), "{rec:?}");
 }
 
 #[test]
@@ -253,6 +246,6 @@ fn esc_during_the_see_phone_wait_ends_the_sale_cancelled() {
     let b = l.app.banner.clone().unwrap();
     assert_eq!(b.title, "CANCELLED", "{b:?}");
     let rec = l.app.pos.journal.get(b.txn.unwrap()).unwrap();
-    assert_eq!(rec.outcome.as_deref(), Some("END_APPLICATION"), "{rec:?}");
+    assert_eq!(rec.disposition, Some(Disposition::NotCompleted { reason: NotCompleted::Cancelled }), "{rec:?}");
     assert!(rec.stan.is_none(), "nothing went to the host");
 }

@@ -111,8 +111,9 @@ fn sale(f: &mut Frame, area: Rect, app: &App) {
     // The first combination's limits (all of config/kernels.toml share them by default).
     if let Some(c) = app.pos.settings.ep.combinations.first() {
         let lim = |a: Option<Amount>| a.map(|a| app.pos.money(a.0)).unwrap_or_else(|| "none".into());
-        text.push(Line::from(format!("Contactless limit {}", lim(c.txn_limit))));
-        text.push(Line::from(format!("CVM limit {} (above: verify on phone)", lim(c.cvm_limit))));
+        // Book B §3.1.1.5 / §3.1.1.8: not allowed at or above the transaction limit; CVM from the CVM limit.
+        text.push(Line::from(format!("Contactless below {}", lim(c.txn_limit))));
+        text.push(Line::from(format!("CVM from {} (verify on phone)", lim(c.cvm_limit))));
     }
     f.render_widget(Paragraph::new(text).alignment(Alignment::Center).block(Block::bordered().title(" Sale ")), left);
     if app.phone.is_some() {
@@ -192,9 +193,9 @@ fn history(f: &mut Frame, area: Rect, app: &App) {
             Row::new(vec![
                 r.id.to_string(),
                 when,
-                format!("{:?}", r.kind).to_uppercase(),
+                crate::sale::Slip::of(r).title(super::LANG).to_string(),
                 Amount(r.amount).display(exp),
-                r.outcome.clone().unwrap_or_default(),
+                r.disposition.map(|d| d.title(super::LANG)).unwrap_or("…").to_string(),
                 r.pan_masked.clone().unwrap_or_default(),
                 format!("{:?}", r.state),
             ])

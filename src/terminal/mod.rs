@@ -2,9 +2,11 @@
 //!
 //! - [`tap`]: drives the Entry Point with a reader (taps, restarts, See Phone).
 //! - [`answer`]: what the terminal accepts from a host — a pure check of every answer.
+//! - [`disposition`]: how a transaction ended, as a type; every text people read is a view of it.
 //! - [`lifecycle`]: the transaction's states and the only transitions allowed between them.
 
 pub mod answer;
+pub mod disposition;
 pub mod lifecycle;
 pub mod tap;
 

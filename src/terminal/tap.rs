@@ -56,7 +56,9 @@ pub struct TapResult {
     /// Unpredictable numbers used, one per tap.
     pub unpredictable_numbers: Vec<[u8; 4]>,
     /// A reader failure that ended the transaction (outcome is then Try Again / End Application).
-    pub reader_error: Option<String>,
+    pub reader_error: Option<ReaderError>,
+    /// Pre-processing allowed no combination (Book B §3.1.1): no card was asked for.
+    pub refused_before_tap: bool,
 }
 
 /// Drives one transaction. `un` gives the Unpredictable Number of each restart.
@@ -68,7 +70,8 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
     let mut action = ep.start();
     let mut tap_started = Instant::now();
     let mut tap_wall = Duration::ZERO;
-    if !matches!(action, Action::Done(_)) {
+    let refused_before_tap = matches!(action, Action::Done(_));
+    if !refused_before_tap {
         display(Display::PresentCard);
         match reader.wait_for_card(policy.first_tap) {
             Ok(()) => {
@@ -84,7 +87,8 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
                     total: started.elapsed(),
                     exchanges,
                     unpredictable_numbers: uns,
-                    reader_error: Some(e.to_string()),
+                    reader_error: Some(e),
+                    refused_before_tap,
                 }
             }
         }
@@ -110,7 +114,7 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "reader error during the tap");
-                        reader_error = Some(e.to_string());
+                        reader_error = Some(e);
                         ep.handle(Event::CommError)
                     }
                 }
@@ -165,7 +169,7 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
                         // The cashier gave up, or the reader went away: the sale ends here.
                         Err(e @ (ReaderError::Cancelled | ReaderError::Unavailable(_))) => {
                             o = Outcome::end_application(e.to_string());
-                            reader_error = Some(e.to_string());
+                            reader_error = Some(e);
                         }
                         Err(e) => tracing::info!(error = %e, "no new tap after Try Again"),
                     }
@@ -179,6 +183,7 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
                     exchanges,
                     unpredictable_numbers: uns,
                     reader_error,
+                    refused_before_tap,
                 };
             }
         };

@@ -1,0 +1,99 @@
+//! The terminal's money rules through the binary (issue 9 regressions): no approval without the
+//! PIN the card asks for, zero amounts and the contactless limit as configured (Book B §3.1.1),
+//! output that survives a closed pipe.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shanfu");
+
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        let dir = std::env::temp_dir().join(format!("shanfu-money-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Env { dir }
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args).arg("--data").arg(self.dir.join("data")).stdin(Stdio::null());
+        c
+    }
+    fn pay(&self, args: &[&str]) -> (Value, i32) {
+        let mut a = vec!["pay"];
+        a.extend_from_slice(args);
+        a.push("--json");
+        let out = self.cmd(&a).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+        (v, out.status.code().unwrap_or(-1))
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_card_asking_for_online_pin_is_not_approved_without_a_pin_pad() {
+    let env = Env::new("pin");
+    let (v, code) = env.pay(&["350.00", "--reader", "virtual:unionpay-plastic"]);
+    assert_eq!((v["outcome"].as_str(), code), (Some("DECLINED"), 1), "{v}");
+    assert_eq!(v["cvm"], "ONLINE_PIN", "{v}");
+    assert_eq!(v["disposition"]["kind"], "DECLINED_BY_TERMINAL", "{v}");
+    assert_eq!(v["disposition"]["reason"], "ONLINE_PIN_UNAVAILABLE", "{v}");
+    assert_eq!(v["online"], false, "nothing was sent: {v}");
+    assert!(v["stan"].is_null(), "{v}");
+    // Below the CVM limit the same card needs no PIN and goes online.
+    let (v, code) = env.pay(&["50.00", "--reader", "virtual:unionpay-plastic"]);
+    assert_eq!((v["outcome"].as_str(), v["online"].as_bool(), code), (Some("APPROVED"), Some(true), 0), "{v}");
+}
+
+#[test]
+fn zero_amount_follows_the_configured_option() {
+    let env = Env::new("zero");
+    let (v, code) = env.pay(&["0", "--reader", "virtual:unionpay-phone"]);
+    assert_eq!((v["outcome"].as_str(), code), (Some("TRY_ANOTHER_INTERFACE"), 1), "{v}");
+    assert_eq!(v["disposition"]["reason"], "ZERO_AMOUNT_NOT_ALLOWED", "{v}");
+    assert_eq!(v["taps"], 0, "no card is asked for: {v}");
+    // A terminal configured to allow zero amounts sends it online (Book B §3.1.1.11).
+    let cfg = env.dir.join("config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let kernels = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/kernels.toml")).unwrap();
+    std::fs::write(cfg.join("kernels.toml"), kernels.replace("zero_amount_allowed = false", "zero_amount_allowed = true")).unwrap();
+    let (v, _) = env.pay(&["0", "--reader", "virtual:unionpay-phone", "--config", cfg.to_str().unwrap()]);
+    assert_eq!((v["online"].as_bool(), v["taps"].as_u64()), (Some(true), Some(1)), "{v}");
+}
+
+#[test]
+fn the_contactless_limit_is_exclusive() {
+    let env = Env::new("limit");
+    let (v, code) = env.pay(&["10000.00", "--reader", "virtual:unionpay-phone"]);
+    assert_eq!((v["outcome"].as_str(), code), (Some("TRY_ANOTHER_INTERFACE"), 1), "{v}");
+    assert_eq!(v["disposition"]["reason"], "OVER_CONTACTLESS_LIMIT", "{v}");
+    let (v, _) = env.pay(&["9999.99", "--reader", "virtual:unionpay-phone", "--fingerprint"]);
+    assert_ne!(v["disposition"]["reason"], "OVER_CONTACTLESS_LIMIT", "{v}");
+    assert!(v["taps"].as_u64().unwrap_or(0) >= 1, "{v}");
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let env = Env::new("pipe");
+    let (v, _) = env.pay(&["12.00", "--reader", "virtual:unionpay-phone"]);
+    assert_eq!(v["outcome"], "APPROVED", "{v}");
+    for args in [&["journal", "list"][..], &["demo", "--headless"][..]] {
+        let mut child = env.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take()); // the reader goes away, like `| true`
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
