@@ -4,34 +4,41 @@
 use crate::types::{Amount, Ttq};
 use serde::Deserialize;
 
-/// Kernel identifiers of the kernels this crate implements (Book B §3.3.2.5 C, Table 3-6).
+/// Kernel identifiers (Book B §3.3.2.5 C, Table 3-6; one byte, b8b7 = 00). Which of them this
+/// crate implements is [`crate::kernel::REGISTRY`]; the configuration accepts only those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KernelId {
+    /// Book C-1.
+    C1 = 1,
+    /// Book C-2 (Mastercard).
+    C2 = 2,
     /// Visa qVSDC, Book C-3.
-    C3,
+    C3 = 3,
+    /// Book C-4 (American Express).
+    C4 = 4,
+    /// Book C-5 (JCB).
+    C5 = 5,
+    /// Book C-6 (Discover).
+    C6 = 6,
     /// UnionPay QuickPass qPBOC/qUICS, Book C-7.
-    C7,
+    C7 = 7,
+    /// Book C-8.
+    C8 = 8,
 }
 
 impl KernelId {
+    const ALL: [KernelId; 8] = [KernelId::C1, KernelId::C2, KernelId::C3, KernelId::C4, KernelId::C5, KernelId::C6, KernelId::C7, KernelId::C8];
+    const NAMES: [&'static str; 8] = ["C-1", "C-2", "C-3", "C-4", "C-5", "C-6", "C-7", "C-8"];
+
+    /// The kernel of a one-byte Kernel Identifier, implemented or not (see [`crate::kernel::registration`]).
     pub fn from_u8(v: u8) -> Option<KernelId> {
-        match v {
-            3 => Some(KernelId::C3),
-            7 => Some(KernelId::C7),
-            _ => None,
-        }
+        Self::ALL.get(usize::from(v).checked_sub(1)?).copied()
     }
     pub fn id(self) -> u8 {
-        match self {
-            KernelId::C3 => 3,
-            KernelId::C7 => 7,
-        }
+        self as u8
     }
     pub fn name(self) -> &'static str {
-        match self {
-            KernelId::C3 => "C-3",
-            KernelId::C7 => "C-7",
-        }
+        Self::NAMES[usize::from(self.id() - 1)]
     }
 }
 
@@ -115,6 +122,16 @@ pub struct CombinationToml {
     pub ttq: Option<String>,
 }
 
+/// "3 and 7 are": the registered kernel ids, for error messages.
+fn implemented() -> String {
+    let ids: Vec<String> = crate::kernel::REGISTRY.iter().map(|r| r.id.id().to_string()).collect();
+    match ids.split_last() {
+        None => "none is".into(),
+        Some((last, [])) => format!("{last} is"),
+        Some((last, rest)) => format!("{} and {last} are", rest.join(", ")),
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -134,7 +151,9 @@ impl CombinationToml {
         if !(5..=16).contains(&aid.len()) {
             return Err(err("aid", "an AID has 5 to 16 bytes".into()));
         }
-        let kernel = KernelId::from_u8(self.kernel).ok_or_else(|| err("kernel", format!("kernel {} is not implemented (3 and 7 are)", self.kernel)))?;
+        let kernel = KernelId::from_u8(self.kernel)
+            .filter(|&k| crate::kernel::registration(k).is_some())
+            .ok_or_else(|| err("kernel", format!("kernel {} is not implemented ({})", self.kernel, implemented())))?;
         let amount = |f: &str, v: &Option<String>| -> Result<Option<Amount>, ConfigError> {
             v.as_deref().map(|s| Amount::parse(s, exponent).map_err(|e| err(f, e.to_string()))).transpose()
         };
@@ -155,5 +174,22 @@ impl CombinationToml {
             extended_selection: self.extended_selection,
             ttq,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_ids_round_trip_book_b_table_3_6() {
+        for v in 1..=8 {
+            let k = KernelId::from_u8(v).unwrap();
+            assert_eq!(k.id(), v);
+            assert_eq!(k.name(), format!("C-{v}"));
+        }
+        assert_eq!(KernelId::from_u8(0), None);
+        assert_eq!(KernelId::from_u8(9), None);
+        assert_eq!(KernelId::from_u8(0x83), None);
     }
 }

@@ -15,7 +15,7 @@
 use crate::apdu::{CApdu, RApdu, PPSE_NAME};
 use crate::capk::CapkStore;
 use crate::config::{default_kernel_for_rid, Combination, EntryPointConfig, KernelId};
-use crate::kernel::{Kernel, KernelStep, Summary};
+use crate::kernel::{self, Activation, Kernel, KernelStep, Summary};
 use crate::outcome::{MessageId, Outcome, Start, Status, UiRequest, UiStatus};
 use crate::tag;
 use crate::tlv::{self, Tag};
@@ -182,6 +182,11 @@ pub fn build_candidates(entries: &[DirectoryEntry], combos: &[Combination], ind:
         if ind.get(ci).is_none_or(|i| i.not_allowed) {
             continue;
         }
+        // A kernel this reader does not implement (not in the registry; configuration
+        // refuses it) supports no application.
+        if kernel::registration(c.kernel).is_none() {
+            continue;
+        }
         for (order, e) in entries.iter().enumerate() {
             // A: ADF name present and 5-16 bytes (Book 1 §12.2.1).
             let Some(adf) = e.adf_name.as_ref().filter(|a| (5..=16).contains(&a.len())) else { continue };
@@ -244,8 +249,8 @@ enum State {
     Idle,
     AwaitPpse,
     AwaitFinalSelect(Candidate),
-    InKernel(Box<Kernel>),
-    ReadComplete(Box<Kernel>),
+    InKernel(Box<dyn Kernel>),
+    ReadComplete(Box<dyn Kernel>),
     Finished,
 }
 
@@ -385,24 +390,26 @@ impl EntryPoint {
             self.drop_candidate(&c);
             return self.final_selection();
         }
-        let pdol = tlv::find(&r.data, tag::PDOL).ok().flatten().map(|p| p.to_vec());
-        // 3.3.3.6: a Visa AID on Kernel 3 whose PDOL lacks 9F66 is not qVSDC; we have no
-        // Kernel 1, so the combination is removed and selection goes on (Start C).
-        if c.kernel == KernelId::C3 && c.adf_name.starts_with(&[0xA0, 0, 0, 0, 0x03]) {
-            let has_ttq = pdol.as_deref().and_then(|p| crate::dol::Dol::parse(p).ok()).is_some_and(|d| d.contains(tag::TTQ));
-            if !has_ttq {
-                self.drop_candidate(&c);
-                return self.final_selection();
-            }
-        }
+        // The kernel's own look at the FCI (C-3: Book B 3.3.3.6, a Visa AID whose PDOL lacks
+        // 9F66 is not qVSDC): a kernel that cannot run this application → remove, Start C.
+        let Some(reg) = kernel::registration(c.kernel).filter(|reg| (reg.accepts_fci)(&c, &r.data)) else {
+            self.drop_candidate(&c);
+            return self.final_selection();
+        };
         // 3.4: kernel activation with the indicators and the FCI.
-        let combo = &self.cfg.combinations[c.combination];
-        let ind = self.indicators[c.combination];
-        let (k, step) = Kernel::activate(c.kernel, &c, combo, ind, &self.cfg.terminal, &self.txn, &r.data);
-        self.after_kernel_step(Box::new(k), step)
+        let a = Activation {
+            candidate: &c,
+            combination: &self.cfg.combinations[c.combination],
+            indicators: self.indicators[c.combination],
+            terminal: &self.cfg.terminal,
+            txn: &self.txn,
+            fci: &r.data,
+        };
+        let (k, step) = (reg.activate)(&a);
+        self.after_kernel_step(k, step)
     }
 
-    fn after_kernel_step(&mut self, k: Box<Kernel>, step: KernelStep) -> Action {
+    fn after_kernel_step(&mut self, k: Box<dyn Kernel>, step: KernelStep) -> Action {
         self.summary = k.summary().clone();
         match step {
             KernelStep::Transmit(c) => {

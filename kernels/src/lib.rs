@@ -8,7 +8,8 @@
 //! - [`tlv`], [`tag`], [`dol`], [`types`], [`apdu`]: codecs and the data dictionary (Book 3);
 //! - [`capk`], [`oda`], [`cryptogram`]: CA keys, fDDA, application cryptograms (Book 2);
 //! - [`entry_point`]: pre-processing, PPSE, combination selection, kernel activation (Book B);
-//! - [`kernel`]: the qVSDC-shaped kernels C-3 (Visa) and C-7 (UnionPay QuickPass).
+//! - [`kernel`]: the `Kernel` trait and the registry by kernel id; the qVSDC-shaped kernels C-3
+//!   (Visa) and C-7 (UnionPay QuickPass) over their shared steps.
 
 pub mod apdu;
 pub mod capk;

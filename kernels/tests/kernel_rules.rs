@@ -358,6 +358,39 @@ fn visa_without_ttq_in_pdol_is_not_qvsdc_book_b_3_3_3_6() {
     assert!(c.seen_gpo.is_none());
 }
 
+/// Each kernel's own module runs for its AID: the same PDOL without 9F66 is refused by C-3's
+/// rule (Book B 3.3.3.6, no GPO) on the Visa AID and runs to an outcome under C-7 on the
+/// UnionPay AID.
+#[test]
+fn each_kernel_runs_its_own_module_c3_visa_c7_unionpay() {
+    let mut visa = Card::new(VISA_AID, gpo(Some(0x80), None, &[]));
+    visa.pdol = vec![0x9F, 0x02, 6];
+    assert_eq!(run(&mut visa, 1000, TTQ, TODAY).status, Status::EndApplication);
+    assert!(visa.seen_gpo.is_none(), "C-3 refused the application before GPO");
+
+    let mut up = Card::new(UP_AID, gpo(Some(0x80), None, &[]));
+    up.pdol = vec![0x9F, 0x02, 6];
+    assert_eq!(run(&mut up, 1000, TTQ, TODAY).status, Status::OnlineRequest);
+    assert_eq!(up.seen_gpo.unwrap().data, [0x83, 6, 0, 0, 0, 0, 0x10, 0], "C-7 sent GPO with the PDOL data");
+}
+
+/// The summary names the kernel that ran, by AID.
+#[test]
+fn summary_names_the_kernel_of_the_aid() {
+    for (aid, kernel) in [(UP_AID, KernelId::C7), (VISA_AID, KernelId::C3)] {
+        let mut card = Card::new(aid, gpo(Some(0x80), None, &[]));
+        let txn = Transaction { amount: Amount(1000), amount_other: None, txn_type: 0, date: EmvDate(TODAY), time: [0; 3], unpredictable_number: [0; 4] };
+        let mut ep = EntryPoint::new(Arc::new(config(TTQ)), Arc::new(CapkStore::load(&[], KeyMode::Test).unwrap()), txn);
+        let mut a = ep.start();
+        while let Action::Transmit(c) = a {
+            a = ep.handle(Event::Response(card.answer(&c)));
+        }
+        assert!(matches!(a, Action::CardReadComplete(_)), "{a:?}");
+        assert!(matches!(ep.resume(), Action::Done(o) if o.status == Status::OnlineRequest));
+        assert_eq!(ep.summary().kernel, Some(kernel));
+    }
+}
+
 #[test]
 fn removal_before_kernel_done_is_try_again() {
     let txn = Transaction { amount: Amount(100), amount_other: None, txn_type: 0, date: EmvDate(TODAY), time: [0; 3], unpredictable_number: [0; 4] };

@@ -1,50 +1,51 @@
-//! Kernels C-3 (Visa qVSDC) and C-7 (UnionPay QuickPass qPBOC/qUICS) as one sans-IO state
-//! machine: both are "the card decides in GPO" kernels (REFERENCE.md §2.1, §2.13), so the shared
-//! steps live here once and the rules where the books differ are marked with the kernel.
+//! The qVSDC family: "the card decides in GPO" kernels (REFERENCE.md §2.1, §2.13). C-3 (Visa
+//! qVSDC) and C-7 (UnionPay QuickPass qPBOC/qUICS) share these steps, written once here as one
+//! sans-IO state machine [`Qvsdc`]; where the books differ it asks the kernel's [`Policy`]
+//! (see [`super::c3`] and [`super::c7`]).
 //!
 //! Flow: GPO(PDOL) → READ RECORD(AFL) → *card read complete* → (card may leave) → mandatory
 //! data → cryptogram type → processing restrictions → fDDA → CVM → Outcome.
 
+use super::{Activation, Kernel, KernelStep, Registration, Summary};
 use crate::apdu::{sw, CApdu, RApdu};
 use crate::capk::CapkStore;
-use crate::config::{Combination, KernelId, TerminalData};
+use crate::config::KernelId;
 use crate::dol::{DataStore, Dol};
-use crate::entry_point::{Candidate, Indicators, Transaction};
+use crate::entry_point::{Candidate, Indicators};
 use crate::oda::{self, FddaInput};
 use crate::outcome::{AltInterface, Cvm, MessageId, OdaResult, Outcome, Status, UiRequest, UiStatus, ValueQualifier};
 use crate::tag;
 use crate::tlv::{self, Tag};
-use crate::types::{digits, Afl, Aip, Amount, CryptogramType, Ctq, EmvDate, Tvr};
+use crate::types::{digits, Afl, Aip, Amount, CryptogramType, Ctq, EmvDate};
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 
-/// What the kernel asks of its caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KernelStep {
-    Transmit(CApdu),
-    /// All card data read: signal "card read, remove card"; then call [`Kernel::complete`].
-    CardReadComplete,
-    Outcome(Outcome),
+/// Where the qVSDC-family books differ: one zero-sized type per kernel implements this, and
+/// [`registration`] turns it into a registry line.
+pub trait Policy: Send + Sync + 'static {
+    /// The kernel id this policy is registered under.
+    const ID: KernelId;
+
+    /// Entry Point's look at the final SELECT answer before activation (Book B §3.3.3);
+    /// `false` removes the combination (Start C). Default: any FCI will do.
+    fn accepts_fci(cand: &Candidate, fci: &[u8]) -> bool {
+        let _ = (cand, fci);
+        true
+    }
+
+    /// The cryptogram type of a card that sent no CID (9F27), from its Issuer Application Data
+    /// (9F10), whose format is the payment system's.
+    fn cryptogram_type_without_cid(iad: Option<&[u8]>) -> CryptogramType;
 }
 
-/// What the kernel learned, for reports, receipts and the journal (PAN in clear: mask it
-/// before showing).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub kernel: Option<KernelId>,
-    pub aid: Option<Vec<u8>>,
-    pub label: Option<String>,
-    pub pan: Option<String>,
-    pub pan_sequence: Option<u8>,
-    pub par: Option<String>,
-    pub expiry: Option<String>,
-    pub oda: Option<OdaResult>,
-    pub oda_error: Option<String>,
-    pub tvr: Tvr,
-    pub cryptogram_type: Option<CryptogramType>,
-    pub cryptogram: Option<Vec<u8>>,
-    pub atc: Option<u16>,
-    /// 9F5D available offline spending amount, minor units.
-    pub offline_balance: Option<u64>,
+/// The registry line of a qVSDC-family kernel.
+pub const fn registration<P: Policy>() -> Registration {
+    Registration { id: P::ID, accepts_fci: P::accepts_fci, activate: activate::<P> }
+}
+
+fn activate<P: Policy>(a: &Activation<'_>) -> (Box<dyn Kernel>, KernelStep) {
+    let (k, step) = Qvsdc::<P>::activate(a);
+    (Box::new(k), step)
 }
 
 enum KState {
@@ -54,9 +55,8 @@ enum KState {
     Done,
 }
 
-/// One kernel activation.
-pub struct Kernel {
-    id: KernelId,
+/// One activation of a qVSDC-family kernel with policy `P`.
+pub struct Qvsdc<P: Policy> {
     store: DataStore,
     card_tags: Vec<Tag>,
     records: VecDeque<(u8, u8, bool)>,
@@ -68,6 +68,7 @@ pub struct Kernel {
     date: EmvDate,
     state: KState,
     summary: Summary,
+    policy: PhantomData<P>,
 }
 
 /// Tags of the data record (Book A §6.2.5; C-3 / [MHN] `prepare_emv_outcome_data`), which
@@ -104,18 +105,57 @@ pub const DATA_RECORD_TAGS: &[Tag] = &[
     tag::TRACK2_EQUIVALENT,
 ];
 
-impl Kernel {
+impl<P: Policy> Kernel for Qvsdc<P> {
+    fn id(&self) -> KernelId {
+        P::ID
+    }
+
+    fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    fn store(&self) -> &DataStore {
+        &self.store
+    }
+
+    fn on_response(&mut self, r: RApdu) -> KernelStep {
+        match std::mem::replace(&mut self.state, KState::Done) {
+            KState::AwaitGpo => self.on_gpo(r),
+            KState::AwaitRecord { sfi, oda } => self.on_record(sfi, oda, r),
+            KState::ReadComplete | KState::Done => KernelStep::Outcome(Outcome::end_application("unexpected card response")),
+        }
+    }
+
+    /// Offline processing once the card may have left (C-3 §5.4-§5.8; C-7 likewise).
+    fn complete(&mut self, capks: &CapkStore) -> Outcome {
+        if !matches!(self.state, KState::ReadComplete) {
+            return Outcome::end_application("kernel completed before the card was read");
+        }
+        self.state = KState::Done;
+        let mut o = self.decide(capks);
+        // The data record keeps the TVR the card saw in the PDOL (zeros), as [MHN] Kernel 3
+        // does: the issuer recomputes the cryptogram over it. The kernel's findings are in
+        // `Summary::tvr` for the journal and the receipt.
+        if matches!(o.status, Status::Approved | Status::OnlineRequest | Status::Declined) {
+            o.data_record = Some(self.data_record());
+        }
+        // C-3 §4.3.1.1 / C-7: the available offline spending amount goes to the display and the
+        // discretionary data.
+        if let Some(b) = self.summary.offline_balance {
+            if let Some(ui) = o.ui_on_outcome.as_mut() {
+                ui.value = Some((ValueQualifier::Balance, b));
+            }
+            o.discretionary_data = Some(tlv::encode(tag::AVAILABLE_OFFLINE_AMOUNT, &Amount(b).to_n12()));
+        }
+        o
+    }
+}
+
+impl<P: Policy> Qvsdc<P> {
     /// Book B §3.4 kernel activation: terminal data, the Copy of TTQ (3.4.1.2) and the FCI
     /// (3.4.1.3) go into the data store; then GPO with the PDOL data (C-3 §5.2.1).
-    pub fn activate(
-        id: KernelId,
-        cand: &Candidate,
-        combo: &Combination,
-        ind: Indicators,
-        term: &TerminalData,
-        txn: &Transaction,
-        fci: &[u8],
-    ) -> (Kernel, KernelStep) {
+    pub fn activate(a: &Activation<'_>) -> (Self, KernelStep) {
+        let Activation { candidate: cand, combination: combo, indicators: ind, terminal: term, txn, fci } = *a;
         let mut s = DataStore::new();
         s.set(tag::AMOUNT_AUTHORISED, txn.amount.to_n12().to_vec());
         s.set(tag::AMOUNT_OTHER, txn.amount_other.unwrap_or_default().to_n12().to_vec());
@@ -138,8 +178,7 @@ impl Kernel {
         if let Some(t) = ind.ttq {
             s.set(tag::TTQ, t.0.to_vec());
         }
-        let mut k = Kernel {
-            id,
+        let mut k = Qvsdc {
             store: s,
             card_tags: vec![],
             records: VecDeque::new(),
@@ -149,7 +188,8 @@ impl Kernel {
             online_capable: term.online_capable && !ind.ttq.is_some_and(|t| t.offline_only()),
             date: txn.date,
             state: KState::AwaitGpo,
-            summary: Summary { kernel: Some(id), aid: Some(cand.adf_name.clone()), label: cand.label.clone(), ..Default::default() },
+            summary: Summary { kernel: Some(P::ID), aid: Some(cand.adf_name.clone()), label: cand.label.clone(), ..Default::default() },
+            policy: PhantomData,
         };
         // FCI objects (84, 50, 9F38, ...) are card data too.
         if let Err(e) = k.store.store_card_response(fci, &mut k.card_tags) {
@@ -167,27 +207,9 @@ impl Kernel {
         (k, KernelStep::Transmit(CApdu::gpo(&data)))
     }
 
-    fn finish_error(mut self, _why: String) -> Kernel {
+    fn finish_error(mut self, _why: String) -> Self {
         self.state = KState::Done;
         self
-    }
-
-    pub fn summary(&self) -> &Summary {
-        &self.summary
-    }
-
-    /// The kernel's data store (terminal and card data).
-    pub fn store(&self) -> &DataStore {
-        &self.store
-    }
-
-    /// Feed a card answer.
-    pub fn on_response(&mut self, r: RApdu) -> KernelStep {
-        match std::mem::replace(&mut self.state, KState::Done) {
-            KState::AwaitGpo => self.on_gpo(r),
-            KState::AwaitRecord { sfi, oda } => self.on_record(sfi, oda, r),
-            KState::ReadComplete | KState::Done => KernelStep::Outcome(Outcome::end_application("unexpected card response")),
-        }
     }
 
     /// C-3 §5.2.2.2 (status words on GPO) and §5.3 (GPO response parsing).
@@ -284,30 +306,6 @@ impl Kernel {
         self.next_record()
     }
 
-    /// Offline processing once the card may have left (C-3 §5.4-§5.8; C-7 likewise).
-    pub fn complete(&mut self, capks: &CapkStore) -> Outcome {
-        if !matches!(self.state, KState::ReadComplete) {
-            return Outcome::end_application("kernel completed before the card was read");
-        }
-        self.state = KState::Done;
-        let mut o = self.decide(capks);
-        // The data record keeps the TVR the card saw in the PDOL (zeros), as [MHN] Kernel 3
-        // does: the issuer recomputes the cryptogram over it. The kernel's findings are in
-        // `Summary::tvr` for the journal and the receipt.
-        if matches!(o.status, Status::Approved | Status::OnlineRequest | Status::Declined) {
-            o.data_record = Some(self.data_record());
-        }
-        // C-3 §4.3.1.1 / C-7: the available offline spending amount goes to the display and the
-        // discretionary data.
-        if let Some(b) = self.summary.offline_balance {
-            if let Some(ui) = o.ui_on_outcome.as_mut() {
-                ui.value = Some((ValueQualifier::Balance, b));
-            }
-            o.discretionary_data = Some(tlv::encode(tag::AVAILABLE_OFFLINE_AMOUNT, &Amount(b).to_n12()));
-        }
-        o
-    }
-
     fn data_record(&self) -> Vec<u8> {
         let mut b = tlv::Builder::new();
         for &t in DATA_RECORD_TAGS {
@@ -329,9 +327,8 @@ impl Kernel {
         self.summary.expiry = s.get(tag::EXPIRY_DATE).map(hex::encode);
         self.summary.cryptogram = s.get(tag::APPLICATION_CRYPTOGRAM).map(|v| v.to_vec());
         self.summary.atc = s.get(tag::ATC).and_then(|v| <[u8; 2]>::try_from(v).ok()).map(u16::from_be_bytes);
-        if self.id == KernelId::C7 || s.has(tag::AVAILABLE_OFFLINE_AMOUNT) {
-            self.summary.offline_balance = s.get(tag::AVAILABLE_OFFLINE_AMOUNT).and_then(Amount::from_bcd).map(|a| a.0);
-        }
+        // 9F5D, when the card sends it (both kernels).
+        self.summary.offline_balance = s.get(tag::AVAILABLE_OFFLINE_AMOUNT).and_then(Amount::from_bcd).map(|a| a.0);
         if let Some(l) = s.get(tag::APPLICATION_LABEL) {
             self.summary.label = Some(String::from_utf8_lossy(l).into_owned());
         }
@@ -473,16 +470,13 @@ impl Kernel {
         o
     }
 
-    /// C-3 §5.4.3.1: CID from 9F27, or — when the card omits it, as Visa cards do — from the
-    /// IAD's CVR byte 2 bits b6-b5 (IAD byte 5). C-7 cards send 9F27; the same fallback applies.
+    /// C-3 §5.4.3.1: CID from 9F27, or — when the card omits it — from the IAD, as the kernel's
+    /// [`Policy::cryptogram_type_without_cid`] reads it.
     fn cryptogram_type(&self) -> CryptogramType {
         if let Some(&cid) = self.store.get(tag::CID).and_then(|v| v.first()) {
             return CryptogramType::from_cid(cid);
         }
-        match self.store.get(tag::ISSUER_APP_DATA).and_then(|iad| iad.get(4)) {
-            Some(b) => CryptogramType::from_cid(((b >> 4) & 0x03) << 6),
-            None => CryptogramType::Aac,
-        }
+        P::cryptogram_type_without_cid(self.store.get(tag::ISSUER_APP_DATA))
     }
 
     /// C-3 §5.7.1.1-5.7.1.3 (C-7 the same TTQ/CTQ table).
@@ -569,5 +563,14 @@ impl Kernel {
             txn_date: self.date,
         };
         oda::verify_fdda(&input).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// The cryptogram type in the CVR carried by the IAD: CVR byte 2 bits b6-b5 (IAD byte 5), as
+/// `00` AAC, `01` TC, `10` ARQC; no IAD byte 5 = AAC.
+pub fn ac_type_from_iad_cvr(iad: Option<&[u8]>) -> CryptogramType {
+    match iad.and_then(|iad| iad.get(4)) {
+        Some(b) => CryptogramType::from_cid(((b >> 4) & 0x03) << 6),
+        None => CryptogramType::Aac,
     }
 }
