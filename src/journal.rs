@@ -88,6 +88,7 @@ impl TxnRecord {
         let mut v = serde_json::to_value(self.public()).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
             o.insert("outcome".into(), self.outcome_name().into());
+            o.insert("slip".into(), crate::terminal::receipt::Slip::of(self).title(host_contract::Lang::En).into());
         }
         v
     }

@@ -13,6 +13,5 @@ pub mod online;
 pub mod pos;
 pub mod redact;
 pub mod report;
-pub mod sale;
 pub mod settings;
 pub mod terminal;

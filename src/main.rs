@@ -1,11 +1,11 @@
 //! `shanfu`: the terminal binary — the command line over the `shanfu` library (reader, Entry
 //! Point / kernels, till, host, journal, screens). Errors become messages and exit codes here.
 
-use shanfu::{acquirer, bench, clock, decode, host, journal, online, pos, report, sale, settings, terminal};
+use shanfu::terminal::service::{self, HostChoice, Progress, SaleRequest, Terminal};
+use shanfu::{acquirer, bench, clock, decode, journal, pos, report, settings, terminal};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kernels::entry_point::{EntryPoint, Transaction};
 use kernels::types::{Amount, EmvDate, Ttq};
 use reader_drivers::replay::{Exchange, ReplayReader, Script, ScriptTerminal};
 use reader_drivers::virtual_reader::{Holder, VirtualReader};
@@ -13,7 +13,7 @@ use report::PayReport;
 use settings::Settings;
 use std::path::PathBuf;
 use std::sync::Arc;
-use terminal::{Display, TapPolicy};
+use terminal::TapPolicy;
 
 /// Writes a line to stdout; a reader that went away (`| head`, `| true`) ends the output
 /// quietly instead of a panic.
@@ -92,16 +92,17 @@ enum Cmd {
         /// Reader: pcsc[:NAME], nfc[:CONNSTRING], or virtual[:PROFILE] (an automatic virtual holder).
         #[arg(long, default_value = "pcsc")]
         reader: String,
-        /// Acquirer host (ISO 8583 over TCP). Default: an embedded acquirer on 127.0.0.1.
+        /// Acquirer host ADDR, or `embedded` (simulator). Default: config/host.toml.
         #[arg(long)]
-        host: Option<std::net::SocketAddr>,
+        host: Option<String>,
     },
     /// Upload pending reversals and advices, then reconcile totals with the acquirer (0500).
     Settle {
+        /// Acquirer host ADDR, or `embedded` (simulator). Default: config/host.toml.
         #[arg(long)]
-        host: Option<std::net::SocketAddr>,
-        #[arg(long, default_value_t = 5000)]
-        timeout_ms: u64,
+        host: Option<String>,
+        #[arg(long)]
+        timeout_ms: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -224,18 +225,22 @@ struct PayArgs {
     /// Unpredictable number (8 hex digits) instead of a random one (deterministic runs).
     #[arg(long)]
     unpredictable_number: Option<String>,
-    /// Write the card session as a replay script.
+    /// Write the card session as a replay script (PAN and track data masked unless --reveal).
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Acquirer host (ISO 8583 over TCP). Default: an embedded acquirer on 127.0.0.1.
+    /// Record card data in clear (test cards only: a faithful replay needs it).
+    #[arg(long, requires = "record")]
+    reveal: bool,
+    /// Acquirer host ADDR (ISO 8583 over TCP), or `embedded` for the acquirer simulator.
+    /// Default: config/host.toml; none configured → error.
     #[arg(long)]
-    host: Option<std::net::SocketAddr>,
+    host: Option<String>,
     /// Stop at the kernel's outcome (ONLINE_REQUEST is not sent anywhere).
     #[arg(long, conflicts_with = "host")]
     no_host: bool,
-    /// Host answer timeout.
-    #[arg(long, default_value_t = 5000)]
-    timeout_ms: u64,
+    /// Host answer timeout (default: config/host.toml).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
     /// How long to wait for a tap (and for the tap again after Try Again / See Phone).
     #[arg(long)]
     tap_timeout_ms: Option<u64>,
@@ -320,11 +325,11 @@ fn run(cli: Cli) -> Result<i32> {
             let wallet = test_cards::Wallet::load(&profile)?;
             let phone = reader_drivers::virtual_reader::PhoneInHand::new(&profile, wallet);
             let reader = Box::new(phone.reader());
-            cashier(&cli.global, reader, Some(phone), None)
+            cashier(&cli.global, reader, Some(phone), None, true)
         }
         Cmd::Pos { reader, host } => {
             let r = open_reader(&reader, Holder { fingerprint_on_prompt: true, remove_after: None })?;
-            cashier(&cli.global, r, None, host)
+            cashier(&cli.global, r, None, host, false)
         }
         Cmd::Settle { host, timeout_ms, json } => settle(&cli.global, host, timeout_ms, json),
         Cmd::Journal { cmd } => journal_cmd(&cli.global, cmd.unwrap_or(JournalCmd::List)),
@@ -380,10 +385,6 @@ fn parse_date(s: &str) -> Result<EmvDate> {
     EmvDate::from_bcd(&parse_hex::<3>("date", s)?).ok_or_else(|| anyhow!("date {s:?} is not a valid YYMMDD"))
 }
 
-fn un() -> [u8; 4] {
-    sale::unpredictable_number()
-}
-
 fn open_reader(spec: &str, holder: Holder) -> Result<pos::SendReader> {
     let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
@@ -406,11 +407,12 @@ fn print_report(r: &PayReport, json: bool, symbol: &str) -> Result<()> {
     Ok(())
 }
 
-fn show(d: Display) {
-    match d {
-        Display::Ui(ui) => tracing::info!(message = ui.message.text(), status = ?ui.status, "display"),
-        Display::PresentCard => tracing::info!("display: present card"),
-        Display::CardDetected => tracing::debug!("display: card detected"),
+fn show(p: Progress) {
+    match p {
+        Progress::Message(m) => tracing::info!(message = m.text(), "display"),
+        Progress::PresentCard => tracing::info!("display: present card"),
+        Progress::CardDetected => tracing::debug!("display: card detected"),
+        Progress::Authorizing => tracing::info!("display: authorizing"),
     }
 }
 
@@ -435,15 +437,6 @@ fn open_journal(g: &Global) -> Result<journal::Journal> {
     Ok(j)
 }
 
-/// The host to use: `--host`, or an embedded acquirer on 127.0.0.1 (real TCP) over DATA/acquirer.
-async fn host_addr(g: &Global, host: Option<std::net::SocketAddr>) -> Result<std::net::SocketAddr> {
-    if let Some(h) = host {
-        return Ok(h);
-    }
-    let db = data_dir(g).join("acquirer");
-    acquirer::embedded(&db).await.with_context(|| format!("starting the embedded acquirer over {}", db.display()))
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
@@ -452,99 +445,75 @@ fn pay(g: &Global, a: PayArgs) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
     let exp = settings.ep.terminal.currency_exponent;
     let amount = Amount::parse(&a.amount, u32::from(exp)).with_context(|| format!("amount {:?}", a.amount))?;
-    let (today, time) = clock::now();
-    let date = a.date.as_deref().map(parse_date).transpose()?.unwrap_or(today);
-    let first_un = match &a.unpredictable_number {
-        Some(s) => parse_hex::<4>("unpredictable number", s)?,
-        None => un(),
+    let req = SaleRequest {
+        amount,
+        date: a.date.as_deref().map(parse_date).transpose()?,
+        time: None,
+        unpredictable_number: a.unpredictable_number.as_deref().map(|s| parse_hex::<4>("unpredictable number", s)).transpose()?,
+        restart_numbers: vec![],
     };
-    let holder = Holder { fingerprint_on_prompt: a.fingerprint, remove_after: a.remove_after };
-    let mut reader = open_reader(&a.reader, holder)?;
-    let journal = if a.no_host { None } else { Some(open_journal(g)?) };
-    let currency = hex::encode(settings.ep.terminal.currency);
-    let mut rec = match &journal {
-        Some(j) => Some(j.begin(journal::TxnKind::Purchase, amount.0, &currency)?),
-        None => None,
-    };
-    let txn = Transaction { amount, amount_other: None, txn_type: 0x00, date, time, unpredictable_number: first_un };
-    let ep_cfg = Arc::new(settings.ep.clone());
-    let mut ep = EntryPoint::new(ep_cfg, Arc::new(settings.capks.clone()), txn);
-    // Deterministic runs derive the restart numbers from the first one.
-    let fixed = a.unpredictable_number.is_some();
-    let mut n = 0u32;
     let mut policy = TapPolicy::default();
     if let Some(ms) = a.tap_timeout_ms {
         let d = std::time::Duration::from_millis(ms);
         (policy.first_tap, policy.try_again, policy.see_phone) = (d, d, d);
     }
-    let result = terminal::run(
-        &mut ep,
-        reader.as_mut(),
-        &policy,
-        || {
-            n += 1;
-            if fixed {
-                (u32::from_be_bytes(first_un) ^ n).to_be_bytes()
-            } else {
-                un()
+    // Where online requests go is settled before a card is asked for.
+    let host = if a.no_host { None } else { Some(HostChoice::resolve(a.host.as_deref(), &settings)?) };
+    let holder = Holder { fingerprint_on_prompt: a.fingerprint, remove_after: a.remove_after };
+    let mut reader = open_reader(&a.reader, holder)?;
+    let (report, tap) = match host {
+        None => {
+            let t = service::tap(&settings, &req, reader.as_mut(), &policy, &mut show);
+            (t.report, t.result)
+        }
+        Some(host) => {
+            let mut term = Terminal::open(settings.clone(), &data_dir(g), host)?;
+            term.policy = policy;
+            if let Some(ms) = a.timeout_ms {
+                term.timeout = std::time::Duration::from_millis(ms);
             }
-        },
-        show,
-    );
+            let r = term.sale(&req, reader.as_mut(), &mut show)?;
+            (r.report, r.tap)
+        }
+    };
     if let Some(path) = &a.record {
-        write_script(path, &a, amount, exp, &currency, &settings, date, time, first_un, &result)?;
-    }
-    let mut report = PayReport::new(&ep, &result, exp, &currency);
-    if let (Some(j), Some(rec)) = (&journal, rec.as_mut()) {
-        let rt = runtime()?;
-        let host = || rt.block_on(host_addr(g, a.host));
-        let timeout = std::time::Duration::from_millis(a.timeout_ms);
-        sale::complete(&settings, j, rec, &ep, &result, &mut report, rt.handle(), host, timeout, &mut |_| {})?;
+        write_script(path, &a, &settings, &tap)?;
     }
     print_report(&report, a.json, &settings.currency_symbol)?;
     Ok(report.exit_code())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_script(
-    path: &PathBuf,
-    a: &PayArgs,
-    amount: Amount,
-    exp: u8,
-    currency: &str,
-    settings: &Settings,
-    date: EmvDate,
-    time: [u8; 3],
-    first_un: [u8; 4],
-    result: &terminal::TapResult,
-) -> Result<()> {
+fn write_script(path: &PathBuf, a: &PayArgs, settings: &Settings, result: &terminal::TapResult) -> Result<()> {
+    let exp = u32::from(settings.ep.terminal.currency_exponent);
+    let t = &result.transaction;
+    let mask = |b: &[u8]| if a.reveal { b.to_vec() } else { shanfu::redact::mask_card_data(b) };
     let script = Script {
         name: format!("pay {} on {}", a.amount, a.reader),
+        masked: !a.reveal,
         terminal: ScriptTerminal {
-            amount: Some(amount.display(u32::from(exp))),
-            currency: Some(currency.to_string()),
+            amount: Some(t.amount.display(exp)),
+            currency: Some(hex::encode(settings.ep.terminal.currency)),
             country: Some(hex::encode(settings.ep.terminal.country)),
-            date: Some(hex::encode(date.to_bcd())),
-            time: Some(hex::encode(time)),
-            unpredictable_number: Some(hex::encode_upper(first_un)),
+            date: Some(hex::encode(t.date.to_bcd())),
+            time: Some(hex::encode(t.time)),
+            unpredictable_number: Some(hex::encode_upper(t.unpredictable_number)),
             unpredictable_numbers: result.unpredictable_numbers.iter().skip(1).map(hex::encode_upper).collect(),
             ttq: None,
         },
-        exchanges: result.exchanges.iter().map(|x| Exchange { c: hex::encode_upper(&x.c), r: hex::encode_upper(&x.r), tap: Some(x.tap) }).collect(),
+        exchanges: result.exchanges.iter().map(|x| Exchange { c: hex::encode_upper(&x.c), r: hex::encode_upper(mask(&x.r)), tap: Some(x.tap) }).collect(),
     };
     std::fs::write(path, serde_json::to_string_pretty(&script)?).with_context(|| format!("writing {}", path.display()))
 }
 
-fn settle(g: &Global, host: Option<std::net::SocketAddr>, timeout_ms: u64, json: bool) -> Result<i32> {
+fn settle(g: &Global, host: Option<String>, timeout_ms: Option<u64>, json: bool) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
-    let j = open_journal(g)?;
-    let id = sale::identity(&settings);
-    let rt = runtime()?;
-    let rep = rt.block_on(async {
-        let addr = host_addr(g, host).await?;
-        let mut link = host::HostLink::new(addr, std::time::Duration::from_millis(timeout_ms));
-        Ok::<_, anyhow::Error>(online::settle(&j, &mut link, &id).await?)
-    })?;
+    let host = HostChoice::resolve(host.as_deref(), &settings)?;
+    let mut term = Terminal::open(settings, &data_dir(g), host)?;
+    if let Some(ms) = timeout_ms {
+        term.timeout = std::time::Duration::from_millis(ms);
+    }
+    let rep = term.settle()?;
+    let settings = &term.settings;
     if json {
         outln!("{}", serde_json::to_string(&rep)?);
     } else {
@@ -590,7 +559,7 @@ fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
                     "{:>6}  {:<19}  {:<6} {:>14}  {:<22} {:<16} {:<18} {:<4} {:<6} {}",
                     r.id,
                     when(r),
-                    sale::Slip::of(r).title(host_contract::Lang::En),
+                    shanfu::terminal::receipt::Slip::of(r).title(host_contract::Lang::En),
                     Amount(r.amount).display(exp),
                     r.outcome_name(),
                     format!("{:?}", r.state),
@@ -615,7 +584,7 @@ fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
                         "{},{},{},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                         r.id,
                         when(r),
-                        sale::Slip::of(r).title(host_contract::Lang::En),
+                        shanfu::terminal::receipt::Slip::of(r).title(host_contract::Lang::En),
                         r.state,
                         Amount(r.amount).display(exp),
                         r.currency,
@@ -669,18 +638,18 @@ fn replay(g: &Global, path: &PathBuf, json: bool) -> Result<i32> {
         settings.override_ttq(Ttq(parse_hex("ttq", ttq)?));
     }
     let exp = settings.ep.terminal.currency_exponent;
-    let amount = Amount::parse(t.amount.as_deref().unwrap_or("0"), u32::from(exp))?;
-    let (today, now) = clock::now();
-    let date = t.date.as_deref().map(parse_date).transpose()?.unwrap_or(today);
-    let time = t.time.as_deref().map(|s| parse_hex::<3>("time", s)).transpose()?.unwrap_or(now);
-    let first_un = t.unpredictable_number.as_deref().map(|s| parse_hex::<4>("unpredictable_number", s)).transpose()?.unwrap_or([0; 4]);
-    let mut more = t.unpredictable_numbers.iter().map(|s| parse_hex::<4>("unpredictable_numbers", s)).collect::<Result<Vec<_>>>()?.into_iter();
-    let txn = Transaction { amount, amount_other: None, txn_type: 0x00, date, time, unpredictable_number: first_un };
-    let currency = hex::encode(settings.ep.terminal.currency);
-    let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn);
+    let req = SaleRequest {
+        amount: Amount::parse(t.amount.as_deref().unwrap_or("0"), u32::from(exp))?,
+        date: t.date.as_deref().map(parse_date).transpose()?,
+        time: t.time.as_deref().map(|s| parse_hex::<3>("time", s)).transpose()?,
+        unpredictable_number: Some(t.unpredictable_number.as_deref().map(|s| parse_hex::<4>("unpredictable_number", s)).transpose()?.unwrap_or([0; 4])),
+        restart_numbers: t.unpredictable_numbers.iter().map(|s| parse_hex::<4>("unpredictable_numbers", s)).collect::<Result<Vec<_>>>()?,
+    };
+    if script.masked {
+        tracing::warn!("this recording was made without --reveal: its card data is masked, so signatures over it will not verify");
+    }
     let mut reader = ReplayReader::new(script);
-    let result = terminal::run(&mut ep, &mut reader, &TapPolicy::default(), || more.next().unwrap_or(first_un), show);
-    let mut report = PayReport::new(&ep, &result, exp, &currency);
+    let mut report = service::tap(&settings, &req, &mut reader, &TapPolicy::default(), &mut show).report;
     report.replay_differences = reader.differences.clone();
     if reader.unused() > 0 {
         tracing::warn!(unused = reader.unused(), "the recorded session has exchanges the terminal did not make");
@@ -704,14 +673,25 @@ const DEMO_SALES: &[(&str, &str, &str, bool)] = &[
 ];
 
 /// The cashier screen on this terminal.
-fn cashier(g: &Global, reader: pos::SendReader, phone: Option<reader_drivers::virtual_reader::PhoneInHand>, host: Option<std::net::SocketAddr>) -> Result<i32> {
+/// `training`: the demo — its own data directory (DATA/training), the acquirer simulator, and
+/// "TRAINING — NOT A PAYMENT" on every screen and receipt.
+fn cashier(
+    g: &Global,
+    reader: pos::SendReader,
+    phone: Option<reader_drivers::virtual_reader::PhoneInHand>,
+    host: Option<String>,
+    training: bool,
+) -> Result<i32> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
         bail!("the cashier screen needs a terminal (use `shanfu demo --headless` or `shanfu pay` in scripts)");
     }
     let settings = Settings::load(g.config.as_deref())?;
-    let data = data_dir(g);
-    let till = Arc::new(sale::Pos::open(settings, &data, host)?);
+    let (data, host) =
+        if training { (data_dir(g).join("training"), HostChoice::Embedded) } else { (data_dir(g), HostChoice::resolve(host.as_deref(), &settings)?) };
+    let mut till = Terminal::open(settings, &data, host)?;
+    till.training = training;
+    let till = Arc::new(till);
     let mut app = pos::App::new(till, reader, phone, data.join("receipts"));
     pos::run(&mut app)?;
     Ok(0)
@@ -730,13 +710,15 @@ fn demo(g: &Global) -> Result<i32> {
 }
 
 fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
+    outln!("*** {} ***", shanfu::terminal::receipt::TRAINING);
     outln!(
         "shanfu demo — merchant {} ({}), terminal {}: virtual reader, virtual phone wallet, embedded acquirer\n",
         settings.ep.terminal.merchant_name_location,
         settings.merchant_id,
         settings.ep.terminal.terminal_id
     );
-    let till = sale::Pos::open(settings, data, None)?;
+    let mut till = Terminal::open(settings, data, HostChoice::Embedded)?;
+    till.training = true;
     outln!("{:<36} {:>9}  {:<15} {:<5} {:<4} {:>4}  why", "sale", "amount", "outcome", "cvm", "kern", "taps");
     let line = |what: &str, r: &PayReport| {
         let why = r.disposition.cashier_text(host_contract::Lang::En).to_string();
@@ -755,7 +737,8 @@ fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
     let sale_on = |what: &str, amount: &str, profile: &str, fp: bool| -> Result<PayReport> {
         let wallet = test_cards::Wallet::load(profile)?;
         let mut reader = VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: fp, remove_after: None });
-        let r = till.sale(till.parse_amount(amount)?, &mut reader, &mut |_| {})?.report;
+        let req = SaleRequest { amount: till.parse_amount(amount)?, ..Default::default() };
+        let r = till.sale(&req, &mut reader, &mut |_| {})?.report;
         line(what, &r);
         Ok(r)
     };

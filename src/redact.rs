@@ -34,6 +34,46 @@ fn item(t: Tag, v: &[u8]) -> String {
     }
 }
 
+/// The same bytes with the card data withheld, lengths and TLV structure kept (recordings made
+/// without `--reveal`): PAN digits 7 to n-4 and everything after the PAN in track 2 (57, 9F6B)
+/// become `F` nibbles; other sensitive values (track 1, names) become `*`. Data that does not
+/// parse as BER-TLV (after the status word is split off) is returned unchanged.
+pub fn mask_card_data(rapdu: &[u8]) -> Vec<u8> {
+    let mut out = rapdu.to_vec();
+    let body = if rapdu.len() >= 2 { &rapdu[..rapdu.len() - 2] } else { rapdu };
+    let mut spans = Vec::new();
+    let base = body.as_ptr() as usize;
+    let _ = tlv::walk_primitives(body, &mut |t| {
+        if tag::is_sensitive(t.tag) {
+            spans.push((t.tag, t.value.as_ptr() as usize - base, t.value.len()));
+        }
+    });
+    for (t, at, len) in spans {
+        let v = &mut out[at..at + len];
+        if t == tag::PAN || t == tag::TRACK2_EQUIVALENT || t == tag::TRACK2_DATA {
+            mask_bcd(v, t == tag::PAN);
+        } else {
+            v.fill(b'*');
+        }
+    }
+    out
+}
+
+/// PAN / track 2 nibbles: keep the first 6 and last 4 PAN digits; F for the rest.
+fn mask_bcd(v: &mut [u8], pan_only: bool) {
+    let mut nibbles: Vec<u8> = v.iter().flat_map(|b| [b >> 4, b & 0x0F]).collect();
+    let pan_len = if pan_only { nibbles.iter().take_while(|n| **n <= 9).count() } else { nibbles.iter().position(|n| *n == 0x0D).unwrap_or(nibbles.len()) };
+    for (i, n) in nibbles.iter_mut().enumerate() {
+        let keep = i < pan_len && (i < 6 || i + 4 >= pan_len);
+        if !keep {
+            *n = 0x0F;
+        }
+    }
+    for (b, pair) in v.iter_mut().zip(nibbles.chunks(2)) {
+        *b = pair[0] << 4 | pair.get(1).copied().unwrap_or(0x0F);
+    }
+}
+
 /// A C-APDU for logs: header in clear, data as masked TLV when it parses.
 pub fn apdu_command(c: &[u8]) -> String {
     match c.get(..4) {
@@ -65,5 +105,22 @@ mod tests {
         assert!(!s.contains("6235880000000017"), "{s}");
         assert!(s.contains("623588******0017"), "{s}");
         assert!(!s.contains("2912"), "{s}");
+    }
+
+    #[test]
+    fn recordings_without_reveal_keep_structure_but_not_card_data() {
+        let data = tlv::Builder::new()
+            .put(tag::PAN, &[0x62, 0x35, 0x88, 0x12, 0x34, 0x56, 0x00, 0x17])
+            .put(tag::TRACK2_EQUIVALENT, &[0x62, 0x35, 0x88, 0x12, 0x34, 0x56, 0x00, 0x17, 0xD2, 0x91, 0x22, 0x01, 0x23, 0x4F])
+            .put(tag::APPLICATION_LABEL, b"UnionPay")
+            .wrap(tag::RECORD_TEMPLATE);
+        let r = [data, vec![0x90, 0x00]].concat();
+        let m = mask_card_data(&r);
+        assert_eq!(m.len(), r.len());
+        let h = hex::encode_upper(&m);
+        assert!(h.contains("623588FFFFFF0017"), "{h}");
+        assert!(!h.contains("123456") && !h.contains("D291") && !h.contains("2912"), "{h}");
+        assert!(h.ends_with("9000") && h.contains(&hex::encode_upper(b"UnionPay")), "{h}");
+        assert!(tlv::validate(&m[..m.len() - 2]).is_ok());
     }
 }

@@ -9,6 +9,31 @@ use std::path::Path;
 const BUILTIN_TERMINAL: &str = include_str!("../config/terminal.toml");
 const BUILTIN_KERNELS: &str = include_str!("../config/kernels.toml");
 const BUILTIN_CAPK: &str = include_str!("../config/capk.toml");
+const BUILTIN_HOST: &str = include_str!("../config/host.toml");
+
+/// The files a configuration directory may hold; anything else ending in `.toml` is a mistake
+/// (a misspelt name would otherwise be ignored and the built-in copy used).
+const KNOWN_FILES: [&str; 5] = ["terminal.toml", "kernels.toml", "capk.toml", "host.toml", "acquirer.toml"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostToml {
+    host: HostSettings,
+}
+
+/// Where the acquirer is (config/host.toml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSettings {
+    /// `IP:PORT` of the acquirer; `None`: no host configured.
+    pub address: Option<String>,
+    #[serde(default = "five_seconds")]
+    pub timeout_ms: u64,
+}
+
+fn five_seconds() -> u64 {
+    5000
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +53,9 @@ struct TerminalSection {
     #[serde(default = "yuan")]
     currency_symbol: String,
     terminal_type: String,
+    /// `test` or `live`: which CA public keys the terminal trusts (EMV Book 2 §5.1; a live
+    /// terminal must never accept a test-signed card).
+    capk_mode: String,
     capabilities: String,
     additional_capabilities: String,
     online_capable: bool,
@@ -50,6 +78,7 @@ pub struct Settings {
     pub capks: CapkStore,
     pub merchant_id: String,
     pub currency_symbol: String,
+    pub host: HostSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +96,19 @@ fn fixed_hex<const N: usize>(file: &str, field: &str, v: &str) -> Result<[u8; N]
 }
 
 impl Settings {
-    /// Built-in configuration, or the files of `dir` (missing files fall back to built-in).
+    /// Built-in configuration, or the files of `dir` (missing files fall back to built-in). A
+    /// `dir` that does not exist, or that holds a `.toml` file of another name, is an error.
     pub fn load(dir: Option<&Path>) -> Result<Settings, SettingsError> {
+        if let Some(d) = dir {
+            let shown = d.display().to_string();
+            let entries = std::fs::read_dir(d).map_err(|e| err(&shown, format!("cannot read the configuration directory: {e}")))?;
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".toml") && !KNOWN_FILES.contains(&name.as_str()) {
+                    return Err(err(&e.path().display().to_string(), format!("unknown configuration file (expected one of {})", KNOWN_FILES.join(", "))));
+                }
+            }
+        }
         let read = |name: &str, builtin: &'static str| -> Result<(String, String), SettingsError> {
             match dir {
                 Some(d) => {
@@ -86,17 +126,41 @@ impl Settings {
         let (tf, tt) = read("terminal.toml", BUILTIN_TERMINAL)?;
         let (kf, kt) = read("kernels.toml", BUILTIN_KERNELS)?;
         let (cf, ct) = read("capk.toml", BUILTIN_CAPK)?;
-        Self::parse(&tf, &tt, &kf, &kt, &cf, &ct)
+        let (hf, ht) = read("host.toml", BUILTIN_HOST)?;
+        let mut s = Self::parse(&tf, &tt, &kf, &kt, &cf, &ct)?;
+        s.host = Self::parse_host(&hf, &ht)?;
+        Ok(s)
+    }
+
+    fn parse_host(hf: &str, ht: &str) -> Result<HostSettings, SettingsError> {
+        let h: HostToml = toml::from_str(ht).map_err(|e| err(hf, e))?;
+        if let Some(a) = &h.host.address {
+            if a != "embedded" && a.parse::<std::net::SocketAddr>().is_err() {
+                return Err(err(hf, format!("[host] address = {a:?} is not IP:PORT")));
+            }
+        }
+        if h.host.timeout_ms == 0 || h.host.timeout_ms > 120_000 {
+            return Err(err(hf, "[host] timeout_ms must be 1 to 120000"));
+        }
+        Ok(h.host)
     }
 
     pub fn parse(tf: &str, tt: &str, kf: &str, kt: &str, cf: &str, ct: &str) -> Result<Settings, SettingsError> {
         let t: TerminalToml = toml::from_str(tt).map_err(|e| err(tf, e))?;
         let t = t.terminal;
-        if t.terminal_id.len() != 8 {
-            return Err(err(tf, "terminal_id must have 8 characters"));
+        // DE 41 ans8 / DE 42 ans15: printable ASCII only, or no message could carry them.
+        let printable = |v: &str| v.bytes().all(|b| (0x20..=0x7E).contains(&b));
+        if t.terminal_id.len() != 8 || !printable(&t.terminal_id) {
+            return Err(err(tf, format!("terminal_id = {:?} must be 8 printable ASCII characters (DE 41)", t.terminal_id)));
         }
-        if t.merchant_id.len() != 15 {
-            return Err(err(tf, "merchant_id must have 15 characters"));
+        if t.merchant_id.len() != 15 || !printable(&t.merchant_id) {
+            return Err(err(tf, format!("merchant_id = {:?} must be 15 printable ASCII characters (DE 42)", t.merchant_id)));
+        }
+        // 5F2A / 9F1A are n3 in BCD; DE 49 carries the three digits.
+        for (key, v) in [("currency", &t.currency), ("country", &t.country)] {
+            if v.len() != 4 || !v.starts_with('0') || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err(tf, format!("{key} = {v:?} must be an ISO numeric code as 4 digits, e.g. \"0156\"")));
+            }
         }
         if t.currency_exponent > 3 {
             return Err(err(tf, "currency_exponent must be 0 to 3"));
@@ -119,8 +183,19 @@ impl Settings {
             return Err(err(kf, "no [[combination]]: the terminal would accept nothing"));
         }
         let c: CapkFile = toml::from_str(ct).map_err(|e| err(cf, e))?;
-        let capks = CapkStore::load(&c.capk, KeyMode::Test).map_err(|e| err(cf, e))?;
-        Ok(Settings { ep: EntryPointConfig { terminal, combinations }, capks, merchant_id: t.merchant_id, currency_symbol: t.currency_symbol })
+        let mode = match t.capk_mode.as_str() {
+            "test" => KeyMode::Test,
+            "live" => KeyMode::Live,
+            other => return Err(err(tf, format!("capk_mode = {other:?} must be \"test\" or \"live\""))),
+        };
+        let capks = CapkStore::load(&c.capk, mode).map_err(|e| err(cf, e))?;
+        Ok(Settings {
+            ep: EntryPointConfig { terminal, combinations },
+            capks,
+            merchant_id: t.merchant_id,
+            currency_symbol: t.currency_symbol,
+            host: Self::parse_host("built-in host.toml", BUILTIN_HOST)?,
+        })
     }
 
     /// Overrides the TTQ of every combination (replay scripts fix it).
@@ -140,6 +215,36 @@ mod tests {
         let s = Settings::load(None).unwrap();
         assert!(s.ep.combinations.len() >= 2);
         assert!(s.capks.len() > 24);
+    }
+
+    #[test]
+    fn values_that_cannot_be_sent_are_refused_at_load() {
+        for (from, to, key) in [
+            ("terminal_id = \"SHF00001\"", "terminal_id = \"SHF0000é\"", "terminal_id"),
+            ("currency = \"0156\"", "currency = \"FFFF\"", "currency"),
+            ("country = \"0156\"", "country = \"01A6\"", "country"),
+        ] {
+            let bad = BUILTIN_TERMINAL.replace(from, to);
+            assert_ne!(bad, BUILTIN_TERMINAL, "{from}");
+            let e = Settings::parse("t.toml", &bad, "k", BUILTIN_KERNELS, "c", BUILTIN_CAPK).unwrap_err().to_string();
+            assert!(e.starts_with("t.toml") && e.contains(key), "{e}");
+        }
+        let e = Settings::parse_host("h.toml", "[host]\naddress = \"nowhere\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("h.toml") && e.contains("address"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_directory_or_a_misspelt_file_is_an_error() {
+        let d = std::env::temp_dir().join(format!("shanfu-settings-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let e = Settings::load(Some(&d)).unwrap_err().to_string();
+        assert!(e.contains("cannot read the configuration directory"), "{e}");
+        std::fs::create_dir_all(&d).unwrap();
+        assert!(Settings::load(Some(&d)).is_ok(), "an empty directory means built-in files");
+        std::fs::write(d.join("termnal.toml"), "").unwrap();
+        let e = Settings::load(Some(&d)).unwrap_err().to_string();
+        assert!(e.contains("termnal.toml") && e.contains("unknown configuration file"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

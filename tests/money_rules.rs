@@ -27,7 +27,7 @@ impl Env {
     fn pay(&self, args: &[&str]) -> (Value, i32) {
         let mut a = vec!["pay"];
         a.extend_from_slice(args);
-        a.push("--json");
+        a.extend_from_slice(&["--json", "--host", "embedded"]);
         let out = self.cmd(&a).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let v = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
@@ -96,4 +96,21 @@ fn a_closed_pipe_ends_output_quietly() {
         assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn without_a_configured_host_pay_says_so_and_exits_2() {
+    let env = Env::new("nohost");
+    let out = env.cmd(&["pay", "12.00", "--reader", "virtual:unionpay-phone", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(v["outcome"], "ERROR");
+    assert!(v["error"].as_str().unwrap_or("").contains("no acquirer host configured"), "{v}");
+    // Nothing was journaled: no card was asked for.
+    assert!(!env.dir.join("data").join("journal").exists());
+    // A configuration directory that does not exist is an error, not the built-in config.
+    let out = env.cmd(&["pay", "12.00", "--config", "/nonexistent/shanfu-config", "--host", "embedded"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration directory"));
 }

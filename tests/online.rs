@@ -36,6 +36,9 @@ impl Env {
     }
     fn pay(&self, amount: &str, profile: &str, extra: &[&str]) -> Value {
         let mut a = vec!["pay", amount, "--reader", profile, "--json"];
+        if !extra.contains(&"--host") {
+            a.extend_from_slice(&["--host", "embedded"]);
+        }
         a.extend_from_slice(extra);
         self.json(&a).0
     }
@@ -149,7 +152,7 @@ fn offline_approvals_are_uploaded_by_settle_and_totals_reconcile() {
     }
     let states: Vec<String> = env.journal().iter().map(|r| s(r, "state").to_string()).collect();
     assert_eq!(states, ["COMPLETED", "ADVICE_PENDING", "ADVICE_PENDING"]);
-    let (v, code) = env.json(&["settle", "--json"]);
+    let (v, code) = env.json(&["settle", "--host", "embedded", "--json"]);
     assert_eq!((v["advices_sent"].as_u64(), v["reconciled"].as_bool(), code), (Some(2), Some(true), 0), "{v}");
     assert_eq!((v["totals"]["debits"].as_u64(), v["totals"]["debits_amount"].as_u64()), (Some(3), Some(5000)));
     assert!(env.journal().iter().all(|r| s(r, "state") == "SETTLED"));
@@ -160,9 +163,9 @@ fn offline_approvals_are_uploaded_by_settle_and_totals_reconcile() {
     let states: Vec<String> = env.journal().iter().skip(3).map(|r| s(r, "state").to_string()).collect();
     assert_eq!(states, ["ADVISED", "COMPLETED"]);
     // Nothing left: a second settlement reconciles zero totals.
-    let (v, _) = env.json(&["settle", "--json"]);
+    let (v, _) = env.json(&["settle", "--host", "embedded", "--json"]);
     assert_eq!((v["totals"]["debits"].as_u64(), v["reconciled"].as_bool()), (Some(2), Some(true)), "{v}");
-    let (v, _) = env.json(&["settle", "--json"]);
+    let (v, _) = env.json(&["settle", "--host", "embedded", "--json"]);
     assert_eq!((v["totals"]["debits"].as_u64(), v["reconciled"].as_bool()), (Some(0), Some(true)), "{v}");
 }
 

@@ -98,7 +98,7 @@ impl Lab {
 
     /// `shanfu pay AMOUNT --reader R --json`: the JSON line and the exit code.
     fn pay(&self, amount: &str, reader: &str, extra: &[&str]) -> (Value, i32) {
-        let mut a = vec!["pay", amount, "--reader", reader, "--json"];
+        let mut a = vec!["pay", amount, "--reader", reader, "--json", "--host", "embedded"];
         a.extend_from_slice(extra);
         let out = self.shanfu(&a).output().expect("run shanfu pay");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -307,7 +307,7 @@ fn pcscd_stopped_gives_a_clear_error() {
     let mut lab = Lab::new("stopped");
     // 1. pcscd stops while the terminal waits for a tap: the wait ends at once with the reason.
     let mut pay = lab
-        .shanfu(&["-v", "pay", "12.00", "--reader", "pcsc:Virtual", "--json", "--tap-timeout-ms", "30000"])
+        .shanfu(&["-v", "pay", "12.00", "--reader", "pcsc:Virtual", "--json", "--host", "embedded", "--tap-timeout-ms", "30000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -363,7 +363,7 @@ fn pcscd_stopped_gives_a_clear_error() {
 #[test]
 fn cashier_screen_on_a_pcsc_reader_cancels_and_sells() {
     let lab = Lab::new("pos");
-    let t = common::tmux::Tmux::start("pcsc-pos", 80, 24, &["pos", "--reader", "pcsc:Virtual"]);
+    let t = common::tmux::Tmux::start("pcsc-pos", 80, 24, &["pos", "--reader", "pcsc:Virtual", "--host", "embedded"]);
     t.wait_for(&["SALE — enter the amount", "pcsc:Virtual PCD 00 00"]);
     // No card: Esc stops pcscd's wait at once (SCardCancel).
     t.type_text("5");
@@ -396,7 +396,7 @@ fn see_phone_with_the_phone_left_on_the_reader_is_read_again_after_a_field_reset
     let lab = Lab::new("seephone-stay");
     let mut phone = lab.phone(&[]);
     let pay = lab
-        .shanfu(&["pay", "400.00", "--reader", "pcsc:Virtual", "--json", "--tap-timeout-ms", "15000"])
+        .shanfu(&["pay", "400.00", "--reader", "pcsc:Virtual", "--json", "--host", "embedded", "--tap-timeout-ms", "15000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -22,7 +22,7 @@ fn record_and_replay(args: &[&str], file: &str) -> (Value, Value) {
     let p = path.to_str().unwrap();
     let mut a = vec!["pay"];
     a.extend_from_slice(args);
-    a.extend_from_slice(&["--record", p, "--json", "--no-host"]);
+    a.extend_from_slice(&["--record", p, "--reveal", "--json", "--no-host"]);
     let (live, _) = shanfu(&a);
     let (replayed, _) = shanfu(&["replay", p, "--json"]);
     (live, replayed)
@@ -51,7 +51,7 @@ fn two_tap_see_phone_session_replays() {
 fn a_different_amount_is_reported_as_a_data_difference() {
     let path = tmp("diff.json");
     let p = path.to_str().unwrap();
-    shanfu(&["pay", "20.00", "--reader", "virtual:unionpay-phone", "--record", p, "--json", "--no-host"]);
+    shanfu(&["pay", "20.00", "--reader", "virtual:unionpay-phone", "--record", p, "--reveal", "--json", "--no-host"]);
     let text = std::fs::read_to_string(&path).unwrap().replace("\"amount\": \"20.00\"", "\"amount\": \"21.00\"");
     std::fs::write(&path, text).unwrap();
     let (rep, _) = shanfu(&["replay", p, "--json"]);

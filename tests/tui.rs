@@ -11,7 +11,7 @@ use serde_json::Value;
 #[test]
 fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
     let t = Tmux::start("flow", 100, 30, &["demo"]);
-    t.wait_for(&["SALE — enter the amount", "host online"]);
+    t.wait_for(&["SALE — enter the amount", "host online", "TRAINING — NOT A PAYMENT"]);
 
     // 1. 12.34, Enter, tap → APPROVED.
     t.type_text("12.34");
@@ -54,7 +54,7 @@ fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
     t.next_sale();
 
     // 4. The phone is lost: its token is suspended at the acquirer → DECLINED with the reason.
-    let out = t.shanfu(&["acquirer", "token", "suspend", "6235880000000017"]);
+    let out = t.shanfu_training(&["acquirer", "token", "suspend", "6235880000000017"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     t.type_text("50");
     t.keys(&["Enter"]);
@@ -65,21 +65,23 @@ fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
     // 5. Quit; the terminal is given back and the journal holds all four.
     t.next_sale();
     t.quit();
-    let out = t.shanfu(&["journal", "export", "--format", "json"]);
+    // The demo is training mode: its journal lives apart, under DATA/training.
+    let out = t.shanfu_training(&["journal", "export", "--format", "json"]);
+    assert!(t.dir.join("journal").read_dir().is_err(), "training wrote into the real journal");
     let j: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     let rows = j.as_array().unwrap();
     let find =
-        |kind: &str, amount: u64| rows.iter().find(|r| r["kind"] == kind && r["amount"] == amount).unwrap_or_else(|| panic!("no {kind} {amount} in {j}"));
-    assert_eq!(find("PURCHASE", 1234)["outcome"], "APPROVED");
-    assert_eq!(find("PURCHASE", 40000)["outcome"], "APPROVED");
-    assert_eq!(find("PURCHASE", 40000)["cvm"], "CDCVM");
+        |kind: &str, amount: u64| rows.iter().find(|r| r["slip"] == kind && r["amount"] == amount).unwrap_or_else(|| panic!("no {kind} {amount} in {j}"));
+    assert_eq!(find("SALE", 1234)["outcome"], "APPROVED");
+    assert_eq!(find("SALE", 40000)["outcome"], "APPROVED");
+    assert_eq!(find("SALE", 40000)["cvm"], "CDCVM");
     let refund = find("REFUND", 1234);
     assert_eq!(refund["outcome"], "APPROVED");
-    assert_eq!(refund["original"], find("PURCHASE", 1234)["id"]);
-    let declined = find("PURCHASE", 5000);
+    assert_eq!(refund["original"], find("SALE", 1234)["id"]);
+    let declined = find("SALE", 5000);
     assert_eq!(declined["response_code"], "62", "{declined}");
-    assert!(t.dir.join("receipts").join("receipt-1.txt").exists());
-    let receipt = std::fs::read_to_string(t.dir.join("receipts").join("receipt-1.txt")).unwrap();
+    let receipt = std::fs::read_to_string(t.dir.join("training").join("receipts").join("receipt-1.txt")).expect("receipt exported");
+    assert!(receipt.contains("TRAINING — NOT A PAYMENT"), "{receipt}");
     assert!(receipt.contains("623588******0017") && !receipt.contains("6235880000000017"), "{receipt}");
 }
 

@@ -58,9 +58,10 @@ macro_rules! dictionary {
 dictionary! {
     AID_CARD = 0x4F, "Application Dedicated File (ADF) Name", B, 5..=16, Card;
     APPLICATION_LABEL = 0x50, "Application Label", Ans, 1..=16, Card;
+    TRACK1_DATA = 0x56, "Track 1 Data", Ans, 0..=76, Card, sensitive;
     TRACK2_EQUIVALENT = 0x57, "Track 2 Equivalent Data", B, 0..=19, Card, sensitive;
     PAN = 0x5A, "Application Primary Account Number (PAN)", Cn, 0..=10, Card, sensitive;
-    CARDHOLDER_NAME = 0x5F20, "Cardholder Name", Ans, 2..=26, Card;
+    CARDHOLDER_NAME = 0x5F20, "Cardholder Name", Ans, 2..=26, Card, sensitive;
     EXPIRY_DATE = 0x5F24, "Application Expiration Date", N, 3..=3, Card;
     EFFECTIVE_DATE = 0x5F25, "Application Effective Date", N, 3..=3, Card;
     ISSUER_COUNTRY = 0x5F28, "Issuer Country Code", N, 2..=2, Card;
@@ -139,6 +140,7 @@ dictionary! {
     AVAILABLE_OFFLINE_AMOUNT = 0x9F5D, "Available Offline Spending Amount (AOSA)", N, 6..=6, Card;
     TTQ = 0x9F66, "Terminal Transaction Qualifiers (TTQ)", B, 4..=4, Terminal;
     CARD_AUTH_RELATED_DATA = 0x9F69, "Card Authentication Related Data", B, 5..=16, Card;
+    TRACK2_DATA = 0x9F6B, "Track 2 Data", B, 0..=19, Card, sensitive;
     CTQ = 0x9F6C, "Card Transaction Qualifiers (CTQ)", B, 2..=2, Card;
     FORM_FACTOR = 0x9F6E, "Form Factor Indicator", B, 4..=32, Card;
     EC_BALANCE = 0x9F79, "Electronic Cash Balance (UnionPay)", N, 6..=6, Card;
@@ -189,6 +191,7 @@ mod tests {
     #[test]
     fn pan_and_track2_are_sensitive() {
         assert!(is_sensitive(PAN) && is_sensitive(TRACK2_EQUIVALENT));
+        assert!(is_sensitive(TRACK1_DATA) && is_sensitive(TRACK2_DATA) && is_sensitive(CARDHOLDER_NAME));
         assert!(!is_sensitive(AIP));
     }
 }

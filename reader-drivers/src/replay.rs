@@ -43,6 +43,10 @@ pub struct Exchange {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Script {
     pub name: String,
+    /// Recorded without `--reveal`: card data (PAN, track data) masked, so a replay cannot
+    /// reproduce signatures over it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masked: bool,
     #[serde(default)]
     pub terminal: ScriptTerminal,
     pub exchanges: Vec<Exchange>,

@@ -1,4 +1,4 @@
-//! The cashier's screen (`shanfu pos`, `shanfu demo`): ratatui on top of [`crate::sale::Pos`].
+//! The cashier's screen (`shanfu pos`, `shanfu demo`): ratatui on top of [`crate::terminal::Terminal`].
 //! No EMV here — the screen asks the till for sales, refunds, voids and settlement, and shows
 //! what comes back. Card operations run on a worker thread so the screen stays live (countdown,
 //! clock, the demo phone's keys).
@@ -14,7 +14,7 @@ use host_contract::Lang;
 /// The language of the cashier screens (a config setting in a later step).
 pub const LANG: Lang = Lang::En;
 use crate::online::SettleReport;
-use crate::sale::{Pending, Pos, Progress, SaleResult};
+use crate::terminal::service::{Pending, Progress, SaleRequest, SaleResult, Terminal as Pos};
 use kernels::outcome::MessageId;
 use kernels::types::Amount;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -469,7 +469,7 @@ impl App {
         let mut refunds = (0, 0);
         let mut voids_pending = 0;
         for r in &self.history {
-            if crate::sale::Slip::of(r) == (crate::sale::Slip::Void { confirmed: false }) {
+            if crate::terminal::receipt::Slip::of(r) == (crate::terminal::receipt::Slip::Void { confirmed: false }) {
                 voids_pending += 1;
             }
             // Settlement uploads pending advices first: those offline approvals count too.
@@ -532,7 +532,9 @@ impl App {
             let mut progress = move |p: Progress| {
                 let _ = progress_tx.send(WorkerEvent::Progress(p));
             };
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pos.sale(amount, reader.as_mut(), &mut progress)));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pos.sale(&SaleRequest { amount, ..Default::default() }, reader.as_mut(), &mut progress)
+            }));
             let done = match r {
                 Ok(r) => Done::Sale(Box::new(r), reader),
                 Err(p) => Done::Panicked(panic_text(p.as_ref()), Some(reader)),
@@ -624,7 +626,7 @@ impl App {
             Done::Sale(r, reader) => {
                 self.reader = Some(reader);
                 match *r {
-                    Ok(SaleResult { report: rep, hold }) => {
+                    Ok(SaleResult { report: rep, hold, .. }) => {
                         self.shown = Some((Instant::now(), hold));
                         let minor = Amount::parse(&rep.amount, self.exp() as u32).map(|a| a.0).unwrap_or(0);
                         use crate::terminal::disposition::NotCompleted as N;

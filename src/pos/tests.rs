@@ -23,7 +23,7 @@ impl Drop for Lab {
 fn lab(name: &str) -> Lab {
     let dir = std::env::temp_dir().join(format!("shanfu-pos-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let pos = Arc::new(Pos::open(Settings::load(None).unwrap(), &dir, None).unwrap());
+    let pos = Arc::new(Pos::open(Settings::load(None).unwrap(), &dir, crate::terminal::HostChoice::Embedded).unwrap());
     let phone = PhoneInHand::new("unionpay-phone", test_cards::Wallet::load("unionpay-phone").unwrap());
     let mut app = App::new(pos, Box::new(phone.reader()), Some(phone), dir.join("receipts"));
     app.clock = || "12:00:00 UTC".into();

@@ -66,8 +66,15 @@ fn status_bar(f: &mut Frame, area: Rect, app: &App) {
     };
     let host = if app.pos.host_online() { Span::styled("online", Style::new().fg(Color::Green)) } else { Span::styled("OFFLINE", Style::new().fg(Color::Red)) };
     let pending = app.pending.reversals + app.pending.advices;
-    let line =
-        Line::from(vec![Span::raw(format!(" {} ({reader_state}) │ host ", app.reader_name)), host, Span::raw(format!(" │ S&F {pending} │ {}", (app.clock)()))]);
+    let mut spans = vec![];
+    if app.pos.training {
+        spans.push(Span::styled(
+            format!(" {} ", crate::terminal::receipt::TRAINING),
+            Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+    spans.extend([Span::raw(format!(" {} ({reader_state}) │ host ", app.reader_name)), host, Span::raw(format!(" │ S&F {pending} │ {}", (app.clock)()))]);
+    let line = Line::from(spans);
     f.render_widget(Paragraph::new(line).style(Style::new().bg(Color::Rgb(30, 30, 40))), area);
 }
 
@@ -193,7 +200,7 @@ fn history(f: &mut Frame, area: Rect, app: &App) {
             Row::new(vec![
                 r.id.to_string(),
                 when,
-                crate::sale::Slip::of(r).title(super::LANG).to_string(),
+                crate::terminal::receipt::Slip::of(r).title(super::LANG).to_string(),
                 Amount(r.amount).display(exp),
                 r.disposition.map(|d| d.title(super::LANG)).unwrap_or("…").to_string(),
                 r.pan_masked.clone().unwrap_or_default(),

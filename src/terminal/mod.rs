@@ -1,5 +1,7 @@
 //! The terminal core: one transaction from "present card" to the outcome and the host's answer.
 //!
+//! - [`service`]: the [`Terminal`] every front end calls: sale, refund, void, settle.
+//! - [`receipt`]: receipts and slips, views of the journal record.
 //! - [`tap`]: drives the Entry Point with a reader (taps, restarts, See Phone).
 //! - [`answer`]: what the terminal accepts from a host — a pure check of every answer.
 //! - [`disposition`]: how a transaction ended, as a type; every text people read is a view of it.
@@ -8,6 +10,9 @@
 pub mod answer;
 pub mod disposition;
 pub mod lifecycle;
+pub mod receipt;
+pub mod service;
 pub mod tap;
 
+pub use service::{HostChoice, SaleRequest, Terminal};
 pub use tap::*;

@@ -59,6 +59,8 @@ pub struct TapResult {
     pub reader_error: Option<ReaderError>,
     /// Pre-processing allowed no combination (Book B §3.1.1): no card was asked for.
     pub refused_before_tap: bool,
+    /// The transaction's inputs as the kernel used them (date, time, first unpredictable number).
+    pub transaction: kernels::entry_point::Transaction,
 }
 
 /// Drives one transaction. `un` gives the Unpredictable Number of each restart.
@@ -89,6 +91,7 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
                     unpredictable_numbers: uns,
                     reader_error: Some(e),
                     refused_before_tap,
+                    transaction: ep.transaction().clone(),
                 }
             }
         }
@@ -184,6 +187,7 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
                     unpredictable_numbers: uns,
                     reader_error,
                     refused_before_tap,
+                    transaction: ep.transaction().clone(),
                 };
             }
         };

@@ -93,7 +93,16 @@ impl Tmux {
     }
 
     pub fn shanfu(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN).arg("--data").arg(&self.dir).args(args).stdin(Stdio::null()).output().expect("shanfu")
+        self.shanfu_in(&self.dir, args)
+    }
+
+    /// `shanfu --data DIR/training ARGS...`: the demo's own (training) data.
+    pub fn shanfu_training(&self, args: &[&str]) -> std::process::Output {
+        self.shanfu_in(&self.dir.join("training"), args)
+    }
+
+    fn shanfu_in(&self, data: &std::path::Path, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).arg("--data").arg(data).args(args).stdin(Stdio::null()).output().expect("shanfu")
     }
 }
 

@@ -1,18 +1,24 @@
-//! The terminal's business operations, without any screen: a sale from "present card" to the
-//! host's answer, refund and void of a journal transaction, settlement, receipts. `shanfu pay`
-//! and the cashier TUI (`shanfu pos`, `shanfu demo`) both go through here.
+//! The one Terminal service every front end calls (`pay`, `replay`, `pos`, `demo`, `bench`; later
+//! `gate` and `cert`): a sale from "present card" to the host's checked answer, refund and void
+//! of a journal transaction, settlement. Front ends only turn arguments into a [`SaleRequest`]
+//! and a result into a view.
+//!
+//! Two levels of one flow: [`tap`] runs pre-processing, the reader and the kernel (no journal,
+//! no host: `replay`, `pay --no-host`, benchmarks); [`Terminal::sale`] journals, taps with the
+//! same [`tap`], then completes online or offline.
 
 use crate::journal::{Disposition, Journal, TxnEvent, TxnKind, TxnRecord, TxnState};
 use crate::report::PayReport;
 use crate::settings::Settings;
 use crate::terminal::disposition::{self, TerminalReason};
+use crate::terminal::receipt;
 use crate::terminal::{self, Display, TapPolicy};
 use crate::{acquirer, clock, host, online};
 use anyhow::{anyhow, bail, Context, Result};
 use host_contract::Lang;
 use kernels::entry_point::{EntryPoint, Transaction};
 use kernels::outcome::Cvm;
-use kernels::types::Amount;
+use kernels::types::{Amount, EmvDate};
 use reader_drivers::Reader;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -41,6 +47,58 @@ impl From<Display> for Progress {
             Display::Ui(ui) => Progress::Message(ui.message),
         }
     }
+}
+
+/// One sale as the front end asks for it. Everything that makes a run deterministic is an input.
+#[derive(Debug, Clone, Default)]
+pub struct SaleRequest {
+    pub amount: Amount,
+    /// Transaction date (9A) and time (9F21) instead of the clock (deterministic runs, replay).
+    pub date: Option<EmvDate>,
+    pub time: Option<[u8; 3]>,
+    /// Unpredictable number of the first tap instead of a random one (deterministic runs).
+    pub unpredictable_number: Option<[u8; 4]>,
+    /// Unpredictable numbers of the restarts, in order (replay); after them, or when empty with a
+    /// fixed first number, restart n uses first XOR n; else random.
+    pub restart_numbers: Vec<[u8; 4]>,
+}
+
+/// What one tap (with its restarts) produced, before any journal or host.
+pub struct Tapped {
+    pub ep: EntryPoint,
+    pub result: terminal::TapResult,
+    pub report: PayReport,
+}
+
+/// Pre-processing, the reader and the kernel for one sale: the flow every front end shares.
+pub fn tap(settings: &Settings, req: &SaleRequest, reader: &mut dyn Reader, policy: &TapPolicy, progress: &mut dyn FnMut(Progress)) -> Tapped {
+    let (today, now) = clock::now();
+    let first = req.unpredictable_number.unwrap_or_else(unpredictable_number);
+    let txn = Transaction {
+        amount: req.amount,
+        amount_other: None,
+        txn_type: 0x00,
+        date: req.date.unwrap_or(today),
+        time: req.time.unwrap_or(now),
+        unpredictable_number: first,
+    };
+    let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn);
+    let mut restarts = req.restart_numbers.clone().into_iter();
+    let mut n = 0u32;
+    let fixed = req.unpredictable_number.is_some();
+    let result = terminal::run(
+        &mut ep,
+        reader,
+        policy,
+        || {
+            n += 1;
+            restarts.next().unwrap_or_else(|| if fixed { (u32::from_be_bytes(first) ^ n).to_be_bytes() } else { unpredictable_number() })
+        },
+        |d| progress(d.into()),
+    );
+    let currency = hex::encode(settings.ep.terminal.currency);
+    let report = PayReport::new(&ep, &result, settings.ep.terminal.currency_exponent, &currency);
+    Tapped { ep, result, report }
 }
 
 /// Terminal and merchant identity for the host messages.
@@ -142,11 +200,13 @@ pub fn unpredictable_number() -> [u8; 4] {
 }
 
 /// What a finished sale gives the cashier screen.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SaleResult {
     pub report: PayReport,
     /// How long the outcome must stay on screen (Book A §7.1 hold time), at least.
     pub hold: Duration,
+    /// The tap itself (exchanges, unpredictable numbers) for a recorder.
+    pub tap: terminal::TapResult,
 }
 
 /// Pending store-and-forward work.
@@ -156,8 +216,8 @@ pub struct Pending {
     pub advices: usize,
 }
 
-/// A till: settings, the journal and the acquirer connection, for many sales in one process.
-pub struct Pos {
+/// The terminal: settings, the journal and the acquirer connection, for many sales in one process.
+pub struct Terminal {
     pub settings: Settings,
     pub journal: Journal,
     host: SocketAddr,
@@ -166,12 +226,39 @@ pub struct Pos {
     pub policy: TapPolicy,
     /// Whether the last host contact got an answer.
     host_ok: AtomicBool,
+    /// Training mode (`demo`): every screen and receipt says "TRAINING — NOT A PAYMENT".
+    pub training: bool,
 }
 
-impl Pos {
-    /// Opens the journal under `data` (recovering interrupted transactions) and connects to
-    /// `host`, or starts an embedded acquirer over `data/acquirer` on 127.0.0.1.
-    pub fn open(settings: Settings, data: &Path, host: Option<SocketAddr>) -> Result<Pos> {
+/// Where the terminal sends its online requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostChoice {
+    /// The acquirer at this address (config/host.toml or `--host ADDR`).
+    Addr(SocketAddr),
+    /// The acquirer simulator, started in this process over DATA/acquirer — only when asked
+    /// (`demo`, `--host embedded`, tests).
+    Embedded,
+}
+
+impl HostChoice {
+    /// `--host` if given (`embedded` or an address), else the configured address; none is an
+    /// error that says what to do.
+    pub fn resolve(cli: Option<&str>, settings: &Settings) -> Result<HostChoice> {
+        match cli.or(settings.host.address.as_deref()) {
+            Some("embedded") => Ok(HostChoice::Embedded),
+            Some(a) => a.parse().map(HostChoice::Addr).map_err(|_| anyhow!("host {a:?} is not an address like 127.0.0.1:8583 (or `embedded`)")),
+            None => bail!(
+                "no acquirer host configured: set `address` under [host] in config/host.toml, or pass --host ADDR \
+                 (--host embedded starts the acquirer simulator, for tests and demos only)"
+            ),
+        }
+    }
+}
+
+impl Terminal {
+    /// Opens the journal under `data` (recovering interrupted transactions) and sets up the host:
+    /// an address, or the acquirer simulator over `data/acquirer` on 127.0.0.1 when asked.
+    pub fn open(settings: Settings, data: &Path, host: HostChoice) -> Result<Terminal> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let jdir = data.join("journal");
         let journal = Journal::open(&jdir).with_context(|| format!("opening the journal at {}", jdir.display()))?;
@@ -180,13 +267,14 @@ impl Pos {
             tracing::warn!(count = queued.len(), "recovery: transactions sent without an answer are queued for reversal");
         }
         let host = match host {
-            Some(h) => h,
-            None => {
+            HostChoice::Addr(h) => h,
+            HostChoice::Embedded => {
                 let db = data.join("acquirer");
                 rt.block_on(acquirer::embedded(&db)).with_context(|| format!("starting the embedded acquirer over {}", db.display()))?
             }
         };
-        Ok(Pos { settings, journal, host, rt, timeout: Duration::from_secs(5), policy: TapPolicy::default(), host_ok: AtomicBool::new(true) })
+        let timeout = Duration::from_millis(settings.host.timeout_ms);
+        Ok(Terminal { settings, journal, host, rt, timeout, policy: TapPolicy::default(), host_ok: AtomicBool::new(true), training: false })
     }
 
     pub fn host_online(&self) -> bool {
@@ -211,23 +299,19 @@ impl Pos {
         Amount::parse(s, self.exp()).map_err(|e| anyhow!("amount {s:?}: {e}"))
     }
 
-    /// One purchase: tap(s) through the Entry Point and kernel, then the host if the card asks.
-    pub fn sale(&self, amount: Amount, reader: &mut dyn Reader, progress: &mut dyn FnMut(Progress)) -> Result<SaleResult> {
-        let (date, time) = clock::now();
-        let txn = Transaction { amount, amount_other: None, txn_type: 0x00, date, time, unpredictable_number: unpredictable_number() };
-        let mut ep = EntryPoint::new(Arc::new(self.settings.ep.clone()), Arc::new(self.settings.capks.clone()), txn);
-        let currency = self.currency();
-        let mut rec = self.journal.begin(TxnKind::Purchase, amount.0, &currency)?;
-        let result = terminal::run(&mut ep, reader, &self.policy, unpredictable_number, |d| progress(d.into()));
+    /// One purchase: journaled before the card is asked for, tap(s) through the Entry Point and
+    /// kernel ([`tap`]), then the host if the card asks, or the advice queue, or closed.
+    pub fn sale(&self, req: &SaleRequest, reader: &mut dyn Reader, progress: &mut dyn FnMut(Progress)) -> Result<SaleResult> {
+        let mut rec = self.journal.begin(TxnKind::Purchase, req.amount.0, &self.currency())?;
+        let Tapped { ep, result, mut report } = tap(&self.settings, req, reader, &self.policy, progress);
         // Done with the card: release it (a PC/SC handle, the demo phone leaves the field).
         let _ = reader.wait_for_removal(Duration::ZERO);
         let hold = result.outcome.ui_on_outcome.as_ref().map(|u| Duration::from_millis(u64::from(u.hold_time_ms))).unwrap_or_default();
-        let mut report = PayReport::new(&ep, &result, self.settings.ep.terminal.currency_exponent, &currency);
         complete(&self.settings, &self.journal, &mut rec, &ep, &result, &mut report, self.rt.handle(), || Ok(self.host), self.timeout, progress)?;
         if report.online {
             self.host_ok.store(report.response_code.is_some(), Ordering::Relaxed);
         }
-        Ok(SaleResult { report, hold })
+        Ok(SaleResult { report, hold, tap: result })
     }
 
     /// Whether a journal transaction was already refunded or voided.
@@ -335,101 +419,6 @@ impl Pos {
 
     /// The customer receipt of a journal transaction (PAN masked).
     pub fn receipt(&self, r: &TxnRecord) -> String {
-        receipt(&self.settings, r)
+        receipt::receipt(&self.settings, r, self.training)
     }
-}
-
-/// What a journal transaction is to the people who read about it: a sale, a refund, or the
-/// void of a sale (an approved sale whose reversal the cashier asked for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slip {
-    Sale,
-    Refund,
-    /// The void of a sale; `confirmed` once the host acknowledged the reversal (0410).
-    Void {
-        confirmed: bool,
-    },
-}
-
-impl Slip {
-    pub fn of(r: &TxnRecord) -> Slip {
-        match (r.kind, r.state) {
-            (TxnKind::Refund, _) => Slip::Refund,
-            // Only an approved sale is voided; a reversal after no answer is not a void.
-            (TxnKind::Purchase, TxnState::ReversalPending | TxnState::Reversed) if r.disposition == Some(Disposition::ApprovedOnline) => {
-                Slip::Void { confirmed: r.state == TxnState::Reversed }
-            }
-            (TxnKind::Purchase, _) => Slip::Sale,
-        }
-    }
-
-    pub fn title(self, lang: Lang) -> &'static str {
-        match (self, lang) {
-            (Slip::Sale, Lang::En) => "SALE",
-            (Slip::Sale, Lang::ZhCn) => "消费",
-            (Slip::Refund, Lang::En) => "REFUND",
-            (Slip::Refund, Lang::ZhCn) => "退货",
-            (Slip::Void { .. }, Lang::En) => "VOID",
-            (Slip::Void { .. }, Lang::ZhCn) => "撤销",
-        }
-    }
-}
-
-/// When the slip's event happened: the void's own time for a void, else the start.
-fn slip_time(r: &TxnRecord, slip: Slip) -> u64 {
-    match slip {
-        Slip::Void { .. } => r.history.iter().find(|(_, s)| *s == TxnState::ReversalPending).or(r.history.last()).map(|(t, _)| *t).unwrap_or(0),
-        _ => r.history.first().map(|(t, _)| *t).unwrap_or(0),
-    }
-}
-
-/// The receipt text: merchant, terminal, date/time, masked PAN, card, AID, kernel, ATC,
-/// cryptogram, STAN, RRN, authorization and response codes, CVM line, amount, and how it ended
-/// in words (never an internal code).
-pub fn receipt(settings: &Settings, r: &TxnRecord) -> String {
-    let lang = Lang::En;
-    let t = &settings.ep.terminal;
-    let exp = u32::from(t.currency_exponent);
-    let slip = Slip::of(r);
-    let when = clock::format_utc(slip_time(r, slip));
-    let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let status = match (slip, r.disposition) {
-        (Slip::Void { confirmed: true }, _) => "VOIDED — the sale is cancelled, nothing is charged".to_string(),
-        (Slip::Void { confirmed: false }, _) => "VOID PENDING — the reversal is queued and retried".to_string(),
-        (_, Some(d)) => format!("{} — {}", d.title(lang), d.cashier_text(lang)),
-        (_, None) => "IN PROGRESS".to_string(),
-    };
-    let approved = r.disposition.is_some_and(Disposition::is_approved) && !matches!(slip, Slip::Void { .. });
-    let cvm = match r.cvm.as_deref() {
-        _ if !approved => None,
-        Some("CDCVM") => Some("Verified by device".to_string()),
-        Some("SIGNATURE") => Some("Signature: ______________________".to_string()),
-        Some("ONLINE_PIN") => Some("PIN verified online".to_string()),
-        _ => Some("No cardholder verification required".to_string()),
-    };
-    let currency = if t.currency == [0x01, 0x56] { "CNY ¥".to_string() } else { format!("{} {}", hex::encode(t.currency), settings.currency_symbol) };
-    let mut s = String::new();
-    s += &format!("{}\n", t.merchant_name_location);
-    s += &format!("Merchant ID  {}\nTerminal ID  {}\n", settings.merchant_id, t.terminal_id);
-    s += &format!("Date/time    {when} UTC\n");
-    s += &format!("{}  #{}\n", slip.title(lang), r.id);
-    s += &format!("Card         {} {}\n", o(&r.label), o(&r.pan_masked));
-    s += &format!("AID          {}   Kernel {}\n", o(&r.aid), o(&r.kernel));
-    if slip != Slip::Refund {
-        s += &format!("ATC          {}   {} {}\n", r.atc.map(|a| a.to_string()).unwrap_or("-".into()), o(&r.cryptogram_type), o(&r.cryptogram));
-    }
-    s += &format!("STAN         {}   RRN {}\n", r.stan.map(|x| format!("{x:06}")).unwrap_or("-".into()), o(&r.rrn));
-    s += &format!("Auth code    {}   Response {}\n", o(&r.auth_code), o(&r.response_code));
-    if let Some(orig) = r.original {
-        s += &format!("Original     #{orig}\n");
-    }
-    s += &format!("AMOUNT       {currency}{}\n", Amount(r.amount).display(exp));
-    s += &format!("{status}\n");
-    if let Some(cvm) = cvm {
-        s += &format!("{cvm}\n");
-    }
-    if !approved {
-        s += "NO CHARGE\n";
-    }
-    s
 }
