@@ -9,9 +9,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::masked as mask_pan;
-use super::seed::{AccountStatus, Seed, TokenDomain, TokenStatus};
-use super::{AcquirerError, Faults};
+use crate::masked as mask_pan;
+use crate::seed::{AccountStatus, Seed, TokenDomain, TokenStatus};
+use crate::{AcquirerError, Faults};
 use test_cards::issuers::{self, Issuer};
 
 /// A token as the vault holds it (the key is the token PAN).
@@ -111,7 +111,7 @@ pub(crate) fn unix_now() -> u64 {
 
 /// UTC (year, month, day of year 1..=366) of a Unix time.
 pub(crate) fn utc_date(secs: u64) -> (u64, u32, u32) {
-    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let mut days = secs / 86_400;
     let mut year = 1970;
     loop {
@@ -204,7 +204,7 @@ impl Acquirer {
         Ok(())
     }
 
-    /// The fault settings [`super::serve`] applies.
+    /// The fault settings [`crate::serve`] applies.
     pub fn faults(&self) -> Faults {
         self.faults
     }
@@ -352,7 +352,7 @@ impl Acquirer {
         let words: Vec<&str> = line.split_whitespace().collect();
         let usage = || AcquirerError::Admin("expected `token suspend|resume|delete|status TOKEN` or `account balance PAN`".into());
         match words.as_slice() {
-            ["token", _, token] | ["account", "balance", token] if !super::seed::valid_pan(token) => {
+            ["token", _, token] | ["account", "balance", token] if !crate::seed::valid_pan(token) => {
                 Err(AcquirerError::Admin(format!("{} is not a PAN (12 to 19 digits)", mask_pan(token))))
             }
             ["token", action, token] => {

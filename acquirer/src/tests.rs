@@ -3,7 +3,7 @@
 //! robustness against arbitrary input.
 
 use super::*;
-use crate::acquirer::{admin_command, serve, serve_admin, write_admin_addr, Acquirer, AcquirerError, Faults, Seed, TokenStatus};
+use crate::{admin_command, serve, serve_admin, write_admin_addr, Acquirer, AcquirerError, Faults, Seed, TokenStatus};
 use iso8583::{ascii87, field, Message, Mti};
 use kernels::apdu::CApdu;
 use kernels::cryptogram::{self, CryptogramMethod};
@@ -463,7 +463,7 @@ fn advice_posts_offline_approvals_idempotently() {
     let big = tap("unionpay-transit", 0, 50_000, false);
     let mut acct = acq.account("6225000000000027").unwrap().unwrap();
     acct.balance = 10_000;
-    acq.accounts.insert("6225000000000027", crate::acquirer::store::encode(&acct).unwrap()).unwrap();
+    acq.accounts.insert("6225000000000027", crate::store::encode(&acct).unwrap()).unwrap();
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &big, 50_000, 11))), "00");
     assert_eq!(balance(&acq, "6225000000000027"), 10_000 - 50_000);
     // A TC that does not verify: acknowledged with 82, not posted.
@@ -597,7 +597,7 @@ fn seed_covers_every_profile_pan_and_state_survives_reopening() {
             }
         }
         assert_eq!(acq.token("6235880000000082").unwrap().unwrap().expiry, "2510");
-        assert_eq!(acq.account("6225000000000068").unwrap().unwrap().status, crate::acquirer::AccountStatus::Blocked);
+        assert_eq!(acq.account("6225000000000068").unwrap().unwrap().status, crate::AccountStatus::Blocked);
         assert_eq!(balance(&acq, "6235880000000090"), 100);
         let t = tap("unionpay-phone", 0, 999, true);
         let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 1));
@@ -796,7 +796,7 @@ fn fault_injection_drop_close_garble_delay() {
     drop(rt);
 
     let f = Faults { drop_every: Some(3), close_every: Some(2), garble_every: Some(5), delay_ms: 0 };
-    use crate::acquirer::server::{fault_for, Fault};
+    use crate::server::{fault_for, Fault};
     let kinds: Vec<_> = (1..=6).map(|n| fault_for(&f, n)).collect();
     assert_eq!(kinds, vec![Fault::None, Fault::Close, Fault::Drop, Fault::Close, Fault::Garble, Fault::Drop]);
     assert_eq!(fault_for(&Faults { drop_every: Some(0), ..f }, 4), Fault::Close);

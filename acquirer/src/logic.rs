@@ -6,11 +6,11 @@ use kernels::tlv;
 use kernels::types::CryptogramType;
 use test_cards::issuers;
 
-use super::crypto::{self, Verified};
-use super::masked;
-use super::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus};
-use super::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
-use super::{Acquirer, AcquirerError};
+use crate::crypto::{self, Verified};
+use crate::masked;
+use crate::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus};
+use crate::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
+use crate::{Acquirer, AcquirerError};
 
 /// Response codes (DE 39) of docs/host.md.
 pub(crate) mod rc {
