@@ -1,6 +1,7 @@
 //! Request → response: the message contract of docs/host.md. Pure with respect to the wire
 //! (fault injection lives in the server); all state goes through the store.
 
+use host_contract::ResponseCode;
 use iso8583::{ascii87, field, Message, Mti};
 use kernels::tlv;
 use kernels::types::CryptogramType;
@@ -12,20 +13,8 @@ use crate::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus
 use crate::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
 use crate::{Acquirer, AcquirerError};
 
-/// Response codes (DE 39) of docs/host.md.
-pub(crate) mod rc {
-    pub const APPROVED: &str = "00";
-    pub const DO_NOT_HONOUR: &str = "05";
-    pub const INVALID_CARD: &str = "14";
-    pub const FORMAT_ERROR: &str = "30";
-    pub const INSUFFICIENT_FUNDS: &str = "51";
-    pub const EXPIRED: &str = "54";
-    pub const NOT_PERMITTED: &str = "57";
-    pub const RESTRICTED: &str = "62";
-    pub const CRYPTOGRAM_FAILED: &str = "82";
-    pub const TOTALS_DIFFER: &str = "95";
-    pub const SYSTEM_ERROR: &str = "96";
-}
+/// DE 39: the contract's one table of response codes.
+use ResponseCode as Rc;
 
 /// Fields every response echoes when the request has them.
 const ECHO: [u8; 6] = [field::PAN, field::PROCESSING_CODE, field::AMOUNT, field::STAN, field::TERMINAL_ID, field::CURRENCY_CODE];
@@ -135,7 +124,7 @@ enum Crypto<'a> {
 
 /// What a decision changes.
 struct Decision {
-    rc: &'static str,
+    rc: ResponseCode,
     /// The account the PAN spends from, when known.
     account_pan: Option<String>,
     /// The account with its new balance, when money moves.
@@ -143,7 +132,7 @@ struct Decision {
 }
 
 impl Decision {
-    fn decline(rc: &'static str) -> Decision {
+    fn decline(rc: ResponseCode) -> Decision {
         Decision { rc, account_pan: None, posting: None }
     }
 }
@@ -201,14 +190,14 @@ impl Acquirer {
             (b'0', b'5', b'0') => self.reconciliation(req, rmti),
             (b'0', b'8', b'0') => {
                 let mut r = echo(req, rmti, &[field::TRANSMISSION_DATE_TIME, field::STAN, field::TERMINAL_ID, field::NETWORK_MANAGEMENT_CODE]);
-                r.set_str(field::RESPONSE_CODE, rc::APPROVED);
+                r.set_str(field::RESPONSE_CODE, Rc::Approved.code());
                 tracing::debug!(code = ?req.get_str(field::NETWORK_MANAGEMENT_CODE), "network management");
                 r
             }
             _ => {
                 tracing::warn!(mti = %req.mti, "unsupported message type");
                 let mut r = echo(req, rmti, &ECHO);
-                r.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                r.set_str(field::RESPONSE_CODE, Rc::FormatError.code());
                 r
             }
         };
@@ -224,7 +213,7 @@ impl Acquirer {
             Err(e) => {
                 let mti = body.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()).and_then(Mti::from_ascii);
                 tracing::warn!(error = %e, bytes = body.len(), mti = ?mti.map(|m| m.to_string()), "unreadable request");
-                let resp = Message::new(response_mti(mti?)?).with(field::RESPONSE_CODE, rc::FORMAT_ERROR.as_bytes());
+                let resp = Message::new(response_mti(mti?)?).with(field::RESPONSE_CODE, Rc::FormatError.code().as_bytes());
                 return ascii87().pack(&resp).ok();
             }
         };
@@ -233,7 +222,7 @@ impl Acquirer {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::error!(error = %e, mti = %resp.mti, "answer does not pack; answering 96");
-                let fallback = Message::new(resp.mti).with(field::RESPONSE_CODE, rc::SYSTEM_ERROR.as_bytes());
+                let fallback = Message::new(resp.mti).with(field::RESPONSE_CODE, Rc::SystemError.code().as_bytes());
                 ascii87().pack(&fallback).ok()
             }
         }
@@ -246,7 +235,7 @@ impl Acquirer {
             Ok(c) => c,
             Err(problem) => {
                 tracing::warn!(mti = %req.mti, %problem, "format error");
-                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                resp.set_str(field::RESPONSE_CODE, Rc::FormatError.code());
                 return resp;
             }
         };
@@ -271,11 +260,11 @@ impl Acquirer {
             }
             Ok(Outcome::Conflict) => {
                 tracing::warn!(mti = %req.mti, tid, stan, "STAN reused by this terminal for a different transaction");
-                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                resp.set_str(field::RESPONSE_CODE, Rc::FormatError.code());
             }
             Err(e) => {
                 tracing::error!(error = %e, mti = %req.mti, tid, stan, "card request failed");
-                resp.set_str(field::RESPONSE_CODE, rc::SYSTEM_ERROR);
+                resp.set_str(field::RESPONSE_CODE, Rc::SystemError.code());
             }
         }
         resp
@@ -297,10 +286,10 @@ impl Acquirer {
                 return Ok(Outcome::Duplicate(rec));
             }
             let (d, verified) = match crypto {
-                Crypto::NoIssuer => (Decision::decline(rc::INVALID_CARD), None),
+                Crypto::NoIssuer => (Decision::decline(Rc::InvalidCard), None),
                 Crypto::Failed(why) => {
                     tracing::warn!(pan = %masked(cr.pan), reason = *why, "cryptogram not verified");
-                    (Decision::decline(rc::CRYPTOGRAM_FAILED), None)
+                    (Decision::decline(Rc::CryptogramFailed), None)
                 }
                 Crypto::Verified { v, token_range, issuer } => {
                     tracing::debug!(issuer = *issuer, "cryptogram verified");
@@ -308,19 +297,19 @@ impl Acquirer {
                         // An advice must carry a TC (no 9F27, as Visa sends: not checked).
                         (RequestKind::Advice, Some(t)) if t != CryptogramType::Tc => {
                             tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "advice without a TC");
-                            (Decision::decline(rc::CRYPTOGRAM_FAILED), None)
+                            (Decision::decline(Rc::CryptogramFailed), None)
                         }
                         (RequestKind::Advice, _) => (self.advice_decision(cr)?, None),
                         // The card did not ask to go online (TC / AAC): not honoured.
                         (_, Some(t)) if t != CryptogramType::Arqc => {
                             tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "online request without an ARQC");
-                            (Decision::decline(rc::DO_NOT_HONOUR), Some(v))
+                            (Decision::decline(Rc::DoNotHonour), Some(v))
                         }
                         _ => (self.auth_decision(kind, cr, *token_range)?, Some(v)),
                     }
                 }
             };
-            let approved = d.rc == rc::APPROVED;
+            let approved = d.rc == Rc::Approved;
             let (auth_code, rrn) = if approved && kind != RequestKind::Advice {
                 let id = self.next_seq()?;
                 (Some(auth_code(id)), Some(rrn(id)))
@@ -363,50 +352,50 @@ impl Acquirer {
         let account_pan = match &token {
             Some(t) => {
                 match t.status {
-                    TokenStatus::Deleted => return Ok(Decision::decline(rc::INVALID_CARD)),
-                    TokenStatus::Suspended => return Ok(Decision::decline(rc::RESTRICTED)),
+                    TokenStatus::Deleted => return Ok(Decision::decline(Rc::InvalidCard)),
+                    TokenStatus::Suspended => return Ok(Decision::decline(Rc::RestrictedCard)),
                     TokenStatus::Active => {}
                 }
                 match t.domain {
                     TokenDomain::ContactlessChip => {
                         if !cr.entry_mode.is_some_and(|m| m.starts_with("07")) {
-                            return Ok(Decision::decline(rc::NOT_PERMITTED));
+                            return Ok(Decision::decline(Rc::NotPermitted));
                         }
                     }
                 }
                 if parse_yymm(&t.expiry).is_none_or(|e| e < today) {
-                    return Ok(Decision::decline(rc::EXPIRED));
+                    return Ok(Decision::decline(Rc::ExpiredCard));
                 }
                 t.funding_pan.clone()
             }
             // A token range PAN the vault does not know.
-            None if token_range => return Ok(Decision::decline(rc::INVALID_CARD)),
+            None if token_range => return Ok(Decision::decline(Rc::InvalidCard)),
             None => cr.pan.to_string(),
         };
         let Some(mut account) = self.account(&account_pan)? else {
             if token.is_some() {
                 tracing::error!(pan = %masked(cr.pan), "vault entry without its funding account");
-                return Ok(Decision::decline(rc::SYSTEM_ERROR));
+                return Ok(Decision::decline(Rc::SystemError));
             }
-            return Ok(Decision::decline(rc::INVALID_CARD));
+            return Ok(Decision::decline(Rc::InvalidCard));
         };
         if cr.expiry.is_some_and(|e| e < today) {
-            return Ok(Decision::decline(rc::EXPIRED));
+            return Ok(Decision::decline(Rc::ExpiredCard));
         }
         if token.is_none() && parse_yymm(&account.expiry).is_none_or(|e| e < today) {
-            return Ok(Decision::decline(rc::EXPIRED));
+            return Ok(Decision::decline(Rc::ExpiredCard));
         }
         if account.status == AccountStatus::Blocked {
-            return Ok(Decision::decline(rc::DO_NOT_HONOUR));
+            return Ok(Decision::decline(Rc::DoNotHonour));
         }
         if !cr.credit && i128::from(account.balance) < i128::from(cr.amount) {
-            return Ok(Decision::decline(rc::INSUFFICIENT_FUNDS));
+            return Ok(Decision::decline(Rc::InsufficientFunds));
         }
         let posting = (kind == RequestKind::Financial).then(|| {
             account.balance = apply(account.balance, cr.amount, cr.credit);
             account
         });
-        Ok(Decision { rc: rc::APPROVED, account_pan: Some(account_pan), posting })
+        Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting })
     }
 
     /// A verified 0220: the offline approval is guaranteed, so it is posted whatever the token
@@ -417,10 +406,10 @@ impl Acquirer {
             None => cr.pan.to_string(),
         };
         let Some(mut account) = self.account(&account_pan)? else {
-            return Ok(Decision::decline(rc::INVALID_CARD));
+            return Ok(Decision::decline(Rc::InvalidCard));
         };
         account.balance = apply(account.balance, cr.amount, cr.credit);
-        Ok(Decision { rc: rc::APPROVED, account_pan: Some(account_pan), posting: Some(account) })
+        Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting: Some(account) })
     }
 
     /// 0400 / 0401 (and 0420 / 0421): undo an approved, unsettled original once.
@@ -443,19 +432,19 @@ impl Acquirer {
             Ok(k) => k,
             Err(problem) => {
                 tracing::warn!(mti = %req.mti, %problem, "format error");
-                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                resp.set_str(field::RESPONSE_CODE, Rc::FormatError.code());
                 return resp;
             }
         };
         let amount = number(req, field::AMOUNT, 12).ok();
         let code = match self.reverse(&key, req.get_str(field::PAN), amount) {
-            Ok(()) => rc::APPROVED,
+            Ok(()) => Rc::Approved,
             Err(e) => {
                 tracing::error!(error = %e, "reversal failed");
-                rc::SYSTEM_ERROR
+                Rc::SystemError
             }
         };
-        resp.set_str(field::RESPONSE_CODE, code);
+        resp.set_str(field::RESPONSE_CODE, code.code());
         resp
     }
 
@@ -467,7 +456,7 @@ impl Acquirer {
                 tracing::info!(original = %original, "reversal of a transaction never received: nothing to do");
                 return Ok(());
             };
-            let skip = if rec.response_code != rc::APPROVED {
+            let skip = if rec.response_code != Rc::Approved.code() {
                 Some("original was declined")
             } else if rec.reversed {
                 Some("already reversed")
@@ -527,18 +516,18 @@ impl Acquirer {
         let code = match parsed {
             Err(problem) => {
                 tracing::warn!(mti = %req.mti, %problem, "format error");
-                rc::FORMAT_ERROR
+                Rc::FormatError
             }
             Ok((tid, stan, theirs)) => match self.reconcile(&tid, stan, theirs) {
-                Ok(true) => rc::APPROVED,
-                Ok(false) => rc::TOTALS_DIFFER,
+                Ok(true) => Rc::Approved,
+                Ok(false) => Rc::TotalsDiffer,
                 Err(e) => {
                     tracing::error!(error = %e, "reconciliation failed");
-                    rc::SYSTEM_ERROR
+                    Rc::SystemError
                 }
             },
         };
-        resp.set_str(field::RESPONSE_CODE, code);
+        resp.set_str(field::RESPONSE_CODE, code.code());
         resp
     }
 
