@@ -3,7 +3,8 @@
 //! The terminal and the acquirer simulator are separate systems: this crate is all they share
 //! besides the ISO 8583 codec. One table of response codes (DE 39) with their meaning and the
 //! texts a cashier or cardholder sees; the processing codes (DE 3) and entry mode (DE 22) of the
-//! contract.
+//! contract; the network management codes (DE 70) and the DE 60 formats of the sign-on answer
+//! ([`SignOnPosition`]) and of the reconciliation ([`BatchNumber`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -190,6 +191,103 @@ pub mod processing {
 /// DE 22 POS entry mode: contactless EMV (07), PIN entry capability 1.
 pub const ENTRY_MODE_CONTACTLESS: &str = "071";
 
+/// DE 70 network management codes of the contract (0800 / 0810).
+pub mod network {
+    /// Sign-on: the 0810 carries DE 60 = [`super::SignOnPosition`].
+    pub const SIGN_ON: &str = "001";
+    /// Echo test: the 0810 carries no DE 60.
+    pub const ECHO: &str = "301";
+}
+
+/// Parses exactly `N` ASCII digits.
+fn digits<const N: usize>(s: &str) -> Option<u32> {
+    (s.len() == N && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+}
+
+/// A settlement batch number, 000001-999999 (docs/host.md "Batches"): DE 60 of a 0500 (and of
+/// its 0510), and the second half of the sign-on DE 60. The acquirer keeps one open batch per
+/// terminal; closing it opens [`BatchNumber::next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct BatchNumber(u32);
+
+impl BatchNumber {
+    /// The batch a terminal the acquirer has never settled starts with.
+    pub const FIRST: BatchNumber = BatchNumber(1);
+    /// The last number before the cycle starts again at [`BatchNumber::FIRST`].
+    pub const MAX: u32 = 999_999;
+
+    /// `None` outside 1..=999999.
+    pub fn new(n: u32) -> Option<BatchNumber> {
+        (1..=Self::MAX).contains(&n).then_some(BatchNumber(n))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The batch opened when this one closes (999999 → 000001).
+    pub fn next(self) -> BatchNumber {
+        BatchNumber(if self.0 >= Self::MAX { 1 } else { self.0 + 1 })
+    }
+
+    /// DE 60 of a 0500: six digits.
+    pub fn to_de60(self) -> String {
+        format!("{:06}", self.0)
+    }
+
+    /// DE 60 of a 0500: exactly six digits, not 000000.
+    pub fn parse_de60(de60: &str) -> Option<BatchNumber> {
+        digits::<6>(de60).and_then(BatchNumber::new)
+    }
+}
+
+impl TryFrom<u32> for BatchNumber {
+    type Error = String;
+    fn try_from(n: u32) -> Result<BatchNumber, String> {
+        BatchNumber::new(n).ok_or_else(|| format!("batch number {n} is not 1 to 999999"))
+    }
+}
+
+impl From<BatchNumber> for u32 {
+    fn from(b: BatchNumber) -> u32 {
+        b.0
+    }
+}
+
+impl std::fmt::Display for BatchNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:06}", self.0)
+    }
+}
+
+/// DE 60 of a sign-on 0810 (DE 70 = 001): where the acquirer says the terminal stands, so a
+/// terminal whose journal was reset continues after its last STAN and settles the right batch.
+/// 12 digits: last STAN the acquirer has seen from this terminal id (6, `000000` if none) ‖ the
+/// terminal's open batch (6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignOnPosition {
+    /// 0 = no request seen from this terminal id; else 1..=999999.
+    pub last_stan: u32,
+    pub batch: BatchNumber,
+}
+
+impl SignOnPosition {
+    /// `last_stan` above 999999 is not representable: `None`.
+    pub fn to_de60(&self) -> Option<String> {
+        (self.last_stan <= 999_999).then(|| format!("{:06}{}", self.last_stan, self.batch.to_de60()))
+    }
+
+    /// Exactly 12 digits; the batch half must not be 000000.
+    pub fn parse_de60(de60: &str) -> Option<SignOnPosition> {
+        if de60.len() != 12 || !de60.is_ascii() {
+            return None;
+        }
+        let (stan, batch) = de60.split_at(6);
+        Some(SignOnPosition { last_stan: digits::<6>(stan)?, batch: BatchNumber::parse_de60(batch)? })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +321,40 @@ mod tests {
         assert_eq!(response_mti(m("0800")), Some(m("0810")));
         assert_eq!(response_mti(m("0210")), None);
         assert_eq!(response_mti(m("0290")), None);
+    }
+
+    #[test]
+    fn batch_number_de60() {
+        let b = BatchNumber::parse_de60("000042").unwrap();
+        assert_eq!((b.get(), b.to_de60(), b.to_string()), (42, "000042".to_string(), "000042".to_string()));
+        assert_eq!(b.next().get(), 43);
+        assert_eq!(BatchNumber::new(999_999).unwrap().next(), BatchNumber::FIRST);
+        assert_eq!(BatchNumber::FIRST.to_de60(), "000001");
+        for bad in ["", "000000", "42", "0000042", "00004a", " 00042", "+00042", "９９９９９９"] {
+            assert_eq!(BatchNumber::parse_de60(bad), None, "{bad:?}");
+        }
+        assert_eq!(BatchNumber::new(0), None);
+        assert_eq!(BatchNumber::new(1_000_000), None);
+        for n in [1, 7, 999_999] {
+            let b = BatchNumber::new(n).unwrap();
+            assert_eq!(BatchNumber::parse_de60(&b.to_de60()), Some(b));
+        }
+        assert!(BatchNumber::try_from(0).is_err());
+    }
+
+    #[test]
+    fn sign_on_position_de60() {
+        let p = SignOnPosition { last_stan: 123, batch: BatchNumber::new(7).unwrap() };
+        assert_eq!(p.to_de60().as_deref(), Some("000123000007"));
+        assert_eq!(SignOnPosition::parse_de60("000123000007"), Some(p));
+        let none = SignOnPosition { last_stan: 0, batch: BatchNumber::FIRST };
+        assert_eq!(none.to_de60().as_deref(), Some("000000000001"));
+        assert_eq!(SignOnPosition::parse_de60("000000000001"), Some(none));
+        assert_eq!(SignOnPosition::parse_de60("999999999999").map(|p| (p.last_stan, p.batch.get())), Some((999_999, 999_999)));
+        for bad in ["", "000123", "000123000000", "00012300007", "0001230000071", "00012a000007", "000123 00007", "é00123000007"] {
+            assert_eq!(SignOnPosition::parse_de60(bad), None, "{bad:?}");
+        }
+        assert_eq!(SignOnPosition { last_stan: 1_000_000, batch: BatchNumber::FIRST }.to_de60(), None);
     }
 
     #[test]

@@ -1,31 +1,21 @@
 //! Request → response: the message contract of docs/host.md. Pure with respect to the wire
 //! (fault injection lives in the server); all state goes through the store.
 
+use host_contract::{network, BatchNumber, ResponseCode, SignOnPosition};
 use iso8583::{ascii87, field, Message, Mti};
 use kernels::tlv;
 use kernels::types::CryptogramType;
+use sha1::{Digest, Sha1};
 use test_cards::issuers;
 
-use super::crypto::{self, Verified};
-use super::masked;
-use super::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus};
-use super::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
-use super::{Acquirer, AcquirerError};
+use crate::crypto::{self, Verified};
+use crate::masked;
+use crate::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus};
+use crate::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
+use crate::{Acquirer, AcquirerError};
 
-/// Response codes (DE 39) of docs/host.md.
-pub(crate) mod rc {
-    pub const APPROVED: &str = "00";
-    pub const DO_NOT_HONOUR: &str = "05";
-    pub const INVALID_CARD: &str = "14";
-    pub const FORMAT_ERROR: &str = "30";
-    pub const INSUFFICIENT_FUNDS: &str = "51";
-    pub const EXPIRED: &str = "54";
-    pub const NOT_PERMITTED: &str = "57";
-    pub const RESTRICTED: &str = "62";
-    pub const CRYPTOGRAM_FAILED: &str = "82";
-    pub const TOTALS_DIFFER: &str = "95";
-    pub const SYSTEM_ERROR: &str = "96";
-}
+/// DE 39: the contract's one table of response codes.
+use ResponseCode as Rc;
 
 /// Fields every response echoes when the request has them.
 const ECHO: [u8; 6] = [field::PAN, field::PROCESSING_CODE, field::AMOUNT, field::STAN, field::TERMINAL_ID, field::CURRENCY_CODE];
@@ -85,6 +75,8 @@ struct CardRequest<'a> {
     psn: u8,
     entry_mode: Option<&'a str>,
     expiry: Option<u32>,
+    /// [`request_digest`] of the message.
+    digest: String,
 }
 
 fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
@@ -123,7 +115,24 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
             return Err("DE 35 does not carry the PAN of DE 2".into());
         }
     }
-    Ok(CardRequest { pan, processing_code, credit, amount, key, icc, psn, entry_mode: req.get_str(field::POS_ENTRY_MODE), expiry })
+    Ok(CardRequest { pan, processing_code, credit, amount, key, icc, psn, entry_mode: req.get_str(field::POS_ENTRY_MODE), expiry, digest: request_digest(req) })
+}
+
+/// SHA-1 (hex) over the request as the terminal sent it, minus what a retransmission may
+/// change: the MTI with its origin digit as the original's (0221 → 0220) and every field but
+/// DE 7 (transmission date/time), each as number ‖ length ‖ value. Same TID + STAN with another
+/// digest is another request (answered 94), not a retransmission.
+fn request_digest(req: &Message) -> String {
+    let mut mti = *req.mti.as_bytes();
+    mti[3] = b'0';
+    let mut h = Sha1::new();
+    h.update(mti);
+    for (f, v) in req.fields().filter(|(f, _)| *f != field::TRANSMISSION_DATE_TIME) {
+        h.update([f]);
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v);
+    }
+    hex::encode(h.finalize())
 }
 
 /// The stateless part of a card request's checks.
@@ -135,7 +144,7 @@ enum Crypto<'a> {
 
 /// What a decision changes.
 struct Decision {
-    rc: &'static str,
+    rc: ResponseCode,
     /// The account the PAN spends from, when known.
     account_pan: Option<String>,
     /// The account with its new balance, when money moves.
@@ -143,15 +152,16 @@ struct Decision {
 }
 
 impl Decision {
-    fn decline(rc: &'static str) -> Decision {
+    fn decline(rc: ResponseCode) -> Decision {
         Decision { rc, account_pan: None, posting: None }
     }
 }
 
 enum Outcome {
     New(AuthRecord),
+    /// A retransmission of a recorded request: its recorded answer.
     Duplicate(AuthRecord),
-    /// Same TID + STAN as a recorded request with other data.
+    /// Same TID + STAN as a recorded request with other data: refused (94), nothing posted.
     Conflict,
 }
 
@@ -199,20 +209,69 @@ impl Acquirer {
             (b'0', b'2', b'2') => self.card_request(req, rmti, RequestKind::Advice),
             (b'0', b'4', b'0') | (b'0', b'4', b'2') => self.reversal(req, rmti),
             (b'0', b'5', b'0') => self.reconciliation(req, rmti),
-            (b'0', b'8', b'0') => {
-                let mut r = echo(req, rmti, &[field::TRANSMISSION_DATE_TIME, field::STAN, field::TERMINAL_ID, field::NETWORK_MANAGEMENT_CODE]);
-                r.set_str(field::RESPONSE_CODE, rc::APPROVED);
-                tracing::debug!(code = ?req.get_str(field::NETWORK_MANAGEMENT_CODE), "network management");
-                r
-            }
+            (b'0', b'8', b'0') => self.network_management(req, rmti),
             _ => {
                 tracing::warn!(mti = %req.mti, "unsupported message type");
                 let mut r = echo(req, rmti, &ECHO);
-                r.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                r.set_str(field::RESPONSE_CODE, Rc::FormatError.code());
                 r
             }
         };
+        // DE 11 of these is a STAN the terminal has just taken from its counter (a reversal's
+        // is the original's): the position a sign-on reports. After the answer, so that a
+        // sign-on reports what came before it.
+        if matches!((d[1], d[2]), (b'1' | b'2' | b'5' | b'8', b'0') | (b'2', b'2')) {
+            self.note_request_stan(req);
+        }
         Some(resp)
+    }
+
+    fn note_request_stan(&self, req: &Message) {
+        let (Ok(tid), Ok(stan)) = (tid8(req), number(req, field::STAN, 6)) else { return };
+        if stan == 0 {
+            return;
+        }
+        if let Err(e) = self.note_stan(&tid, stan as u32) {
+            tracing::error!(error = %e, "recording the terminal's STAN failed");
+        }
+    }
+
+    /// 0800: sign-on (DE 70 = 001) answered with DE 60 = [`SignOnPosition`]; echo (301) and any
+    /// other code answered 00 without DE 60.
+    fn network_management(&self, req: &Message, rmti: Mti) -> Message {
+        let mut r = echo(req, rmti, &[field::TRANSMISSION_DATE_TIME, field::STAN, field::TERMINAL_ID, field::NETWORK_MANAGEMENT_CODE]);
+        let code = req.get_str(field::NETWORK_MANAGEMENT_CODE);
+        tracing::debug!(code = ?code, "network management");
+        let rc = if code == Some(network::SIGN_ON) {
+            match tid8(req) {
+                Err(problem) => {
+                    tracing::warn!(mti = %req.mti, %problem, "format error");
+                    Rc::FormatError
+                }
+                Ok(tid) => match self.sign_on_position(&tid) {
+                    Ok(pos) => match pos.to_de60() {
+                        Some(de60) => {
+                            tracing::info!(tid = %String::from_utf8_lossy(&tid), last_stan = pos.last_stan, batch = %pos.batch, "sign-on");
+                            r.set_str(field::RESERVED_PRIVATE_60, &de60);
+                            Rc::Approved
+                        }
+                        None => Rc::SystemError,
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "sign-on failed");
+                        Rc::SystemError
+                    }
+                },
+            }
+        } else {
+            Rc::Approved
+        };
+        r.set_str(field::RESPONSE_CODE, rc.code());
+        r
+    }
+
+    fn sign_on_position(&self, tid: &[u8]) -> Result<SignOnPosition, AcquirerError> {
+        Ok(SignOnPosition { last_stan: self.last_stan(tid)?, batch: self.open_batch(tid)? })
     }
 
     /// Unpacks an `ascii87` body (no frame), answers it, packs the answer. A body that does not
@@ -224,7 +283,7 @@ impl Acquirer {
             Err(e) => {
                 let mti = body.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()).and_then(Mti::from_ascii);
                 tracing::warn!(error = %e, bytes = body.len(), mti = ?mti.map(|m| m.to_string()), "unreadable request");
-                let resp = Message::new(response_mti(mti?)?).with(field::RESPONSE_CODE, rc::FORMAT_ERROR.as_bytes());
+                let resp = Message::new(response_mti(mti?)?).with(field::RESPONSE_CODE, Rc::FormatError.code().as_bytes());
                 return ascii87().pack(&resp).ok();
             }
         };
@@ -233,7 +292,7 @@ impl Acquirer {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::error!(error = %e, mti = %resp.mti, "answer does not pack; answering 96");
-                let fallback = Message::new(resp.mti).with(field::RESPONSE_CODE, rc::SYSTEM_ERROR.as_bytes());
+                let fallback = Message::new(resp.mti).with(field::RESPONSE_CODE, Rc::SystemError.code().as_bytes());
                 ascii87().pack(&fallback).ok()
             }
         }
@@ -246,7 +305,7 @@ impl Acquirer {
             Ok(c) => c,
             Err(problem) => {
                 tracing::warn!(mti = %req.mti, %problem, "format error");
-                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                resp.set_str(field::RESPONSE_CODE, Rc::FormatError.code());
                 return resp;
             }
         };
@@ -270,12 +329,12 @@ impl Acquirer {
                 fill(&mut resp, &rec);
             }
             Ok(Outcome::Conflict) => {
-                tracing::warn!(mti = %req.mti, tid, stan, "STAN reused by this terminal for a different transaction");
-                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                tracing::warn!(mti = %req.mti, tid, stan, "STAN reused by this terminal for a different request: refused, nothing posted");
+                resp.set_str(field::RESPONSE_CODE, Rc::Duplicate.code());
             }
             Err(e) => {
                 tracing::error!(error = %e, mti = %req.mti, tid, stan, "card request failed");
-                resp.set_str(field::RESPONSE_CODE, rc::SYSTEM_ERROR);
+                resp.set_str(field::RESPONSE_CODE, Rc::SystemError.code());
             }
         }
         resp
@@ -285,7 +344,11 @@ impl Acquirer {
         let rec = {
             let guard = self.guard();
             if let Some(rec) = self.auth(&cr.key)? {
-                let same = rec.kind == kind && rec.pan == cr.pan && rec.amount == cr.amount && rec.processing_code == cr.processing_code;
+                let same = match &rec.request_digest {
+                    Some(d) => *d == cr.digest,
+                    // Recorded before digests were kept: what was compared then.
+                    None => rec.kind == kind && rec.pan == cr.pan && rec.amount == cr.amount && rec.processing_code == cr.processing_code,
+                };
                 drop(guard);
                 if !same {
                     return Ok(Outcome::Conflict);
@@ -297,10 +360,10 @@ impl Acquirer {
                 return Ok(Outcome::Duplicate(rec));
             }
             let (d, verified) = match crypto {
-                Crypto::NoIssuer => (Decision::decline(rc::INVALID_CARD), None),
+                Crypto::NoIssuer => (Decision::decline(Rc::InvalidCard), None),
                 Crypto::Failed(why) => {
                     tracing::warn!(pan = %masked(cr.pan), reason = *why, "cryptogram not verified");
-                    (Decision::decline(rc::CRYPTOGRAM_FAILED), None)
+                    (Decision::decline(Rc::CryptogramFailed), None)
                 }
                 Crypto::Verified { v, token_range, issuer } => {
                     tracing::debug!(issuer = *issuer, "cryptogram verified");
@@ -308,19 +371,19 @@ impl Acquirer {
                         // An advice must carry a TC (no 9F27, as Visa sends: not checked).
                         (RequestKind::Advice, Some(t)) if t != CryptogramType::Tc => {
                             tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "advice without a TC");
-                            (Decision::decline(rc::CRYPTOGRAM_FAILED), None)
+                            (Decision::decline(Rc::CryptogramFailed), None)
                         }
                         (RequestKind::Advice, _) => (self.advice_decision(cr)?, None),
                         // The card did not ask to go online (TC / AAC): not honoured.
                         (_, Some(t)) if t != CryptogramType::Arqc => {
                             tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "online request without an ARQC");
-                            (Decision::decline(rc::DO_NOT_HONOUR), Some(v))
+                            (Decision::decline(Rc::DoNotHonour), Some(v))
                         }
                         _ => (self.auth_decision(kind, cr, *token_range)?, Some(v)),
                     }
                 }
             };
-            let approved = d.rc == rc::APPROVED;
+            let approved = d.rc == Rc::Approved;
             let (auth_code, rrn) = if approved && kind != RequestKind::Advice {
                 let id = self.next_seq()?;
                 (Some(auth_code(id)), Some(rrn(id)))
@@ -342,6 +405,8 @@ impl Acquirer {
                 reversed: false,
                 settled: false,
                 at: unix_now(),
+                batch: self.open_batch(&cr.key[..8])?.get(),
+                request_digest: Some(cr.digest.clone()),
             };
             let posting = match (&d.account_pan, &d.posting) {
                 (Some(pan), Some(a)) => Some((pan.as_str(), a)),
@@ -363,50 +428,50 @@ impl Acquirer {
         let account_pan = match &token {
             Some(t) => {
                 match t.status {
-                    TokenStatus::Deleted => return Ok(Decision::decline(rc::INVALID_CARD)),
-                    TokenStatus::Suspended => return Ok(Decision::decline(rc::RESTRICTED)),
+                    TokenStatus::Deleted => return Ok(Decision::decline(Rc::InvalidCard)),
+                    TokenStatus::Suspended => return Ok(Decision::decline(Rc::RestrictedCard)),
                     TokenStatus::Active => {}
                 }
                 match t.domain {
                     TokenDomain::ContactlessChip => {
                         if !cr.entry_mode.is_some_and(|m| m.starts_with("07")) {
-                            return Ok(Decision::decline(rc::NOT_PERMITTED));
+                            return Ok(Decision::decline(Rc::NotPermitted));
                         }
                     }
                 }
                 if parse_yymm(&t.expiry).is_none_or(|e| e < today) {
-                    return Ok(Decision::decline(rc::EXPIRED));
+                    return Ok(Decision::decline(Rc::ExpiredCard));
                 }
                 t.funding_pan.clone()
             }
             // A token range PAN the vault does not know.
-            None if token_range => return Ok(Decision::decline(rc::INVALID_CARD)),
+            None if token_range => return Ok(Decision::decline(Rc::InvalidCard)),
             None => cr.pan.to_string(),
         };
         let Some(mut account) = self.account(&account_pan)? else {
             if token.is_some() {
                 tracing::error!(pan = %masked(cr.pan), "vault entry without its funding account");
-                return Ok(Decision::decline(rc::SYSTEM_ERROR));
+                return Ok(Decision::decline(Rc::SystemError));
             }
-            return Ok(Decision::decline(rc::INVALID_CARD));
+            return Ok(Decision::decline(Rc::InvalidCard));
         };
         if cr.expiry.is_some_and(|e| e < today) {
-            return Ok(Decision::decline(rc::EXPIRED));
+            return Ok(Decision::decline(Rc::ExpiredCard));
         }
         if token.is_none() && parse_yymm(&account.expiry).is_none_or(|e| e < today) {
-            return Ok(Decision::decline(rc::EXPIRED));
+            return Ok(Decision::decline(Rc::ExpiredCard));
         }
         if account.status == AccountStatus::Blocked {
-            return Ok(Decision::decline(rc::DO_NOT_HONOUR));
+            return Ok(Decision::decline(Rc::DoNotHonour));
         }
         if !cr.credit && i128::from(account.balance) < i128::from(cr.amount) {
-            return Ok(Decision::decline(rc::INSUFFICIENT_FUNDS));
+            return Ok(Decision::decline(Rc::InsufficientFunds));
         }
         let posting = (kind == RequestKind::Financial).then(|| {
             account.balance = apply(account.balance, cr.amount, cr.credit);
             account
         });
-        Ok(Decision { rc: rc::APPROVED, account_pan: Some(account_pan), posting })
+        Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting })
     }
 
     /// A verified 0220: the offline approval is guaranteed, so it is posted whatever the token
@@ -417,10 +482,10 @@ impl Acquirer {
             None => cr.pan.to_string(),
         };
         let Some(mut account) = self.account(&account_pan)? else {
-            return Ok(Decision::decline(rc::INVALID_CARD));
+            return Ok(Decision::decline(Rc::InvalidCard));
         };
         account.balance = apply(account.balance, cr.amount, cr.credit);
-        Ok(Decision { rc: rc::APPROVED, account_pan: Some(account_pan), posting: Some(account) })
+        Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting: Some(account) })
     }
 
     /// 0400 / 0401 (and 0420 / 0421): undo an approved, unsettled original once.
@@ -443,19 +508,19 @@ impl Acquirer {
             Ok(k) => k,
             Err(problem) => {
                 tracing::warn!(mti = %req.mti, %problem, "format error");
-                resp.set_str(field::RESPONSE_CODE, rc::FORMAT_ERROR);
+                resp.set_str(field::RESPONSE_CODE, Rc::FormatError.code());
                 return resp;
             }
         };
         let amount = number(req, field::AMOUNT, 12).ok();
         let code = match self.reverse(&key, req.get_str(field::PAN), amount) {
-            Ok(()) => rc::APPROVED,
+            Ok(()) => Rc::Approved,
             Err(e) => {
                 tracing::error!(error = %e, "reversal failed");
-                rc::SYSTEM_ERROR
+                Rc::SystemError
             }
         };
-        resp.set_str(field::RESPONSE_CODE, code);
+        resp.set_str(field::RESPONSE_CODE, code.code());
         resp
     }
 
@@ -467,7 +532,7 @@ impl Acquirer {
                 tracing::info!(original = %original, "reversal of a transaction never received: nothing to do");
                 return Ok(());
             };
-            let skip = if rec.response_code != rc::APPROVED {
+            let skip = if rec.response_code != Rc::Approved.code() {
                 Some("original was declined")
             } else if rec.reversed {
                 Some("already reversed")
@@ -507,15 +572,24 @@ impl Acquirer {
         Ok(())
     }
 
-    /// 0500: the terminal's totals against ours (posted, not reversed, not settled).
+    /// 0500: the terminal's totals against ours for one batch (DE 60; without it, the open
+    /// batch). The answer echoes DE 60.
     fn reconciliation(&self, req: &Message, rmti: Mti) -> Message {
         let mut resp = echo(req, rmti, &ECHO);
-        let parsed = (|| -> Result<(Vec<u8>, u64, [u64; 4]), String> {
+        if let Some(v) = req.get(field::RESERVED_PRIVATE_60) {
+            resp.set(field::RESERVED_PRIVATE_60, v.to_vec());
+        }
+        let parsed = (|| -> Result<ReconciliationRequest, String> {
             let stan = number(req, field::STAN, 6)?;
             let tid = tid8(req)?;
+            let batch = match req.get(field::RESERVED_PRIVATE_60) {
+                None => None,
+                Some(v) => Some(std::str::from_utf8(v).ok().and_then(BatchNumber::parse_de60).ok_or("DE 60 is not a batch number (6 digits, not 000000)")?),
+            };
             Ok((
                 tid,
                 stan,
+                batch,
                 [
                     number(req, field::DEBITS_NUMBER, 10)?,
                     number(req, field::DEBITS_AMOUNT, 16)?,
@@ -527,44 +601,75 @@ impl Acquirer {
         let code = match parsed {
             Err(problem) => {
                 tracing::warn!(mti = %req.mti, %problem, "format error");
-                rc::FORMAT_ERROR
+                Rc::FormatError
             }
-            Ok((tid, stan, theirs)) => match self.reconcile(&tid, stan, theirs) {
-                Ok(true) => rc::APPROVED,
-                Ok(false) => rc::TOTALS_DIFFER,
-                Err(e) => {
-                    tracing::error!(error = %e, "reconciliation failed");
-                    rc::SYSTEM_ERROR
-                }
-            },
+            Ok((tid, stan, batch, theirs)) => self.reconcile(&tid, stan, batch, theirs).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reconciliation failed");
+                Rc::SystemError
+            }),
         };
-        resp.set_str(field::RESPONSE_CODE, code);
+        resp.set_str(field::RESPONSE_CODE, code.code());
         resp
     }
 
-    /// `theirs` = [debits, debits amount, credits, credits amount]. Idempotent per TID + STAN:
-    /// a repeated 0500 (its answer was lost) gets the answer of the settlement it already made.
-    fn reconcile(&self, tid: &[u8], stan: u64, theirs: [u64; 4]) -> Result<bool, AcquirerError> {
+    /// `theirs` = [debits, debits amount, credits, credits amount] of batch `batch` (`None`: the
+    /// open batch, as a terminal that does not send DE 60 means).
+    ///
+    /// - the open batch: 00 and closed (the next one opens) when the totals of what was posted
+    ///   into it (not reversed) are `theirs`, else 95 and it stays open;
+    /// - a closed batch (its 0510 was lost): the answer it got, 00, when `theirs` are the totals
+    ///   it closed with, else 95; nothing changes;
+    /// - without DE 60, a repeat of the 0500 that closed the last batch (same STAN, same totals)
+    ///   is answered as that one was;
+    /// - any other batch number: 95 (the terminal is not where the acquirer is: it should sign
+    ///   on), nothing changes.
+    fn reconcile(&self, tid: &[u8], stan: u64, batch: Option<BatchNumber>, theirs: [u64; 4]) -> Result<ResponseCode, AcquirerError> {
         let terminal = String::from_utf8_lossy(tid).into_owned();
         {
             let _g = self.guard();
-            if let Some(done) = self.settlement(tid, stan)? {
-                let same = [done.debits, done.debits_amount, done.credits, done.credits_amount] == theirs;
-                tracing::info!(terminal = %terminal, stan, same, "repeated reconciliation");
-                return Ok(same);
+            let open = self.open_batch(tid)?;
+            match batch {
+                Some(b) if b != open => {
+                    return Ok(match self.closed_batch(tid, b)? {
+                        Some(done) => {
+                            let same = done.totals() == theirs;
+                            tracing::info!(terminal = %terminal, batch = %b, same, "reconciliation of a closed batch: answered as it was");
+                            if same {
+                                Rc::Approved
+                            } else {
+                                Rc::TotalsDiffer
+                            }
+                        }
+                        None => {
+                            tracing::warn!(terminal = %terminal, batch = %b, open = %open, "reconciliation of a batch that is neither open nor closed");
+                            Rc::TotalsDiffer
+                        }
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    let last = BatchNumber::new(open.get() - 1).unwrap_or(BatchNumber::new(BatchNumber::MAX).unwrap_or(BatchNumber::FIRST));
+                    if let Some(done) = self.closed_batch(tid, last)? {
+                        if done.stan == stan && done.totals() == theirs {
+                            tracing::info!(terminal = %terminal, stan, batch = %last, "repeated reconciliation: answered as it was");
+                            return Ok(Rc::Approved);
+                        }
+                    }
+                }
             }
-            let open: Vec<_> = self.auths_of(tid)?.into_iter().filter(|(_, r)| r.posted && !r.reversed && !r.settled).collect();
+            let in_batch: Vec<_> =
+                self.auths_of(tid)?.into_iter().filter(|(_, r)| r.posted && !r.reversed && !r.settled && (r.batch == open.get() || r.batch == 0)).collect();
             let mut ours = [0u64; 4];
-            for (_, r) in &open {
+            for (_, r) in &in_batch {
                 let i = if r.credit { 2 } else { 0 };
                 ours[i] += 1;
                 ours[i + 1] = ours[i + 1].saturating_add(r.amount);
             }
             if ours != theirs {
-                tracing::warn!(terminal = %terminal, ?ours, ?theirs, "reconciliation totals differ ([debits, amount, credits, amount])");
-                return Ok(false);
+                tracing::warn!(terminal = %terminal, batch = %open, ?ours, ?theirs, "reconciliation totals differ ([debits, amount, credits, amount])");
+                return Ok(Rc::TotalsDiffer);
             }
-            let (keys, records): (Vec<_>, Vec<_>) = open
+            let (keys, records): (Vec<_>, Vec<_>) = in_batch
                 .into_iter()
                 .map(|(k, mut r)| {
                     r.settled = true;
@@ -580,14 +685,19 @@ impl Acquirer {
                 transactions: records.len() as u64,
                 at: unix_now(),
                 stan,
+                batch: open.get(),
             };
-            self.commit_settlement(&keys, &records, &settlement)?;
-            tracing::info!(terminal = %terminal, ?ours, "settled");
+            self.commit_settlement(tid, &keys, &records, &settlement)?;
+            tracing::info!(terminal = %terminal, batch = %open, ?ours, "settled: batch closed");
         }
         self.flush()?;
-        Ok(true)
+        Ok(Rc::Approved)
     }
 }
+
+/// A 0500 checked for format: terminal id (8), STAN, DE 60 when present, [debits, debits
+/// amount, credits, credits amount].
+type ReconciliationRequest = (Vec<u8>, u64, Option<BatchNumber>, [u64; 4]);
 
 /// DE 39 and, as recorded, 37 / 38 / 55.
 fn fill(resp: &mut Message, rec: &AuthRecord) {

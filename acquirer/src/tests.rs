@@ -3,7 +3,7 @@
 //! robustness against arbitrary input.
 
 use super::*;
-use crate::acquirer::{admin_command, serve, serve_admin, write_admin_addr, Acquirer, AcquirerError, Faults, Seed, TokenStatus};
+use crate::{admin_command, serve, serve_admin, write_admin_addr, Acquirer, AcquirerError, Faults, Seed, TokenStatus};
 use iso8583::{ascii87, field, Message, Mti};
 use kernels::apdu::CApdu;
 use kernels::cryptogram::{self, CryptogramMethod};
@@ -390,14 +390,55 @@ fn duplicate_stan_is_idempotent() {
     assert_eq!(rc_of(&first), "00");
     assert_eq!(first, again, "same answer");
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 4000, "debited once");
-    // Same TID + STAN with other data: refused, nothing posted.
+    // Same TID + STAN with other data: refused as a duplicate transmission, nothing posted.
     let other = request(Mti::FINANCIAL_REQUEST, &t, 4001, 42);
-    assert_eq!(rc_of(&exchange(&acq, &other)), "30");
+    assert_eq!(rc_of(&exchange(&acq, &other)), "94");
     // Same STAN from another terminal is another transaction.
     let mut elsewhere = req.clone();
     elsewhere.set_str(field::TERMINAL_ID, "TEST0002");
     assert_eq!(rc_of(&exchange(&acq, &elsewhere)), "00");
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 8000);
+}
+
+#[test]
+fn a_reused_stan_with_another_request_is_refused_94_not_answered_from_the_old_sale() {
+    // A terminal whose journal was reset starts again at STAN 000001: its new sale must not get
+    // the stored approval of the old one (the card would never be charged).
+    let dir = TempDir::new("stan-reuse");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 4000, true);
+    let old = request(Mti::FINANCIAL_REQUEST, &t, 4000, 1);
+    let first = exchange(&acq, &old);
+    assert_eq!(rc_of(&first), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 4000);
+    // The same card, the same amount, later (DE 12 / 13 differ): another sale.
+    let mut new_sale = old.clone();
+    new_sale.set_str(field::LOCAL_TIME, "113000").set_str(field::TRANSMISSION_DATE_TIME, "1125113000");
+    let r = exchange(&acq, &new_sale);
+    assert_eq!(r.mti, Mti::FINANCIAL_RESPONSE);
+    assert_eq!(rc_of(&r), "94", "duplicate transmission, not the old approval");
+    assert!(r.get(field::AUTH_ID_RESPONSE).is_none() && r.get(field::RRN).is_none() && r.get(field::ICC_DATA).is_none());
+    for f in [field::STAN, field::TERMINAL_ID, field::AMOUNT, field::CURRENCY_CODE] {
+        assert_eq!(r.get(f), new_sale.get(f), "DE {f} echoed");
+    }
+    // Any other field differing counts too: DE 55 (another cryptogram), DE 42, DE 22.
+    let mut other_icc = old.clone();
+    other_icc.set(field::ICC_DATA, with_tag(&t.icc, tag::UNPREDICTABLE_NUMBER, Some(&[1, 2, 3, 4])));
+    let mut other_merchant = old.clone();
+    other_merchant.set_str(field::MERCHANT_ID, "898310048160002");
+    let mut other_advice = old.clone();
+    other_advice.mti = Mti::FINANCIAL_ADVICE;
+    for m in [&other_icc, &other_merchant, &other_advice] {
+        assert_eq!(rc_of(&exchange(&acq, m)), "94");
+    }
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 4000, "nothing posted");
+    // A retransmission (only DE 7 differs) still gets the stored answer, posted once.
+    let mut retransmitted = old.clone();
+    retransmitted.set_str(field::TRANSMISSION_DATE_TIME, "1125103005");
+    assert_eq!(exchange(&acq, &retransmitted), first);
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 4000);
+    // After a 94 the stored record is still the old sale's: a reversal of it reverses that one.
+    assert_eq!(acq.auth(&record_key(b"TEST0001", 1)).unwrap().unwrap().amount, 4000);
 }
 
 #[test]
@@ -463,7 +504,7 @@ fn advice_posts_offline_approvals_idempotently() {
     let big = tap("unionpay-transit", 0, 50_000, false);
     let mut acct = acq.account("6225000000000027").unwrap().unwrap();
     acct.balance = 10_000;
-    acq.accounts.insert("6225000000000027", crate::acquirer::store::encode(&acct).unwrap()).unwrap();
+    acq.accounts.insert("6225000000000027", crate::store::encode(&acct).unwrap()).unwrap();
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &big, 50_000, 11))), "00");
     assert_eq!(balance(&acq, "6225000000000027"), 10_000 - 50_000);
     // A TC that does not verify: acknowledged with 82, not posted.
@@ -514,6 +555,139 @@ fn reconciliation_settles_when_totals_match() {
     m.remove(field::DEBITS_AMOUNT);
     assert_eq!(rc_of(&exchange(&acq, &m)), "30");
     assert_eq!(acq.settlements.len(), 2);
+}
+
+/// A 0500 of batch `batch` (DE 60).
+fn reconciliation_of(batch: &str, stan: u32, totals: [u64; 4]) -> Message {
+    let mut m = reconciliation(stan, totals[0], totals[1], totals[2], totals[3]);
+    m.set_str(field::RESERVED_PRIVATE_60, batch);
+    m
+}
+
+fn sign_on(tid: &str, stan: u32) -> Message {
+    let mut m = Message::new(Mti::NETWORK_MANAGEMENT_REQUEST);
+    m.set_str(field::TRANSMISSION_DATE_TIME, "1125080000")
+        .set_str(field::STAN, &format!("{stan:06}"))
+        .set_str(field::TERMINAL_ID, tid)
+        .set_str(field::NETWORK_MANAGEMENT_CODE, "001");
+    m
+}
+
+/// DE 60 of a sign-on answer, parsed with the contract's helper.
+fn position(acq: &Acquirer, tid: &str, stan: u32) -> (u32, u32) {
+    let r = exchange(acq, &sign_on(tid, stan));
+    assert_eq!((r.mti, rc_of(&r)), (Mti::NETWORK_MANAGEMENT_RESPONSE, "00"));
+    let p = host_contract::SignOnPosition::parse_de60(r.get_str(field::RESERVED_PRIVATE_60).expect("DE 60 in a sign-on answer")).unwrap();
+    (p.last_stan, p.batch.get())
+}
+
+#[test]
+fn a_batch_whose_0510_was_lost_can_be_closed_again_and_totals_are_per_batch() {
+    let dir = TempDir::new("batches");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 1234, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1234, 1))), "00");
+    // Batch 1 closes; the 0510 echoes DE 60.
+    let r = exchange(&acq, &reconciliation_of("000001", 2, [1, 1234, 0, 0]));
+    assert_eq!((r.mti, rc_of(&r), r.get_str(field::RESERVED_PRIVATE_60)), (Mti::RECONCILIATION_RESPONSE, "00", Some("000001")));
+    // Its 0510 was lost: the terminal asks again (a new STAN): the same answer, nothing changes.
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000001", 3, [1, 1234, 0, 0]))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000001", 4, [1, 1234, 0, 0]))), "00");
+    // ...but not with other totals for that batch.
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000001", 5, [2, 2468, 0, 0]))), "95");
+    // Batch 2 is open: only what is posted into it counts.
+    let s = tap("unionpay-phone", 0, 500, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &s, 500, 6))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000002", 7, [2, 1734, 0, 0]))), "95");
+    // A batch never opened, or DE 60 that is not a batch number.
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000003", 8, [1, 500, 0, 0]))), "95");
+    for bad in ["000000", "00002", "0000002", "00000A", " 00002", ""] {
+        assert_eq!(rc_of(&exchange(&acq, &reconciliation_of(bad, 9, [1, 500, 0, 0]))), "30", "DE 60 {bad:?}");
+    }
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000002", 10, [1, 500, 0, 0]))), "00");
+    assert_eq!(position(&acq, TID, 11).1, 3);
+    // Both closed batches still answer as they did.
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000001", 12, [1, 1234, 0, 0]))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000002", 13, [1, 500, 0, 0]))), "00");
+    // Another terminal has batches of its own.
+    assert_eq!(position(&acq, "TEST0002", 1).1, 1);
+    let mut other = reconciliation_of("000001", 2, [0, 0, 0, 0]);
+    other.set_str(field::TERMINAL_ID, "TEST0002");
+    assert_eq!(rc_of(&exchange(&acq, &other)), "00");
+    assert_eq!(position(&acq, "TEST0002", 3).1, 2);
+    assert_eq!(position(&acq, TID, 14).1, 3);
+    // The state survives a restart.
+    drop(acq);
+    let acq = open(&dir);
+    assert_eq!(position(&acq, TID, 15), (14, 3));
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000001", 16, [1, 1234, 0, 0]))), "00");
+}
+
+#[test]
+fn a_0500_without_de60_reconciles_the_open_batch() {
+    // Today's terminal sends no DE 60: its 0500 is for the open batch; a repeat of the same 0500
+    // (same STAN, its 0510 lost) gets the same answer.
+    let dir = TempDir::new("batch-no-de60");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 700, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 700, 1))), "00");
+    let m = reconciliation(2, 1, 700, 0, 0);
+    let r = exchange(&acq, &m);
+    assert_eq!(rc_of(&r), "00");
+    assert!(r.get(field::RESERVED_PRIVATE_60).is_none());
+    assert_eq!(rc_of(&exchange(&acq, &m)), "00", "repeat of the same 0500");
+    assert_eq!(position(&acq, TID, 3).1, 2, "closed once");
+    // Another 0500 with those totals is for batch 2, which is empty.
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation(4, 1, 700, 0, 0))), "95");
+    // DE 60 and no DE 60 mix: batch 1 is closed, batch 2 is the open one.
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000001", 5, [1, 700, 0, 0]))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation(6, 0, 0, 0, 0))), "00");
+    assert_eq!(position(&acq, TID, 7).1, 3);
+}
+
+#[test]
+fn sign_on_reports_the_last_stan_and_the_open_batch() {
+    let dir = TempDir::new("sign-on");
+    let acq = open(&dir);
+    // Nothing seen from this terminal yet.
+    let r = exchange(&acq, &sign_on(TID, 5));
+    assert_eq!((r.mti, rc_of(&r)), (Mti::NETWORK_MANAGEMENT_RESPONSE, "00"));
+    assert_eq!(r.get_str(field::RESERVED_PRIVATE_60), Some("000000000001"));
+    assert_eq!((r.get_str(field::STAN), r.get_str(field::TERMINAL_ID)), (Some("000005"), Some(TID)));
+    // The sign-on's own STAN was seen.
+    assert_eq!(position(&acq, TID, 6), (5, 1));
+    let t = tap("unionpay-phone", 0, 300, true);
+    let sale = request(Mti::FINANCIAL_REQUEST, &t, 300, 17);
+    assert_eq!(rc_of(&exchange(&acq, &sale)), "00");
+    // Older STANs arriving later (an advice uploaded late, a reversal's original STAN) do not
+    // move the position back.
+    let adv = tap("unionpay-transit", 0, 100, false);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &adv, 100, 12))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&request(Mti::FINANCIAL_REQUEST, &t, 300, 3), Mti::REVERSAL_REQUEST))), "00");
+    assert_eq!(position(&acq, TID, 16), (17, 1));
+    // Echo: 00, no DE 60.
+    let r = exchange(&acq, &echo_request(18));
+    assert_eq!((rc_of(&r), r.get(field::RESERVED_PRIVATE_60)), ("00", None));
+    assert_eq!(position(&acq, TID, 19), (18, 1));
+    // The open batch moves when one closes.
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation_of("000001", 20, [2, 400, 0, 0]))), "00");
+    assert_eq!(position(&acq, TID, 21), (20, 2));
+    // Another terminal id knows nothing; a sign-on without a terminal id is a format error.
+    assert_eq!(position(&acq, "TEST0002", 1), (0, 1));
+    let mut no_tid = sign_on(TID, 22);
+    no_tid.remove(field::TERMINAL_ID);
+    let r = exchange(&acq, &no_tid);
+    assert_eq!((rc_of(&r), r.get(field::RESERVED_PRIVATE_60)), ("30", None));
+}
+
+#[test]
+fn stan_positions_follow_the_cycle() {
+    use crate::store::stan_is_newer;
+    assert!(stan_is_newer(1, 0) && !stan_is_newer(0, 0));
+    assert!(stan_is_newer(18, 17) && !stan_is_newer(17, 17) && !stan_is_newer(12, 17));
+    assert!(stan_is_newer(1, 999_999), "the counter wrapped");
+    assert!(stan_is_newer(3, 999_990) && !stan_is_newer(999_990, 3));
+    assert!(!stan_is_newer(1, 500_001), "more than half a cycle ahead is behind");
 }
 
 #[test]
@@ -597,7 +771,7 @@ fn seed_covers_every_profile_pan_and_state_survives_reopening() {
             }
         }
         assert_eq!(acq.token("6235880000000082").unwrap().unwrap().expiry, "2510");
-        assert_eq!(acq.account("6225000000000068").unwrap().unwrap().status, crate::acquirer::AccountStatus::Blocked);
+        assert_eq!(acq.account("6225000000000068").unwrap().unwrap().status, crate::AccountStatus::Blocked);
         assert_eq!(balance(&acq, "6235880000000090"), 100);
         let t = tap("unionpay-phone", 0, 999, true);
         let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 1));
@@ -796,7 +970,7 @@ fn fault_injection_drop_close_garble_delay() {
     drop(rt);
 
     let f = Faults { drop_every: Some(3), close_every: Some(2), garble_every: Some(5), delay_ms: 0 };
-    use crate::acquirer::server::{fault_for, Fault};
+    use crate::server::{fault_for, Fault};
     let kinds: Vec<_> = (1..=6).map(|n| fault_for(&f, n)).collect();
     assert_eq!(kinds, vec![Fault::None, Fault::Close, Fault::Drop, Fault::Close, Fault::Garble, Fault::Drop]);
     assert_eq!(fault_for(&Faults { drop_every: Some(0), ..f }, 4), Fault::Close);

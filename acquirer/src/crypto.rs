@@ -57,9 +57,9 @@ pub(crate) fn verify(issuer: &Issuer, pan_digits: &str, psn: u8, icc: &[u8]) -> 
 
 impl Verified {
     /// Field 55 of the answer: `91` = ARPC ‖ ARC, ARC = the two ASCII characters of DE 39.
-    pub fn issuer_authentication_data(&self, response_code: &str) -> Vec<u8> {
-        let rc = response_code.as_bytes();
-        let arc = [rc.first().copied().unwrap_or(b'9'), rc.get(1).copied().unwrap_or(b'6')];
+    pub fn issuer_authentication_data(&self, response_code: host_contract::ResponseCode) -> Vec<u8> {
+        let rc = response_code.code().as_bytes();
+        let arc = [rc[0], rc[1]];
         let arpc = cryptogram::arpc_method1(&self.arpc_key, &self.ac, arc);
         let mut value = arpc.to_vec();
         value.extend_from_slice(&arc);

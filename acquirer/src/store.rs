@@ -1,7 +1,8 @@
 //! The acquirer's state in its own sled database: trees `vault` (token → record), `accounts`
-//! (PAN → account), `auths` (TID ‖ STAN → authorization record), `settlements` and `meta`.
-//! Values are JSON. Every change that moves money is one multi-tree transaction, flushed before
-//! the answer leaves.
+//! (PAN → account), `auths` (TID ‖ STAN → authorization record), `settlements` (TID ‖ batch →
+//! the reconciliation that closed it), `batches` (TID → open batch), `stans` (TID → newest STAN
+//! seen) and `meta`. Values are JSON (batch numbers and STANs: 4 bytes big-endian). Every change
+//! that moves money is one multi-tree transaction, flushed before the answer leaves.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::Path;
@@ -9,9 +10,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::masked as mask_pan;
-use super::seed::{AccountStatus, Seed, TokenDomain, TokenStatus};
-use super::{AcquirerError, Faults};
+use crate::masked as mask_pan;
+use crate::seed::{AccountStatus, Seed, TokenDomain, TokenStatus};
+use crate::{AcquirerError, Faults};
+use host_contract::BatchNumber;
 use test_cards::issuers::{self, Issuer};
 
 /// A token as the vault holds it (the key is the token PAN).
@@ -70,6 +72,16 @@ pub(crate) struct AuthRecord {
     pub settled: bool,
     /// Unix seconds.
     pub at: u64,
+    /// The batch of the terminal that was open when the record was made (a posted record counts
+    /// in that batch's totals); 0 for records made before batches were kept (they count in the
+    /// open batch).
+    #[serde(default)]
+    pub batch: u32,
+    /// SHA-1 (hex) of the request without DE 7 ([`crate::logic`]'s `request_digest`): a
+    /// retransmission has the same, another request with the same TID + STAN does not. `None`
+    /// for records made before it was kept (then kind, PAN, amount and processing code decide).
+    #[serde(default)]
+    pub request_digest: Option<String>,
 }
 
 /// A reconciliation the acquirer agreed to.
@@ -82,9 +94,20 @@ pub(crate) struct SettlementRecord {
     pub credits_amount: u64,
     pub transactions: u64,
     pub at: u64,
-    /// STAN of the 0500 that made it (with the terminal id, its key).
+    /// STAN of the 0500 that closed the batch (a repeat of that 0500 without DE 60 is recognised by it).
     #[serde(default)]
     pub stan: u64,
+    /// The batch it closed (with the terminal id, its key); 0 in records made before batches
+    /// were kept (keyed by terminal id ‖ STAN, no longer read).
+    #[serde(default)]
+    pub batch: u32,
+}
+
+impl SettlementRecord {
+    /// [debits, debits amount, credits, credits amount].
+    pub fn totals(&self) -> [u64; 4] {
+        [self.debits, self.debits_amount, self.credits, self.credits_amount]
+    }
 }
 
 /// The acquirer: database, issuer keys, fault settings, request counter.
@@ -94,6 +117,10 @@ pub struct Acquirer {
     pub(crate) accounts: sled::Tree,
     pub(crate) auths: sled::Tree,
     pub(crate) settlements: sled::Tree,
+    /// Terminal id (8) → its open batch (u32 big-endian); absent = [`BatchNumber::FIRST`].
+    pub(crate) batches: sled::Tree,
+    /// Terminal id (8) → the newest STAN seen from it (u32 big-endian).
+    pub(crate) stans: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) issuers: Vec<Issuer>,
     pub(crate) faults: Faults,
@@ -111,7 +138,7 @@ pub(crate) fn unix_now() -> u64 {
 
 /// UTC (year, month, day of year 1..=366) of a Unix time.
 pub(crate) fn utc_date(secs: u64) -> (u64, u32, u32) {
-    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let mut days = secs / 86_400;
     let mut year = 1970;
     loop {
@@ -165,6 +192,8 @@ impl Acquirer {
             accounts: db.open_tree("accounts")?,
             auths: db.open_tree("auths")?,
             settlements: db.open_tree("settlements")?,
+            batches: db.open_tree("batches")?,
+            stans: db.open_tree("stans")?,
             meta: db.open_tree("meta")?,
             db,
             issuers,
@@ -204,7 +233,7 @@ impl Acquirer {
         Ok(())
     }
 
-    /// The fault settings [`super::serve`] applies.
+    /// The fault settings [`crate::serve`] applies.
     pub fn faults(&self) -> Faults {
         self.faults
     }
@@ -287,29 +316,63 @@ impl Acquirer {
             .map_err(tx_error)
     }
 
-    /// The settlement made by the 0500 with this terminal id and STAN, if any.
-    pub(crate) fn settlement(&self, tid: &[u8], stan: u64) -> Result<Option<SettlementRecord>, AcquirerError> {
-        match self.settlements.get(settlement_key(tid, stan))? {
-            None => Ok(None),
-            Some(v) => decode("settlements", &v).map(Some),
+    /// The open batch of a terminal (8-character id): [`BatchNumber::FIRST`] until one closes.
+    pub(crate) fn open_batch(&self, tid8: &[u8]) -> Result<BatchNumber, AcquirerError> {
+        match self.batches.get(tid8)? {
+            None => Ok(BatchNumber::FIRST),
+            Some(v) => <[u8; 4]>::try_from(v.as_ref())
+                .ok()
+                .and_then(|b| BatchNumber::new(u32::from_be_bytes(b)))
+                .ok_or(AcquirerError::Corrupt { tree: "batches", problem: "not a batch number".into() }),
         }
     }
 
-    /// Marks records settled and stores the settlement, atomically.
-    pub(crate) fn commit_settlement(&self, keys: &[sled::IVec], records: &[AuthRecord], settlement: &SettlementRecord) -> Result<(), AcquirerError> {
+    /// The reconciliation that closed batch `batch` of a terminal, if it is closed.
+    pub(crate) fn closed_batch(&self, tid8: &[u8], batch: BatchNumber) -> Result<Option<SettlementRecord>, AcquirerError> {
+        self.settlements.get(settlement_key(tid8, batch))?.map(|v| decode("settlements", &v)).transpose()
+    }
+
+    /// Closes a batch: marks its records settled, stores the settlement and opens the next
+    /// batch, atomically.
+    pub(crate) fn commit_settlement(
+        &self,
+        tid8: &[u8],
+        keys: &[sled::IVec],
+        records: &[AuthRecord],
+        settlement: &SettlementRecord,
+    ) -> Result<(), AcquirerError> {
         use sled::transaction::Transactional;
+        let closed = BatchNumber::new(settlement.batch).ok_or(AcquirerError::Corrupt { tree: "settlements", problem: "batch 0 closed".into() })?;
         let encoded = records.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
-        let skey = settlement_key(settlement.terminal_id.as_bytes(), settlement.stan);
+        let skey = settlement_key(tid8, closed);
         let sval = encode(settlement)?;
-        (&self.auths, &self.settlements)
-            .transaction(|(auths, settlements)| {
+        let next = closed.next().get().to_be_bytes();
+        (&self.auths, &self.settlements, &self.batches)
+            .transaction(|(auths, settlements, batches)| {
                 for (k, v) in keys.iter().zip(&encoded) {
                     auths.insert(k.clone(), v.clone())?;
                 }
                 settlements.insert(skey.clone(), sval.clone())?;
+                batches.insert(tid8, &next[..])?;
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(tx_error)
+    }
+
+    /// The newest STAN seen from a terminal (8-character id), 0 if none.
+    pub(crate) fn last_stan(&self, tid8: &[u8]) -> Result<u32, AcquirerError> {
+        Ok(self.stans.get(tid8)?.and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok()).map_or(0, u32::from_be_bytes))
+    }
+
+    /// Records that a terminal sent a request with this STAN (1..=999999): kept when it is newer
+    /// than the one known, in the 000001-999999 cycle ([`stan_is_newer`]). Not flushed by itself.
+    pub(crate) fn note_stan(&self, tid8: &[u8], stan: u32) -> Result<(), AcquirerError> {
+        self.stans.fetch_and_update(tid8, |old| {
+            let known = old.and_then(|v| <[u8; 4]>::try_from(v).ok()).map_or(0, u32::from_be_bytes);
+            let keep = if stan_is_newer(stan, known) { stan } else { known };
+            Some(keep.to_be_bytes().to_vec())
+        })?;
+        Ok(())
     }
 
     /// Durably writes everything so far (before an answer that moved money leaves).
@@ -352,7 +415,7 @@ impl Acquirer {
         let words: Vec<&str> = line.split_whitespace().collect();
         let usage = || AcquirerError::Admin("expected `token suspend|resume|delete|status TOKEN` or `account balance PAN`".into());
         match words.as_slice() {
-            ["token", _, token] | ["account", "balance", token] if !super::seed::valid_pan(token) => {
+            ["token", _, token] | ["account", "balance", token] if !crate::seed::valid_pan(token) => {
                 Err(AcquirerError::Admin(format!("{} is not a PAN (12 to 19 digits)", mask_pan(token))))
             }
             ["token", action, token] => {
@@ -385,9 +448,23 @@ fn tx_error(e: sled::transaction::TransactionError<()>) -> AcquirerError {
     }
 }
 
-/// `settlements` key: terminal id ‖ STAN (big-endian u64).
-fn settlement_key(tid: &[u8], stan: u64) -> Vec<u8> {
-    let mut k = tid.to_vec();
-    k.extend_from_slice(&stan.to_be_bytes());
+/// `settlements` key: terminal id (8) ‖ batch (big-endian u32). (Before batches, the key was
+/// terminal id ‖ STAN as a big-endian u64: 16 bytes, never equal to these 12.)
+fn settlement_key(tid8: &[u8], batch: BatchNumber) -> Vec<u8> {
+    let mut k = tid8.to_vec();
+    k.extend_from_slice(&batch.get().to_be_bytes());
     k
+}
+
+/// Whether STAN `stan` comes after `known` in the terminal's 000001-999999 cycle (serial number
+/// arithmetic: at most half a cycle ahead), so that late uploads (advices, repeats) of older
+/// STANs and the original STAN a reversal carries do not move the position back. `known` 0 =
+/// nothing seen yet.
+pub(crate) fn stan_is_newer(stan: u32, known: u32) -> bool {
+    const CYCLE: u32 = 999_999;
+    if known == 0 {
+        return stan != 0;
+    }
+    let ahead = (stan + CYCLE - known) % CYCLE;
+    ahead != 0 && ahead < CYCLE / 2
 }

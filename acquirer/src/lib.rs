@@ -12,6 +12,9 @@
 //!   or through the running server that holds it.
 //!
 //! Logs never carry a clear PAN (first 6 / last 4 only) nor track 2 nor ICC data.
+//!
+//! A system of its own: it shares only the message contract with the terminal (`host-contract`
+//! and the `iso8583` codec) and never depends on the `shanfu` package.
 
 mod crypto;
 mod logic;
@@ -23,11 +26,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-// The module's public API; the binary uses part of it, tests and callers the rest.
-#[allow(unused_imports)]
+// The crate's public API: the shanfu binary uses part of it (as `shanfu::acquirer`), tests and
+// other callers the rest.
 pub use seed::{AccountStatus, Seed, SeedAccount, SeedToken, TokenDomain, TokenStatus, DEFAULT_SEED};
 pub use server::{admin_command, serve, serve_admin, ADMIN_ADDR_FILE};
-#[allow(unused_imports)]
 pub use store::{Account, Acquirer, TokenRecord};
 
 /// Everything the acquirer can fail with (outside the protocol, where failures are answers).

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
-use super::masked as mask_pan;
-use super::AcquirerError;
+use crate::masked as mask_pan;
+use crate::AcquirerError;
 
 /// The built-in seed (`config/acquirer.toml`): every PAN of `test-cards/profiles`.
 pub const DEFAULT_SEED: &str = include_str!("../../config/acquirer.toml");

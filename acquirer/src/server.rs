@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::{Acquirer, AcquirerError, Faults, Seed};
+use crate::{Acquirer, AcquirerError, Faults, Seed};
 
 /// File in the database directory holding the running server's admin address (`ip:port`).
 pub const ADMIN_ADDR_FILE: &str = "admin.addr";
@@ -35,7 +35,7 @@ pub(crate) enum Fault {
 }
 
 pub(crate) fn fault_for(f: &Faults, n: u64) -> Fault {
-    let hit = |every: Option<u64>| every.is_some_and(|k| k > 0 && n.is_multiple_of(k));
+    let hit = |every: Option<u64>| every.is_some_and(|k| k > 0 && n % k == 0);
     if hit(f.drop_every) {
         Fault::Drop
     } else if hit(f.close_every) {
