@@ -8,7 +8,8 @@ export CARGO_TERM_COLOR=never
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --release --locked --bin shanfu
-cargo test --workspace --locked
+# crash-test: the SHANFU_CRASH_AT hooks of the durability tests (never in the release binary).
+cargo test --workspace --locked --features shanfu/crash-test
 contract=../shared/tools/check-contract
 if [ -x "$contract" ] || [ -f "$contract" ]; then
   bash "$contract"

@@ -207,17 +207,19 @@ pub fn run(settings: &Settings, data: &std::path::Path, terminals: usize, per_te
         for t in 0..terminals {
             let mut m = msg.clone();
             m.mti = Mti::AUTHORIZATION_REQUEST;
-            m.set_str(field::TERMINAL_ID, &format!("BENCH{t:03}"));
+            let tid = format!("BENCH{t:03}");
+            m.set_str(field::TERMINAL_ID, &tid);
             tasks.push(tokio::spawn(async move {
-                let mut link = host::HostLink::new(addr, Duration::from_secs(10));
+                // One connection per terminal, signed on once (its 0800 numbered apart from the 0100s).
+                let mut link = host::HostLink::new(addr, Duration::from_secs(10), &tid, Box::new(|| 999_999), Box::new(crate::online::transmission_date_time));
                 let mut lat = Vec::with_capacity(per_terminal);
                 for i in 0..per_terminal {
                     m.set_str(field::STAN, &format!("{:06}", i + 1));
                     let t = Instant::now();
                     let r = link.exchange(&m).await?;
                     lat.push(t.elapsed());
-                    if r.get_str(field::RESPONSE_CODE) != Some("00") {
-                        anyhow::bail!("bench authorization answered {:?}", r.get_str(field::RESPONSE_CODE));
+                    if !r.response_code.is_approved() {
+                        anyhow::bail!("bench authorization answered {}", r.response_code);
                     }
                 }
                 Ok::<_, anyhow::Error>(lat)

@@ -8,7 +8,13 @@ use std::path::Path;
 
 pub use crate::terminal::disposition::{Disposition, NotCompleted};
 pub use crate::terminal::lifecycle::{IllegalTransition, TxnEvent, TxnState};
-use host_contract::ResponseCode;
+use host_contract::{BatchNumber, ResponseCode};
+
+/// Whether STAN `a` is ahead of `b` in the 000001-999999 cycle (at most half a cycle ahead).
+fn stan_ahead(a: u32, b: u32) -> bool {
+    let d = (i64::from(a) - i64::from(b)).rem_euclid(999_999);
+    d != 0 && d < 500_000
+}
 
 /// What kind of transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +147,8 @@ fn state_key(state: TxnState, id: u64) -> Vec<u8> {
     k
 }
 
-/// The journal.
+/// The journal. Clones share the same database (sled handles).
+#[derive(Clone)]
 pub struct Journal {
     db: sled::Db,
     txns: sled::Tree,
@@ -353,6 +360,34 @@ impl Journal {
         Ok(v.and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok()).map(u32::from_be_bytes).unwrap_or(1))
     }
 
+    /// Adopts the acquirer's view from a sign-on (docs/host.md "Sign-on"): its last STAN when it
+    /// is ahead of ours in the 000001-999999 cycle (a reset journal then continues after it
+    /// instead of repeating old STANs), and its open batch.
+    pub fn sync_position(&self, host_last_stan: u32, host_batch: BatchNumber) -> Result<(), JournalError> {
+        let ours = self.meta.get("stan")?.and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok()).map(u32::from_be_bytes).unwrap_or(0);
+        if (1..=999_999).contains(&host_last_stan) && stan_ahead(host_last_stan, ours) {
+            tracing::info!(ours, host_last_stan, "sign-on: the acquirer has seen later STANs; continuing after them");
+            self.meta.insert("stan", &host_last_stan.to_be_bytes())?;
+        }
+        if self.batch()? != host_batch {
+            tracing::info!(batch = %host_batch, "sign-on: the acquirer's open batch");
+            self.meta.insert("batch", &host_batch.get().to_be_bytes())?;
+        }
+        self.flush()
+    }
+
+    /// The open settlement batch (000001 until a settlement or a sign-on says otherwise).
+    pub fn batch(&self) -> Result<BatchNumber, JournalError> {
+        let n = self.meta.get("batch")?.and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok()).map(u32::from_be_bytes).unwrap_or(1);
+        Ok(BatchNumber::new(n).unwrap_or(BatchNumber::FIRST))
+    }
+
+    /// A reconciled batch closes; the next one opens.
+    pub fn close_batch(&self, closed: BatchNumber) -> Result<(), JournalError> {
+        self.meta.insert("batch", &closed.next().get().to_be_bytes())?;
+        self.flush()
+    }
+
     /// Start-up recovery: a request sent without an answer may have reached the host, so it
     /// is reversed; a transaction that never reached the host is closed as not completed.
     /// Returns the ids whose reversal was queued.
@@ -498,6 +533,26 @@ mod tests {
         j.meta.insert("schema", &99u32.to_be_bytes()).unwrap();
         drop(j);
         assert!(matches!(Journal::open(&d), Err(JournalError::NewerSchema(99))));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn sign_on_position_moves_stan_forward_only_and_sets_the_batch() {
+        let d = dir("sync");
+        let j = Journal::open(&d).unwrap();
+        assert_eq!(j.next_stan().unwrap(), 1);
+        j.sync_position(57, BatchNumber::new(3).unwrap()).unwrap();
+        assert_eq!(j.next_stan().unwrap(), 58);
+        assert_eq!(j.batch().unwrap().get(), 3);
+        // The acquirer behind us (or knowing nothing) never moves us back.
+        j.sync_position(10, BatchNumber::new(3).unwrap()).unwrap();
+        j.sync_position(0, BatchNumber::new(3).unwrap()).unwrap();
+        assert_eq!(j.next_stan().unwrap(), 59);
+        // Across the wrap: 999990 is behind 5 only if we wrapped; 5 is ahead of 999990.
+        assert!(stan_ahead(5, 999_990) && !stan_ahead(999_990, 5) && !stan_ahead(7, 7));
+        j.close_batch(BatchNumber::new(3).unwrap()).unwrap();
+        assert_eq!(j.batch().unwrap().get(), 4);
+        drop(j);
         let _ = std::fs::remove_dir_all(&d);
     }
 

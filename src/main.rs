@@ -183,7 +183,7 @@ struct AcquirerArgs {
     /// Database directory (default: DATA/acquirer).
     #[arg(long)]
     db: Option<PathBuf>,
-    /// Delay every answer by this many milliseconds (fault injection).
+    /// Delay every answer by this many milliseconds (fault injection; faults never hit 0800 sign-on / echo).
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
     /// Never answer every Nth request.

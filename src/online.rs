@@ -5,7 +5,7 @@
 
 use crate::host::{HostError, HostLink};
 use crate::journal::{Disposition, Journal, JournalError, NotCompleted, TxnEvent, TxnKind, TxnRecord, TxnState};
-use crate::terminal::answer::{self, AnswerFault};
+use crate::terminal::answer::AnswerFault;
 use crate::terminal::disposition::TerminalReason;
 use host_contract::ResponseCode;
 use iso8583::{field, Message, Mti};
@@ -24,15 +24,30 @@ pub enum OnlineError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
-    Host(#[from] HostError),
+    Host(HostError),
     #[error("host answered {0}")]
     Refused(String),
     #[error("host answer rejected: {0}")]
-    BadAnswer(#[from] AnswerFault),
+    BadAnswer(AnswerFault),
 }
 
-/// Crash-test hook: `SHANFU_CRASH_AT=<state>` aborts the process right after that state is
-/// journaled, as a `kill -9` at that point would (tests/durability.rs).
+impl From<HostError> for OnlineError {
+    fn from(e: HostError) -> OnlineError {
+        match e {
+            HostError::Rejected(f) => OnlineError::BadAnswer(f),
+            e => OnlineError::Host(e),
+        }
+    }
+}
+
+/// Crash-test hook, only in builds with the `crash-test` feature (the test suite; never the
+/// shipped binary): `SHANFU_CRASH_AT=<state>` aborts the process right after that state is
+/// journaled, as a `kill -9` at that point would (tests/online.rs).
+#[cfg(not(feature = "crash-test"))]
+#[inline(always)]
+pub fn crash_point(_state: TxnState) {}
+
+#[cfg(feature = "crash-test")]
 pub fn crash_point(state: TxnState) {
     if let Ok(want) = std::env::var("SHANFU_CRASH_AT") {
         if serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_string)).as_deref() == Some(want.as_str()) {
@@ -40,6 +55,11 @@ pub fn crash_point(state: TxnState) {
             std::process::abort();
         }
     }
+}
+
+/// DE 7 (MMDDhhmmss, UTC) of a message sent now.
+pub fn transmission_date_time() -> String {
+    utc_fields().0
 }
 
 fn utc_fields() -> (String, String, String) {
@@ -101,6 +121,17 @@ pub fn response_text(code: &str) -> &'static str {
 /// Authorization of an online request: journal Sent → exchange → journal Answered → Completed.
 /// No answer → the reversal is queued (journaled) and tried once at once.
 pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, rec: &mut TxnRecord, track2: Option<String>) -> Result<HostAnswer, OnlineError> {
+    // Connected and signed on before the STAN is taken: the sign-on says where the acquirer has
+    // this terminal. A host that cannot be reached or refuses the sign-on got nothing: the
+    // transaction closes as not completed, with nothing to reverse.
+    if let Err(e) = ready(journal, link).await {
+        tracing::warn!(error = %e, "host not reachable: the request was not sent");
+        journal.advance(rec, TxnEvent::Closed, |r| {
+            r.disposition = Some(Disposition::NotCompleted { reason: NotCompleted::HostUnreachable });
+            r.reason = Some(format!("host unreachable ({e}): not sent, not charged"));
+        })?;
+        return Err(e);
+    }
     let stan = journal.next_stan()?;
     let (de7, de12, de13) = utc_fields();
     journal.advance(rec, TxnEvent::Sent, |r| {
@@ -115,11 +146,7 @@ pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, re
     if let Some(t2) = &track2 {
         req.set_str(field::TRACK2, t2);
     }
-    let checked = match link.exchange(&req).await {
-        Ok(resp) => answer::check(&req, &resp).map_err(OnlineError::from),
-        Err(e) => Err(OnlineError::from(e)),
-    };
-    match checked {
+    match link.exchange(&req).await.map_err(OnlineError::from) {
         Ok(ans) => {
             let rc = ans.response_code;
             let answer = HostAnswer {
@@ -164,6 +191,16 @@ pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, re
     }
 }
 
+/// Connects and signs on if needed; the acquirer's position (last STAN, open batch) from the
+/// sign-on goes into the journal before any STAN is taken (docs/host.md "Sign-on").
+pub async fn ready(journal: &Journal, link: &mut HostLink) -> Result<(), OnlineError> {
+    link.ready().await?;
+    if let Some(p) = link.take_position() {
+        journal.sync_position(p.last_stan, p.batch)?;
+    }
+    Ok(())
+}
+
 /// Sends the reversal (0400, then 0401 repeats) of a transaction; Reversed on a 0410.
 pub async fn reverse(journal: &Journal, link: &mut HostLink, id: &Identity, rec: &mut TxnRecord) -> Result<(), OnlineError> {
     let mti = if rec.reversal_attempts == 0 { Mti::REVERSAL_REQUEST } else { Mti::from_ascii(*b"0401").unwrap_or(Mti::REVERSAL_REQUEST) };
@@ -173,8 +210,8 @@ pub async fn reverse(journal: &Journal, link: &mut HostLink, id: &Identity, rec:
     m.set_str(field::POS_ENTRY_MODE, "071");
     let original = format!("0200{:06}{}{:0>22}", rec.stan.unwrap_or(0), rec.transmitted.clone().unwrap_or_else(|| "0".repeat(10)), "");
     m.set_str(field::ORIGINAL_DATA_ELEMENTS, &original);
-    let resp = link.exchange(&m).await?;
-    let ans = answer::check(&m, &resp)?;
+    ready(journal, link).await?;
+    let ans = link.exchange(&m).await?;
     if !ans.response_code.is_approved() {
         return Err(OnlineError::Refused(format!("{} to the reversal", ans.response_code)));
     }
@@ -184,6 +221,7 @@ pub async fn reverse(journal: &Journal, link: &mut HostLink, id: &Identity, rec:
 
 /// Uploads an offline approval (0220 advice); Advised on a 0230.
 pub async fn advise(journal: &Journal, link: &mut HostLink, id: &Identity, rec: &mut TxnRecord) -> Result<(), OnlineError> {
+    ready(journal, link).await?;
     if rec.stan.is_none() {
         let stan = journal.next_stan()?;
         let (de7, de12, de13) = utc_fields();
@@ -195,8 +233,7 @@ pub async fn advise(journal: &Journal, link: &mut HostLink, id: &Identity, rec: 
     }
     let mut m = base(Mti::FINANCIAL_ADVICE, id, rec);
     card_fields(&mut m, rec);
-    let resp = link.exchange(&m).await?;
-    let ans = answer::check(&m, &resp)?;
+    let ans = link.exchange(&m).await?;
     journal.advance(rec, TxnEvent::AdviceAcked, |r| r.response_code = Some(ans.response_code.code().to_string()))?;
     Ok(())
 }
@@ -225,6 +262,8 @@ pub struct SettleReport {
     pub totals: Totals,
     pub response_code: Option<String>,
     pub reconciled: bool,
+    /// The batch number the 0500 carried (DE 60).
+    pub batch: Option<String>,
 }
 
 /// Pending reversals and advices of the journal, retried once each.
@@ -271,10 +310,14 @@ pub async fn settle(journal: &Journal, link: &mut HostLink, id: &Identity) -> Re
             }
         }
     }
-    let mut report = SettleReport { reversals_sent, reversals_pending, advices_sent, advices_pending, totals: t, response_code: None, reconciled: false };
+    let mut report =
+        SettleReport { reversals_sent, reversals_pending, advices_sent, advices_pending, totals: t, response_code: None, reconciled: false, batch: None };
     if reversals_pending > 0 || advices_pending > 0 {
         return Ok(report);
     }
+    ready(journal, link).await?;
+    let batch = journal.batch()?;
+    report.batch = Some(batch.to_de60());
     let stan = journal.next_stan()?;
     let (de7, _, _) = utc_fields();
     let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
@@ -286,24 +329,30 @@ pub async fn settle(journal: &Journal, link: &mut HostLink, id: &Identity) -> Re
         .set_str(field::CREDITS_NUMBER, &format!("{:010}", t.credits))
         .set_str(field::DEBITS_NUMBER, &format!("{:010}", t.debits))
         .set_str(field::CREDITS_AMOUNT, &format!("{:016}", t.credits_amount))
-        .set_str(field::DEBITS_AMOUNT, &format!("{:016}", t.debits_amount));
-    // A reconciliation changes nothing at the host, so a lost answer is simply asked again.
+        .set_str(field::DEBITS_AMOUNT, &format!("{:016}", t.debits_amount))
+        .set_str(field::RESERVED_PRIVATE_60, &batch.to_de60());
+    // The same 0500 (same batch, STAN and totals) is asked again when its answer is lost: the
+    // acquirer answers a repeat for a batch it already closed as it did the first time.
     let mut attempt = 0;
-    let resp = loop {
+    let ans = loop {
         attempt += 1;
         match link.exchange(&m).await {
-            Ok(r) => break r,
-            Err(e) if attempt < RECONCILE_ATTEMPTS => tracing::warn!(error = %e, attempt, "no answer to the reconciliation: asking again"),
+            Ok(a) => break a,
+            Err(e) if attempt < RECONCILE_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "no answer to the reconciliation: asking again");
+                let _ = link.ready().await;
+            }
             Err(e) => return Err(e.into()),
         }
     };
-    let rc = answer::check(&m, &resp)?.response_code;
+    let rc = ans.response_code;
     report.reconciled = rc.is_approved();
     report.response_code = Some(rc.code().to_string());
     if report.reconciled {
         for mut r in counted {
             journal.advance(&mut r, TxnEvent::Settled, |_| {})?;
         }
+        journal.close_batch(batch)?;
     }
     Ok(report)
 }

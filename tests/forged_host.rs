@@ -97,6 +97,11 @@ fn fake_host(forgery: Forgery, seen: mpsc::Sender<String>) -> String {
                 let wire = match req.mti.as_str() {
                     "0200" => answer_0200(&req, forgery),
                     "0400" | "0401" => ascii87().pack_framed(&echo(&req, Mti::REVERSAL_RESPONSE)).unwrap(),
+                    "0800" => {
+                        let mut r = echo(&req, Mti::NETWORK_MANAGEMENT_RESPONSE);
+                        r.set(field::NETWORK_MANAGEMENT_CODE, req.get(field::NETWORK_MANAGEMENT_CODE).unwrap_or(b"001").to_vec());
+                        ascii87().pack_framed(&r).unwrap()
+                    }
                     _ => break,
                 };
                 if s.write_all(&wire).is_err() {
@@ -129,7 +134,7 @@ fn an_honest_answer_is_approved_and_nothing_is_reversed() {
     let (v, code, seen, journal) = pay_against(Forgery::Honest);
     assert_eq!((v["outcome"].as_str(), code), (Some("APPROVED"), 0), "{v}");
     assert_eq!(v["arpc"], "RECEIVED", "{v}");
-    assert_eq!(seen, vec!["0200"]);
+    assert_eq!(seen, vec!["0800", "0200"], "sign-on, then the request");
     assert_eq!(journal[0]["state"], "COMPLETED");
     assert_eq!(journal[0]["issuer_auth_data"], "5A5A5A5A5A5A5A5A3030");
 }
@@ -151,7 +156,7 @@ fn forged_or_foreign_answers_are_not_approved_and_are_reversed() {
         assert_eq!(code, 1, "{forgery:?}: {v}");
         assert!(v["reason"].as_str().unwrap_or("").contains("reversed"), "{forgery:?}: {v}");
         // The reversal reached the host (0400 after the 0200) and was acknowledged.
-        assert_eq!(seen.first().map(String::as_str), Some("0200"), "{forgery:?}: {seen:?}");
+        assert_eq!(seen.iter().find(|m| *m != "0800").map(String::as_str), Some("0200"), "{forgery:?}: {seen:?}");
         assert!(seen.iter().any(|m| m == "0400" || m == "0401"), "{forgery:?}: no reversal sent: {seen:?}");
         assert_eq!(journal.len(), 1, "{forgery:?}");
         assert_eq!(journal[0]["state"], "REVERSED", "{forgery:?}: {}", journal[0]);

@@ -220,6 +220,7 @@ fn closed_and_garbled_answers_are_reversed() {
 /// then a restart: recovery and settle leave terminal and acquirer agreeing — nothing lost,
 /// nothing doubled.
 #[test]
+#[cfg_attr(not(feature = "crash-test"), ignore = "needs the crash-test feature (scripts/test.sh enables it)")]
 fn crash_at_every_step_loses_and_doubles_nothing() {
     for step in ["CARD_READ", "SENT", "ANSWERED", "REVERSAL_PENDING"] {
         let env = Env::new(&format!("crash-{step}"));
@@ -263,4 +264,43 @@ fn kill_9_while_waiting_for_the_host_is_reversed_on_restart() {
     let (settled, _) = env.json(&["settle", "--host", &acq.addr, "--timeout-ms", "8000", "--json"]);
     assert_eq!((settled["reversals_sent"].as_u64(), settled["reconciled"].as_bool()), (Some(1), Some(true)), "{settled}");
     assert_eq!(s(&env.journal()[0], "state"), "REVERSED");
+}
+
+/// A terminal whose journal was reset (same terminal id, STAN would restart at 000001) learns
+/// at sign-on where the acquirer has it and continues after its last STAN: its new sale is
+/// approved and posted, not answered from an old sale's record.
+#[test]
+fn a_reset_journal_continues_after_the_acquirers_last_stan() {
+    let env = Env::new("reset");
+    let acq = env.acquirer(&[]);
+    let first = env.pay("12.00", "virtual:unionpay-phone", &["--host", &acq.addr]);
+    assert_eq!(s(&first, "outcome"), "APPROVED", "{first}");
+    let first_stan: u32 = s(&first, "stan").parse().unwrap();
+    // A new, empty data directory: a fresh journal for the same terminal id.
+    let fresh = Env::new("reset-fresh");
+    let v = fresh.pay("13.00", "virtual:unionpay-phone", &["--host", &acq.addr]);
+    assert_eq!(s(&v, "outcome"), "APPROVED", "{v}");
+    let stan: u32 = s(&v, "stan").parse().unwrap();
+    assert!(stan > first_stan, "STAN {stan} must continue after {first_stan}");
+    assert_ne!(s(&v, "auth_code"), s(&first, "auth_code"), "a new authorization, not the old answer");
+    // Both sales are in the acquirer's batch: the fresh terminal's settlement counts only its
+    // own, so the acquirer (which has both) says the totals differ — the money is all there.
+    let (settled, _) = fresh.json(&["settle", "--host", &acq.addr, "--json"]);
+    assert_eq!(settled["totals"]["debits"], 1, "{settled}");
+}
+
+/// The 0510 of a settlement is lost: the repeated 0500 for the same batch is answered as the
+/// first one was, so the terminal closes the batch (it used to get 95 forever).
+#[test]
+fn a_lost_0510_does_not_block_settlement() {
+    let env = Env::new("lost0510");
+    // Transaction messages: 0200 (1st, answered), 0500 (2nd, dropped), 0500 again (3rd).
+    let acq = env.acquirer(&["--drop-every", "2"]);
+    let v = env.pay("12.00", "virtual:unionpay-phone", &["--host", &acq.addr]);
+    assert_eq!(s(&v, "outcome"), "APPROVED", "{v}");
+    let (settled, code) = env.json(&["settle", "--host", &acq.addr, "--timeout-ms", "500", "--json"]);
+    assert_eq!((settled["reconciled"].as_bool(), code), (Some(true), 0), "{settled}");
+    assert_eq!((s(&settled, "batch"), s(&settled, "response_code")), ("000001", "00"), "{settled}");
+    assert_eq!(settled["totals"]["debits"], 1);
+    assert_eq!(s(&env.journal()[0], "state"), "SETTLED");
 }

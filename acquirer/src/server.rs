@@ -121,7 +121,11 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
             let body = body.to_vec();
             let consumed = buf.len() - rest.len();
             buf.drain(..consumed);
-            let n = state.requests.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            // Fault injection counts and hits transaction messages only: network management
+            // (0800 sign-on / echo) is always answered at once, so a test's "every Nth request"
+            // lands on the 0200 / 0400 / 0500 it means.
+            let network = body.get(..2) == Some(&b"08"[..]);
+            let n = if network { 0 } else { state.requests.fetch_add(1, Ordering::Relaxed).wrapping_add(1) };
             let st = state.clone();
             let answer = match tokio::task::spawn_blocking(move || st.handle_bytes(&body)).await {
                 Ok(a) => a,
@@ -130,7 +134,7 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
                     None
                 }
             };
-            let frame = match fault_for(&faults, n) {
+            let frame = match if network { Fault::None } else { fault_for(&faults, n) } {
                 Fault::Drop => {
                     tracing::info!(request = n, "fault injection: answer dropped");
                     None
@@ -147,7 +151,7 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
                 Fault::None => answer.and_then(|b| ascii87().try_frame(&b).ok()),
             };
             let Some(frame) = frame else { continue };
-            if delay.is_zero() {
+            if delay.is_zero() || network {
                 if tx.send(frame).await.is_err() {
                     break 'conn;
                 }

@@ -907,6 +907,37 @@ fn serves_many_requests_per_connection_and_concurrent_connections() {
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 20 * 100);
 }
 
+/// A transaction message for the fault tests (faults never hit 0800 network management): an
+/// empty reconciliation, answered with its STAN.
+fn faultable_request(stan: u32) -> Message {
+    let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
+    m.set_str(field::TRANSMISSION_DATE_TIME, "1204180000")
+        .set_str(field::STAN, &format!("{stan:06}"))
+        .set_str(field::TERMINAL_ID, "FAULT001")
+        .set_str(field::MERCHANT_ID, "898310048160001")
+        .set_str(field::CURRENCY_CODE, "156")
+        .set_str(field::CREDITS_NUMBER, "0000000000")
+        .set_str(field::DEBITS_NUMBER, "0000000000")
+        .set_str(field::CREDITS_AMOUNT, "0000000000000000")
+        .set_str(field::DEBITS_AMOUNT, "0000000000000000");
+    m
+}
+
+#[test]
+fn fault_injection_never_hits_network_management() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("fault-0800");
+    let (rt, addr, _acq) = server(&dir, Faults { drop_every: Some(1), ..Faults::default() });
+    rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for stan in 1..=3 {
+            s.write_all(&frame(&echo_request(stan))).await.unwrap();
+            let r = ascii87().unpack(&read_frame(&mut s).await.unwrap()).unwrap();
+            assert_eq!(r.get_str(field::STAN), Some(format!("{stan:06}").as_str()));
+        }
+    });
+}
+
 #[test]
 fn fault_injection_drop_close_garble_delay() {
     use tokio::io::AsyncWriteExt;
@@ -915,13 +946,13 @@ fn fault_injection_drop_close_garble_delay() {
     let (rt, addr, _acq) = server(&dir, Faults { drop_every: Some(2), ..Faults::default() });
     rt.block_on(async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(&frame(&echo_request(1))).await.unwrap();
+        s.write_all(&frame(&faultable_request(1))).await.unwrap();
         assert!(read_frame(&mut s).await.is_ok());
-        s.write_all(&frame(&echo_request(2))).await.unwrap();
+        s.write_all(&frame(&faultable_request(2))).await.unwrap();
         let r = tokio::time::timeout(Duration::from_millis(300), read_frame(&mut s)).await;
         assert!(r.is_err(), "dropped request answered");
         // The connection still works.
-        s.write_all(&frame(&echo_request(3))).await.unwrap();
+        s.write_all(&frame(&faultable_request(3))).await.unwrap();
         let r = ascii87().unpack(&read_frame(&mut s).await.unwrap()).unwrap();
         assert_eq!(r.get_str(field::STAN), Some("000003"));
     });
@@ -932,9 +963,9 @@ fn fault_injection_drop_close_garble_delay() {
     let (rt, addr, _acq) = server(&dir, Faults { close_every: Some(2), ..Faults::default() });
     rt.block_on(async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(&frame(&echo_request(1))).await.unwrap();
+        s.write_all(&frame(&faultable_request(1))).await.unwrap();
         assert!(read_frame(&mut s).await.is_ok());
-        s.write_all(&frame(&echo_request(2))).await.unwrap();
+        s.write_all(&frame(&faultable_request(2))).await.unwrap();
         let r = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut s)).await.unwrap();
         assert!(r.is_err(), "connection closed");
     });
@@ -945,7 +976,7 @@ fn fault_injection_drop_close_garble_delay() {
     let (rt, addr, _acq) = server(&dir, Faults { garble_every: Some(1), ..Faults::default() });
     rt.block_on(async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(&frame(&echo_request(1))).await.unwrap();
+        s.write_all(&frame(&faultable_request(1))).await.unwrap();
         let body = read_frame(&mut s).await.unwrap();
         assert!(!body.is_empty());
         assert!(ascii87().unpack(&body).is_err());
@@ -958,8 +989,8 @@ fn fault_injection_drop_close_garble_delay() {
     rt.block_on(async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         let start = Instant::now();
-        let mut wire = frame(&echo_request(1));
-        wire.extend(frame(&echo_request(2)));
+        let mut wire = frame(&faultable_request(1));
+        wire.extend(frame(&faultable_request(2)));
         s.write_all(&wire).await.unwrap();
         read_frame(&mut s).await.unwrap();
         read_frame(&mut s).await.unwrap();

@@ -5,10 +5,13 @@
 //! - [`tap`]: drives the Entry Point with a reader (taps, restarts, See Phone).
 //! - [`answer`]: what the terminal accepts from a host — a pure check of every answer.
 //! - [`disposition`]: how a transaction ended, as a type; every text people read is a view of it.
+//! - [`host_session`]: the host link as a sans-IO state machine (sign-on, echo, one request at
+//!   a time, every answer checked); `crate::host` is its TCP driver.
 //! - [`lifecycle`]: the transaction's states and the only transitions allowed between them.
 
 pub mod answer;
 pub mod disposition;
+pub mod host_session;
 pub mod lifecycle;
 pub mod receipt;
 pub mod service;

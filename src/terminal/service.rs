@@ -111,7 +111,6 @@ pub fn identity(settings: &Settings) -> online::Identity {
 }
 
 /// After the tap: journal the card data, then go online, queue the advice, or close.
-/// `host` is asked for the acquirer's address only when the card asks to go online.
 #[allow(clippy::too_many_arguments)]
 pub fn complete(
     settings: &Settings,
@@ -121,8 +120,7 @@ pub fn complete(
     result: &terminal::TapResult,
     report: &mut PayReport,
     rt: &tokio::runtime::Handle,
-    host: impl FnOnce() -> Result<SocketAddr>,
-    timeout: Duration,
+    link: &mut host::HostLink,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
     let s = ep.summary();
@@ -162,12 +160,10 @@ pub fn complete(
         None => {
             progress(Progress::Authorizing);
             let id = identity(settings);
-            let addr = host()?;
             let outcome = rt.block_on(async {
-                let mut link = host::HostLink::new(addr, timeout);
                 // Earlier reversals first: the host must not see this one before them.
-                let _ = online::drain(j, &mut link, &id).await;
-                online::authorize(j, &mut link, &id, rec, track2).await
+                let _ = online::drain(j, link, &id).await;
+                online::authorize(j, link, &id, rec, track2).await
             });
             report.online = true;
             report.stan = rec.stan.map(|s| format!("{s:06}"));
@@ -228,6 +224,7 @@ pub struct Terminal {
     host_ok: AtomicBool,
     /// Training mode (`demo`): every screen and receipt says "TRAINING — NOT A PAYMENT".
     pub training: bool,
+    link: std::sync::Mutex<Option<host::HostLink>>,
 }
 
 /// Where the terminal sends its online requests.
@@ -274,7 +271,34 @@ impl Terminal {
             }
         };
         let timeout = Duration::from_millis(settings.host.timeout_ms);
-        Ok(Terminal { settings, journal, host, rt, timeout, policy: TapPolicy::default(), host_ok: AtomicBool::new(true), training: false })
+        Ok(Terminal {
+            settings,
+            journal,
+            host,
+            rt,
+            timeout,
+            policy: TapPolicy::default(),
+            host_ok: AtomicBool::new(true),
+            training: false,
+            link: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The one connection to the acquirer, kept between requests (created on first use, with the
+    /// timeout in force then).
+    fn link(&self) -> std::sync::MutexGuard<'_, Option<host::HostLink>> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_link(&self) -> host::HostLink {
+        let j = self.journal.clone();
+        host::HostLink::new(
+            self.host,
+            self.timeout,
+            &self.settings.ep.terminal.terminal_id,
+            Box::new(move || j.next_stan().unwrap_or(1)),
+            Box::new(online::transmission_date_time),
+        )
     }
 
     pub fn host_online(&self) -> bool {
@@ -307,7 +331,9 @@ impl Terminal {
         // Done with the card: release it (a PC/SC handle, the demo phone leaves the field).
         let _ = reader.wait_for_removal(Duration::ZERO);
         let hold = result.outcome.ui_on_outcome.as_ref().map(|u| Duration::from_millis(u64::from(u.hold_time_ms))).unwrap_or_default();
-        complete(&self.settings, &self.journal, &mut rec, &ep, &result, &mut report, self.rt.handle(), || Ok(self.host), self.timeout, progress)?;
+        let mut link = self.link();
+        let link = link.get_or_insert_with(|| self.new_link());
+        complete(&self.settings, &self.journal, &mut rec, &ep, &result, &mut report, self.rt.handle(), link, progress)?;
         if report.online {
             self.host_ok.store(report.response_code.is_some(), Ordering::Relaxed);
         }
@@ -365,10 +391,11 @@ impl Terminal {
             r.original = Some(original);
         })?;
         let id = identity(&self.settings);
+        let mut link = self.link();
+        let link = link.get_or_insert_with(|| self.new_link());
         let res = self.rt.block_on(async {
-            let mut link = host::HostLink::new(self.host, self.timeout);
-            let _ = online::drain(&self.journal, &mut link, &id).await;
-            online::authorize(&self.journal, &mut link, &id, &mut rec, None).await
+            let _ = online::drain(&self.journal, link, &id).await;
+            online::authorize(&self.journal, link, &id, &mut rec, None).await
         });
         self.host_ok.store(res.is_ok(), Ordering::Relaxed);
         Ok(rec)
@@ -390,10 +417,9 @@ impl Terminal {
             r.reason = Some("voided by the cashier".into());
         })?;
         let ident = identity(&self.settings);
-        let res = self.rt.block_on(async {
-            let mut link = host::HostLink::new(self.host, self.timeout);
-            online::reverse(&self.journal, &mut link, &ident, &mut r).await
-        });
+        let mut link = self.link();
+        let link = link.get_or_insert_with(|| self.new_link());
+        let res = self.rt.block_on(online::reverse(&self.journal, link, &ident, &mut r));
         self.host_ok.store(res.is_ok(), Ordering::Relaxed);
         Ok(self.journal.get(id)?)
     }
@@ -409,10 +435,9 @@ impl Terminal {
     /// Uploads what is pending and reconciles (0500).
     pub fn settle(&self) -> Result<online::SettleReport> {
         let id = identity(&self.settings);
-        let rep = self.rt.block_on(async {
-            let mut link = host::HostLink::new(self.host, self.timeout);
-            online::settle(&self.journal, &mut link, &id).await
-        });
+        let mut link = self.link();
+        let link = link.get_or_insert_with(|| self.new_link());
+        let rep = self.rt.block_on(online::settle(&self.journal, link, &id));
         self.host_ok.store(rep.is_ok(), Ordering::Relaxed);
         Ok(rep?)
     }
