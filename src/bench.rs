@@ -4,6 +4,7 @@
 
 use crate::report::PayReport;
 use crate::settings::Settings;
+use crate::terminal::service::{self, SaleRequest};
 use crate::{clock, host, journal, terminal};
 use anyhow::{Context, Result};
 use iso8583::{ascii87, field, Message, Mti};
@@ -39,26 +40,17 @@ pub struct Tap {
 pub fn record_tap(settings: &Settings, profile: &str, amount: &str) -> Result<(Tap, PayReport, Option<Vec<u8>>)> {
     let wallet = test_cards::Wallet::load(profile)?;
     let mut reader = VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: true, remove_after: None });
-    let (ep, txn, r) = bench_tap(settings, &mut reader, amount, &terminal::TapPolicy::default())?;
-    let rep = PayReport::new(&ep, &r, settings.ep.terminal.currency_exponent, &hex::encode(settings.ep.terminal.currency));
-    let answers = r.exchanges.iter().filter_map(|x| RApdu::parse(&x.r)).collect();
-    Ok((Tap { answers, air: r.card_in_field, txn }, rep, r.outcome.data_record.clone()))
+    let t = bench_tap(settings, &mut reader, amount, &terminal::TapPolicy::default())?;
+    let answers = t.result.exchanges.iter().filter_map(|x| RApdu::parse(&x.r)).collect();
+    Ok((Tap { answers, air: t.result.card_in_field, txn: t.result.transaction.clone() }, t.report, t.result.outcome.data_record.clone()))
 }
 
-/// One purchase of `amount` on `reader` with fixed unpredictable numbers (benchmarks compare
-/// like with like).
-fn bench_tap(
-    settings: &Settings,
-    reader: &mut dyn reader_drivers::Reader,
-    amount: &str,
-    policy: &terminal::TapPolicy,
-) -> Result<(EntryPoint, Transaction, terminal::TapResult)> {
-    let (date, time) = clock::now();
+/// One purchase of `amount` on `reader` through the terminal's own tap flow
+/// ([`service::tap`]), with fixed unpredictable numbers (benchmarks compare like with like).
+fn bench_tap(settings: &Settings, reader: &mut dyn reader_drivers::Reader, amount: &str, policy: &terminal::TapPolicy) -> Result<service::Tapped> {
     let exp = u32::from(settings.ep.terminal.currency_exponent);
-    let txn = Transaction { amount: Amount::parse(amount, exp)?, amount_other: None, txn_type: 0, date, time, unpredictable_number: [0x12, 0x34, 0x56, 0x78] };
-    let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn.clone());
-    let r = terminal::run(&mut ep, reader, policy, || [0x12, 0x34, 0x56, 0x79], |_| {});
-    Ok((ep, txn, r))
+    let req = SaleRequest { amount: Amount::parse(amount, exp)?, unpredictable_number: Some([0x12, 0x34, 0x56, 0x78]), ..Default::default() };
+    Ok(service::tap(settings, &req, reader, policy, &mut |_| {}))
 }
 
 /// One pass of the Entry Point and kernel over a recorded tap, from PPSE to the outcome: the
@@ -252,7 +244,7 @@ pub fn run(settings: &Settings, data: &std::path::Path, terminals: usize, per_te
 /// "card read" (no host), with the reader already holding the card.
 fn tap_over(settings: &Settings, reader: &mut dyn reader_drivers::Reader, amount: &str) -> Result<(Duration, usize, String)> {
     let policy = terminal::TapPolicy { first_tap: Duration::from_secs(5), max_taps: 1, ..Default::default() };
-    let (_, _, r) = bench_tap(settings, reader, amount, &policy)?;
+    let r = bench_tap(settings, reader, amount, &policy)?.result;
     if r.taps == 0 || r.reader_error.is_some() {
         anyhow::bail!("no tap on {}: {}", reader.name(), r.reader_error.map(|e| e.to_string()).unwrap_or_else(|| r.outcome.reason.clone()));
     }

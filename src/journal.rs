@@ -75,6 +75,9 @@ pub struct TxnRecord {
     pub reversal_attempts: u32,
     /// For refunds and voids: the journal id of the original.
     pub original: Option<u64>,
+    /// A refund's reference to its sale at the acquirer (the sale's RRN, DE 37).
+    #[serde(default)]
+    pub reference_rrn: Option<String>,
 }
 
 impl TxnRecord {
@@ -250,6 +253,7 @@ impl Journal {
             issuer_auth_data: None,
             reversal_attempts: 0,
             original: None,
+            reference_rrn: None,
         };
         self.put(&r)?;
         Ok(r)

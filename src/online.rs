@@ -146,6 +146,9 @@ pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, re
     if let Some(t2) = &track2 {
         req.set_str(field::TRACK2, t2);
     }
+    if let Some(rrn) = &rec.reference_rrn {
+        req.set_str(field::RRN, rrn);
+    }
     match link.exchange(&req).await.map_err(OnlineError::from) {
         Ok(ans) => {
             let rc = ans.response_code;

@@ -70,7 +70,11 @@ struct CardRequest<'a> {
     credit: bool,
     amount: u64,
     key: Vec<u8>,
-    icc: &'a [u8],
+    /// DE 55; absent only in a refund by reference ([`CardRequest::original_rrn`]).
+    icc: Option<&'a [u8]>,
+    /// DE 37 of a refund sent without the card (no DE 55): the RRN of the approved sale it
+    /// credits back (docs/host.md "Refunds").
+    original_rrn: Option<&'a str>,
     /// 5F34 as the card holds it: two BCD digits.
     psn: u8,
     entry_mode: Option<&'a str>,
@@ -96,8 +100,16 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
     let amount = number(req, field::AMOUNT, 12)?;
     let stan = number(req, field::STAN, 6)?;
     let key = record_key(&tid8(req)?, stan);
-    let icc = req.get(field::ICC_DATA).ok_or("DE 55 (ICC data) missing")?;
-    tlv::validate(icc).map_err(|e| format!("DE 55 is not BER-TLV: {e}"))?;
+    let icc = req.get(field::ICC_DATA);
+    let original_rrn = match (icc, credit) {
+        (Some(icc), _) => {
+            tlv::validate(icc).map_err(|e| format!("DE 55 is not BER-TLV: {e}"))?;
+            None
+        }
+        // A refund without the card names the sale it credits back.
+        (None, true) => Some(req.get_str(field::RRN).filter(|r| r.len() == 12).ok_or("a refund without DE 55 needs DE 37 (the original's RRN)")?),
+        (None, false) => return Err("DE 55 (ICC data) missing".into()),
+    };
     let psn = match req.get_str(field::CARD_SEQUENCE_NUMBER) {
         Some(s) => {
             let n = (!s.is_empty() && s.len() <= 3 && digits_only(s))
@@ -107,7 +119,7 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
                 .ok_or("DE 23 is not a card sequence number 000-099")?;
             (n / 10) << 4 | (n % 10)
         }
-        None => tlv::find(icc, kernels::tag::PAN_SEQUENCE).ok().flatten().and_then(|v| v.first().copied()).unwrap_or(0),
+        None => icc.and_then(|icc| tlv::find(icc, kernels::tag::PAN_SEQUENCE).ok().flatten()).and_then(|v| v.first().copied()).unwrap_or(0),
     };
     let expiry = req.get_str(field::EXPIRY_DATE).map(|s| parse_yymm(s).ok_or("DE 14 is not YYMM")).transpose()?;
     if let Some(t2) = req.get_str(field::TRACK2) {
@@ -115,7 +127,19 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
             return Err("DE 35 does not carry the PAN of DE 2".into());
         }
     }
-    Ok(CardRequest { pan, processing_code, credit, amount, key, icc, psn, entry_mode: req.get_str(field::POS_ENTRY_MODE), expiry, digest: request_digest(req) })
+    Ok(CardRequest {
+        pan,
+        processing_code,
+        credit,
+        amount,
+        key,
+        icc,
+        original_rrn,
+        psn,
+        entry_mode: req.get_str(field::POS_ENTRY_MODE),
+        expiry,
+        digest: request_digest(req),
+    })
 }
 
 /// SHA-1 (hex) over the request as the terminal sent it, minus what a retransmission may
@@ -137,9 +161,15 @@ fn request_digest(req: &Message) -> String {
 
 /// The stateless part of a card request's checks.
 enum Crypto<'a> {
+    /// A refund by reference: no cryptogram, the original sale vouches for the card.
+    Referenced,
     NoIssuer,
     Failed(crypto::Failure),
-    Verified { v: Verified, token_range: bool, issuer: &'a str },
+    Verified {
+        v: Verified,
+        token_range: bool,
+        issuer: &'a str,
+    },
 }
 
 /// What a decision changes.
@@ -309,9 +339,10 @@ impl Acquirer {
                 return resp;
             }
         };
-        let crypto = match issuers::for_pan(&self.issuers, cr.pan) {
-            None => Crypto::NoIssuer,
-            Some(iss) => match crypto::verify(iss, cr.pan, cr.psn, cr.icc) {
+        let crypto = match (cr.icc, issuers::for_pan(&self.issuers, cr.pan)) {
+            (None, _) => Crypto::Referenced,
+            (Some(_), None) => Crypto::NoIssuer,
+            (Some(icc), Some(iss)) => match crypto::verify(iss, cr.pan, cr.psn, icc) {
                 Ok(v) => Crypto::Verified { v, token_range: iss.name.ends_with("-token"), issuer: &iss.name },
                 Err(why) => Crypto::Failed(why),
             },
@@ -360,6 +391,7 @@ impl Acquirer {
                 return Ok(Outcome::Duplicate(rec));
             }
             let (d, verified) = match crypto {
+                Crypto::Referenced => (self.refund_decision(cr)?, None),
                 Crypto::NoIssuer => (Decision::decline(Rc::InvalidCard), None),
                 Crypto::Failed(why) => {
                     tracing::warn!(pan = %masked(cr.pan), reason = *why, "cryptogram not verified");
@@ -407,6 +439,7 @@ impl Acquirer {
                 at: unix_now(),
                 batch: self.open_batch(&cr.key[..8])?.get(),
                 request_digest: Some(cr.digest.clone()),
+                refund_of: cr.original_rrn.map(str::to_string),
             };
             let posting = match (&d.account_pan, &d.posting) {
                 (Some(pan), Some(a)) => Some((pan.as_str(), a)),
@@ -472,6 +505,27 @@ impl Acquirer {
             account
         });
         Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting })
+    }
+
+    /// A refund by reference (no card, no cryptogram): only against an approved, posted and not
+    /// reversed sale of the same terminal and card, for at most what is left of it after earlier
+    /// refunds; credited to the account the sale was paid from.
+    fn refund_decision(&self, cr: &CardRequest<'_>) -> Result<Decision, AcquirerError> {
+        let Some(rrn) = cr.original_rrn else { return Ok(Decision::decline(Rc::FormatError)) };
+        let records = self.auths_of(&cr.key[..8])?;
+        let original = records
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| r.rrn.as_deref() == Some(rrn) && !r.credit && r.kind == RequestKind::Financial && r.posted && !r.reversed && r.pan == cr.pan);
+        let Some(original) = original else { return Ok(Decision::decline(Rc::OriginalNotFound)) };
+        let refunded: u64 = records.iter().map(|(_, r)| r).filter(|r| r.refund_of.as_deref() == Some(rrn) && r.posted && !r.reversed).map(|r| r.amount).sum();
+        if cr.amount == 0 || cr.amount.saturating_add(refunded) > original.amount {
+            return Ok(Decision::decline(Rc::InvalidAmount));
+        }
+        let Some(account_pan) = original.account.clone() else { return Ok(Decision::decline(Rc::OriginalNotFound)) };
+        let Some(mut account) = self.account(&account_pan)? else { return Ok(Decision::decline(Rc::SystemError)) };
+        account.balance = apply(account.balance, cr.amount, true);
+        Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting: Some(account) })
     }
 
     /// A verified 0220: the offline approval is guaranteed, so it is posted whatever the token

@@ -82,6 +82,9 @@ pub(crate) struct AuthRecord {
     /// for records made before it was kept (then kind, PAN, amount and processing code decide).
     #[serde(default)]
     pub request_digest: Option<String>,
+    /// A refund by reference: the RRN of the sale it credits back.
+    #[serde(default)]
+    pub refund_of: Option<String>,
 }
 
 /// A reconciliation the acquirer agreed to.

@@ -235,6 +235,38 @@ fn approves_a_unionpay_token_with_a_correct_arpc_and_debits_the_funding_account(
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 2468);
 }
 
+/// A refund sent without the card (no DE 55): credited only against an approved sale of the
+/// same terminal and card named by its RRN (DE 37), for at most what is left of it.
+#[test]
+fn refunds_by_reference_need_the_original_and_never_exceed_it() {
+    let dir = TempDir::new("refund-ref");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 5000, true);
+    let sale = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 5000, 1));
+    assert_eq!(rc_of(&sale), "00");
+    let rrn = sale.get_str(field::RRN).unwrap().to_string();
+    let refund = |amount: u64, stan: u32, rrn: &str| {
+        let mut m = request(Mti::FINANCIAL_REQUEST, &t, amount, stan);
+        m.set_str(field::PROCESSING_CODE, "200000").set_str(field::RRN, rrn);
+        m.remove(field::ICC_DATA);
+        m.remove(field::TRACK2);
+        m
+    };
+    // Unknown original → 25; more than the sale → 13; nothing moved.
+    assert_eq!(rc_of(&exchange(&acq, &refund(1000, 2, "999999999999"))), "25");
+    assert_eq!(rc_of(&exchange(&acq, &refund(5001, 3, &rrn))), "13");
+    assert_eq!(balance(&acq, "6222020000000015"), 1_000_000 - 5000);
+    // Part of it, then the rest; a third is over what is left.
+    assert_eq!(rc_of(&exchange(&acq, &refund(3000, 4, &rrn))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &refund(2000, 5, &rrn))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &refund(1, 6, &rrn))), "13");
+    assert_eq!(balance(&acq, "6222020000000015"), 1_000_000);
+    // A purchase without DE 55 is still a format error.
+    let mut bare = request(Mti::FINANCIAL_REQUEST, &t, 100, 7);
+    bare.remove(field::ICC_DATA);
+    assert_eq!(rc_of(&exchange(&acq, &bare)), "30");
+}
+
 #[test]
 fn approves_a_visa_cvn10_token_without_cid_and_authorization_only_posts_nothing() {
     let dir = TempDir::new("visa");

@@ -27,8 +27,12 @@ pub enum ResponseCode {
     Approved,
     /// 05 do not honour.
     DoNotHonour,
+    /// 13 invalid amount (e.g. a refund above what is left of its original).
+    InvalidAmount,
     /// 14 invalid card number (unknown or deleted token).
     InvalidCard,
+    /// 25 unable to locate the original (a refund's DE 37 names no approved sale).
+    OriginalNotFound,
     /// 30 format error.
     FormatError,
     /// 51 insufficient funds.
@@ -67,11 +71,25 @@ const TABLE: &[Row] = &[
         rc: ResponseCode::DoNotHonour, code: "05", meaning: "do not honour", en: "Declined by the issuer — ask for another card", zh: "发卡行拒绝 — 请换卡"
     },
     Row {
+        rc: ResponseCode::InvalidAmount,
+        code: "13",
+        meaning: "invalid amount",
+        en: "Amount not allowed (more than the original left to refund?) — not done",
+        zh: "金额无效（超过原交易可退金额？）— 未处理",
+    },
+    Row {
         rc: ResponseCode::InvalidCard,
         code: "14",
         meaning: "invalid card number (unknown or deleted token)",
         en: "Card not recognised — ask for another card",
         zh: "无效卡号 — 请换卡",
+    },
+    Row {
+        rc: ResponseCode::OriginalNotFound,
+        code: "25",
+        meaning: "unable to locate the original transaction",
+        en: "Original sale not found at the acquirer — not done",
+        zh: "未找到原交易 — 未处理",
     },
     Row { rc: ResponseCode::FormatError, code: "30", meaning: "format error", en: "Host format error — not charged", zh: "报文格式错误 — 未扣款" },
     Row {

@@ -370,9 +370,14 @@ impl Terminal {
         if let Some(why) = self.undone(original)? {
             bail!("transaction {original} is {why}");
         }
-        if o.pan.is_none() || o.icc_data.is_none() {
+        if o.pan.is_none() {
             bail!("transaction {original} has no card data to refund to");
         }
+        // A refund without the card is a credit that names the sale it gives back (DE 37): it
+        // carries no cryptogram of its own — the sale's ARQC is not sent again.
+        let Some(rrn) = o.rrn.clone() else {
+            bail!("transaction {original} was approved offline and has no acquirer reference (RRN): refund it at the acquirer");
+        };
         let mut rec = self.journal.begin(TxnKind::Refund, o.amount, &o.currency)?;
         self.journal.advance(&mut rec, TxnEvent::CardRead, |r| {
             r.pan = o.pan.clone();
@@ -383,12 +388,8 @@ impl Terminal {
             r.aid = o.aid.clone();
             r.kernel = o.kernel.clone();
             r.cvm = Some("NO_CVM".into());
-            r.oda = o.oda.clone();
-            r.cryptogram_type = o.cryptogram_type.clone();
-            r.cryptogram = o.cryptogram.clone();
-            r.atc = o.atc;
-            r.icc_data = o.icc_data.clone();
             r.original = Some(original);
+            r.reference_rrn = Some(rrn);
         })?;
         let id = identity(&self.settings);
         let mut link = self.link();
@@ -445,5 +446,39 @@ impl Terminal {
     /// The customer receipt of a journal transaction (PAN masked).
     pub fn receipt(&self, r: &TxnRecord) -> String {
         receipt::receipt(&self.settings, r, self.training)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reader_drivers::virtual_reader::{Holder, VirtualReader};
+
+    fn till(name: &str) -> (Terminal, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("shanfu-service-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Terminal::open(Settings::load(None).unwrap(), &dir, HostChoice::Embedded).unwrap(), dir)
+    }
+
+    fn sell(t: &Terminal, amount: &str) -> SaleResult {
+        let wallet = test_cards::Wallet::load("unionpay-phone").unwrap();
+        let mut reader = VirtualReader::new("unionpay-phone", wallet, Holder { fingerprint_on_prompt: true, remove_after: None });
+        t.sale(&SaleRequest { amount: t.parse_amount(amount).unwrap(), ..Default::default() }, &mut reader, &mut |_| {}).unwrap()
+    }
+
+    #[test]
+    fn a_refund_names_its_sale_and_does_not_resend_the_sales_cryptogram() {
+        let (t, dir) = till("refund");
+        let sale = sell(&t, "25.00");
+        assert_eq!(sale.report.disposition, Disposition::ApprovedOnline);
+        let sale = t.journal.get(sale.report.journal_id.unwrap()).unwrap();
+        let refund = t.refund(sale.id).unwrap();
+        assert_eq!(refund.disposition, Some(Disposition::ApprovedOnline), "{refund:?}");
+        assert_eq!((refund.kind, refund.original, refund.amount), (TxnKind::Refund, Some(sale.id), sale.amount));
+        assert_eq!(refund.reference_rrn, sale.rrn, "DE 37 names the sale");
+        assert!(refund.cryptogram.is_none() && refund.icc_data.is_none() && refund.atc.is_none(), "{refund:?}");
+        assert!(t.refund(sale.id).is_err(), "a second refund of the same sale");
+        drop(t);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
