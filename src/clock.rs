@@ -40,6 +40,34 @@ pub fn format_utc(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// Unix seconds in the terminal's time zone.
+fn zoned(tz: &jiff::tz::TimeZone, unix_secs: i64) -> jiff::ZonedDateTime {
+    jiff::Timestamp::from_second(unix_secs).unwrap_or(jiff::Timestamp::UNIX_EPOCH).to_zoned_datetime(tz.clone())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in the terminal's time zone, for screens (history, detail).
+pub fn format_local(tz: &jiff::tz::TimeZone, unix_secs: u64) -> String {
+    zoned(tz, unix_secs as i64).strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// `YYYY-MM-DD HH:MM:SS CST`: local time with the zone's abbreviation (or its offset when the
+/// zone has none), for receipts.
+pub fn format_local_zone(tz: &jiff::tz::TimeZone, unix_secs: u64) -> String {
+    zoned(tz, unix_secs as i64).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
+}
+
+/// `HH:MM:SS CST` now, for the status bar.
+pub fn local_clock(tz: &jiff::tz::TimeZone) -> String {
+    zoned(tz, unix_now() as i64).strftime("%H:%M:%S %Z").to_string()
+}
+
+/// DE 12 (local time, `hhmmss`) and DE 13 (local date, `MMDD`) of a message sent at `unix_secs`,
+/// in the terminal's time zone (ISO 8583:1987: the card acceptor's local time and date).
+pub fn local_de12_de13(tz: &jiff::tz::TimeZone, unix_secs: i64) -> (String, String) {
+    let z = zoned(tz, unix_secs);
+    (z.strftime("%H%M%S").to_string(), z.strftime("%m%d").to_string())
+}
+
 /// A fresh Unpredictable Number 9F37 from the operating system's CSPRNG.
 pub fn unpredictable_number() -> std::io::Result<[u8; 4]> {
     let mut b = [0u8; 4];
@@ -57,6 +85,19 @@ mod tests {
         assert_eq!(civil(20_516), (2026, 3, 4));
         assert_eq!(civil(11_016), (2000, 2, 29));
         assert_eq!(format_utc(1_772_582_400 + 3_723), "2026-03-04 01:02:03");
+    }
+
+    #[test]
+    fn local_time_in_shanghai() {
+        let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        // 2026-12-31 17:30:00 UTC is 2027-01-01 01:30:00 in Shanghai (UTC+8): a new day and year.
+        let t = 1_798_738_200;
+        assert_eq!(format_utc(t as u64), "2026-12-31 17:30:00");
+        assert_eq!(local_de12_de13(&tz, t), ("013000".to_string(), "0101".to_string()));
+        assert_eq!(format_local(&tz, t as u64), "2027-01-01 01:30:00");
+        assert_eq!(format_local_zone(&tz, t as u64), "2027-01-01 01:30:00 CST");
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(local_de12_de13(&utc, t), ("173000".to_string(), "1231".to_string()));
     }
 
     #[test]

@@ -19,3 +19,4 @@ pub mod redact;
 pub mod report;
 pub mod settings;
 pub mod terminal;
+pub mod text;

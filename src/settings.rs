@@ -1,6 +1,7 @@
 //! Loads the configuration directory (`config/` by default, built into the binary) into the
 //! kernels' types. Every bad value is an error naming the file and field.
 
+use host_contract::Lang;
 use kernels::capk::{CapkFile, CapkStore, KeyMode};
 use kernels::config::{CombinationToml, EntryPointConfig, TerminalData};
 use serde::Deserialize;
@@ -59,6 +60,16 @@ struct TerminalSection {
     capabilities: String,
     additional_capabilities: String,
     online_capable: bool,
+    /// Language of the screens and receipts: "zh-CN" or "en"; absent: zh-CN for a CNY
+    /// terminal (currency 0156), else en.
+    language: Option<String>,
+    /// IANA time zone of the terminal's local time (screens, receipts, DE 12/13).
+    #[serde(default = "shanghai")]
+    time_zone: String,
+}
+
+fn shanghai() -> String {
+    "Asia/Shanghai".into()
 }
 
 fn yuan() -> String {
@@ -79,6 +90,12 @@ pub struct Settings {
     pub merchant_id: String,
     pub currency_symbol: String,
     pub host: HostSettings,
+    /// Language of the cashier screens and receipts (`language` under `[terminal]`).
+    pub lang: Lang,
+    /// The terminal's local time zone (`time_zone` under `[terminal]`).
+    pub time_zone: jiff::tz::TimeZone,
+    /// Its IANA name, as configured.
+    pub time_zone_name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,12 +206,24 @@ impl Settings {
             other => return Err(err(tf, format!("capk_mode = {other:?} must be \"test\" or \"live\""))),
         };
         let capks = CapkStore::load(&c.capk, mode).map_err(|e| err(cf, e))?;
+        let lang = match t.language.as_deref() {
+            None if t.currency == "0156" => Lang::ZhCn,
+            None => Lang::En,
+            Some("zh-CN") => Lang::ZhCn,
+            Some("en") => Lang::En,
+            Some(other) => return Err(err(tf, format!("[terminal] language = {other:?} must be \"zh-CN\" or \"en\""))),
+        };
+        let time_zone = jiff::tz::TimeZone::get(&t.time_zone)
+            .map_err(|e| err(tf, format!("[terminal] time_zone = {:?} is not a known IANA time zone (e.g. \"Asia/Shanghai\"): {e}", t.time_zone)))?;
         Ok(Settings {
             ep: EntryPointConfig { terminal, combinations },
             capks,
             merchant_id: t.merchant_id,
             currency_symbol: t.currency_symbol,
             host: Self::parse_host("built-in host.toml", BUILTIN_HOST)?,
+            lang,
+            time_zone,
+            time_zone_name: t.time_zone,
         })
     }
 
@@ -231,6 +260,24 @@ mod tests {
         }
         let e = Settings::parse_host("h.toml", "[host]\naddress = \"nowhere\"\n").unwrap_err().to_string();
         assert!(e.starts_with("h.toml") && e.contains("address"), "{e}");
+    }
+
+    #[test]
+    fn language_defaults_to_chinese_for_cny_and_unknown_values_are_refused() {
+        let parse = |tt: &str| Settings::parse("t.toml", tt, "k", BUILTIN_KERNELS, "c", BUILTIN_CAPK);
+        let s = parse(BUILTIN_TERMINAL).unwrap();
+        assert_eq!(s.lang, Lang::ZhCn, "the shipped CNY terminal speaks Chinese");
+        assert_eq!(s.time_zone_name, "Asia/Shanghai");
+        let usd = BUILTIN_TERMINAL.replace("currency = \"0156\"", "currency = \"0840\"");
+        assert_eq!(parse(&usd).unwrap().lang, Lang::En, "another currency: English");
+        let with = |line: &str| BUILTIN_TERMINAL.replace("[terminal]\n", &format!("[terminal]\n{line}\n"));
+        assert_eq!(parse(&with("language = \"en\"")).unwrap().lang, Lang::En);
+        assert_eq!(parse(&with("language = \"zh-CN\"")).unwrap().lang, Lang::ZhCn);
+        let e = parse(&with("language = \"fr\"")).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml") && e.contains("language") && e.contains("\"fr\""), "{e}");
+        let e = parse(&with("time_zone = \"Mars/Olympus\"")).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml") && e.contains("time_zone"), "{e}");
+        assert_eq!(parse(&with("time_zone = \"UTC\"")).unwrap().time_zone_name, "UTC");
     }
 
     #[test]

@@ -363,7 +363,7 @@ fn pcscd_stopped_gives_a_clear_error() {
 #[test]
 fn cashier_screen_on_a_pcsc_reader_cancels_and_sells() {
     let lab = Lab::new("pos");
-    let t = common::tmux::Tmux::start("pcsc-pos", 80, 24, &["pos", "--reader", "pcsc:Virtual", "--host", "embedded"]);
+    let t = common::tmux::Tmux::start_english("pcsc-pos", 80, 24, &["pos", "--reader", "pcsc:Virtual", "--host", "embedded"]);
     t.wait_for(&["SALE — enter the amount", "pcsc:Virtual PCD 00 00"]);
     // No card: Esc stops pcscd's wait at once (SCardCancel).
     t.type_text("5");

@@ -5,13 +5,13 @@
 
 mod common;
 
-use common::tmux::Tmux;
+use common::tmux::{Tmux, SALE_EN, SALE_ZH};
 use serde_json::Value;
 
 #[test]
 fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
-    let t = Tmux::start("flow", 100, 30, &["demo"]);
-    t.wait_for(&["SALE — enter the amount", "host online", "TRAINING — NOT A PAYMENT"]);
+    let t = Tmux::start_english("flow", 100, 30, &["demo"]);
+    t.wait_for(&[SALE_EN, "host online", "TRAINING — NOT A PAYMENT"]);
 
     // 1. 12.34, Enter, tap → APPROVED.
     t.type_text("12.34");
@@ -87,15 +87,15 @@ fn cashier_sells_see_phone_refund_and_suspended_token_in_the_real_binary() {
 
 #[test]
 fn cashier_screen_survives_resize_and_works_at_80x24() {
-    let t = Tmux::start("resize", 80, 24, &["demo"]);
-    t.wait_for(&["SALE — enter the amount"]);
+    let t = Tmux::start_english("resize", 80, 24, &["demo"]);
+    t.wait_for(&[SALE_EN]);
     t.keys(&["?"]);
-    t.wait_for(&["Keys — any key closes", "t tap, f fingerprint"]);
+    t.wait_for(&["Keys — any key closes", "t tap phone, f fingerprint"]);
     t.keys(&["Escape"]);
     let out = t.tmux(&["resize-window", "-t", "pos", "-x", "120", "-y", "40"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     t.type_text("7");
-    t.wait_for(&["¥ 7", "SALE — enter the amount"]);
+    t.wait_for(&["¥ 7", SALE_EN]);
     let out = t.tmux(&["resize-window", "-t", "pos", "-x", "80", "-y", "24"]);
     assert!(out.status.success());
     t.keys(&["Enter"]);
@@ -105,4 +105,31 @@ fn cashier_screen_survives_resize_and_works_at_80x24() {
     t.wait_for(&["CANCELLED", "nothing was charged"]);
     t.next_sale();
     t.quit();
+}
+
+/// The shipped configuration is a CNY terminal: with no `language` set, the screens and the
+/// receipt are in Simplified Chinese, with the local time of Asia/Shanghai.
+#[test]
+fn cashier_sells_in_chinese_by_default() {
+    let t = Tmux::start("zh", 100, 30, &["demo"]);
+    t.wait_for(&[SALE_ZH, "主机 在线", "培训模式 — 非真实交易"]);
+    t.type_text("12.34");
+    t.wait_for(&["¥ 12.34"]);
+    t.keys(&["Enter"]);
+    t.wait_for(&["请挥卡或手机", "Esc 取消"]);
+    t.keys(&["t"]);
+    t.wait_for(&["交易成功", "发卡行批准", "623588******0017"]);
+    t.keys(&["r"]);
+    t.wait_for(&["签购单", "商户编号", "日期时间", "CST", "CNY ¥12.34"]);
+    t.keys(&["e"]);
+    t.wait_for(&["签购单已保存到"]);
+    t.keys(&["Escape"]);
+    t.next_sale();
+    t.keys(&["h"]);
+    t.wait_for(&["交易记录", "12.34", "已完成"]);
+    t.keys(&["Escape"]);
+    t.wait_for(&[SALE_ZH]);
+    t.quit();
+    let receipt = std::fs::read_to_string(t.dir.join("training").join("receipts").join("receipt-1.txt")).expect("receipt exported");
+    assert!(receipt.contains("金额") && receipt.contains("培训模式 — 非真实交易"), "{receipt}");
 }

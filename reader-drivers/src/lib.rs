@@ -85,7 +85,8 @@ pub fn open(spec: &str) -> Result<Box<dyn Reader + Send>, ReaderError> {
 
 /// Stops a reader's wait for a card from another thread (the cashier pressed Esc): the wait
 /// in progress — or the next one, if none is — ends with [`ReaderError::Cancelled`]. The till
-/// calls [`Canceller::reset`] when a sale starts, so a late Esc never cancels the next sale.
+/// calls [`Canceller::reset`] when a sale starts, so a late Esc never cancels the next sale (and
+/// a reader that can tell forgets a tap made before the sale asked for the card).
 #[derive(Clone)]
 pub struct Canceller {
     cancel: std::sync::Arc<dyn Fn() + Send + Sync>,
@@ -125,6 +126,9 @@ pub trait Reader {
 
     /// Name for logs and `shanfu readers`.
     fn name(&self) -> String;
+    /// A new transaction begins (before its first wait for a card): a reader that simulates the
+    /// holder starts over, so the holder taps again for this sale.
+    fn begin_transaction(&mut self) {}
     /// Polls until a card is activated (ISO 14443-4), or the timeout passes.
     fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError>;
     /// One raw exchange: C-APDU bytes in, R-APDU bytes (data ‖ SW1 SW2) out.

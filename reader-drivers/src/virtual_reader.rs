@@ -46,6 +46,15 @@ impl Reader for VirtualReader {
         format!("virtual:{}", self.profile)
     }
 
+    /// The holder taps once for every transaction (and again when the phone asks).
+    fn begin_transaction(&mut self) {
+        if self.in_field {
+            self.wallet.power_off();
+        }
+        self.in_field = false;
+        self.taps = 0;
+    }
+
     fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError> {
         if self.in_field {
             return Ok(());
@@ -184,7 +193,16 @@ pub struct HandReader {
 impl Reader for HandReader {
     fn canceller(&self) -> Option<crate::Canceller> {
         let (p, q) = (self.phone.clone(), self.phone.clone());
-        Some(crate::Canceller::new(move || p.cancel_wait(), move || q.with(|h| h.cancel = false)))
+        // A new sale: forget a cancel, and a tap made before the terminal asked for the card.
+        Some(crate::Canceller::new(
+            move || p.cancel_wait(),
+            move || {
+                q.with(|h| {
+                    h.cancel = false;
+                    h.tap_pending = false;
+                })
+            },
+        ))
     }
 
     fn name(&self) -> String {
@@ -244,6 +262,27 @@ impl Reader for HandReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_virtual_holder_taps_again_for_every_transaction() {
+        let mut r = VirtualReader::new("unionpay-phone", Wallet::load("unionpay-phone").unwrap(), Holder::default());
+        for _ in 0..3 {
+            r.begin_transaction();
+            assert_eq!(r.wait_for_card(Duration::ZERO), Ok(()));
+            r.wait_for_removal(Duration::ZERO).unwrap();
+            // Within one transaction, no second tap unless the phone asked for one.
+            assert_eq!(r.wait_for_card(Duration::ZERO), Err(ReaderError::NoCard(Duration::ZERO)));
+        }
+    }
+
+    #[test]
+    fn a_tap_before_the_sale_is_forgotten_when_the_sale_starts() {
+        let phone = PhoneInHand::new("unionpay-phone", Wallet::load("unionpay-phone").unwrap());
+        let mut r = phone.reader();
+        phone.tap();
+        r.canceller().unwrap().reset();
+        assert_eq!(r.wait_for_card(Duration::from_millis(20)), Err(ReaderError::NoCard(Duration::from_millis(20))));
+    }
 
     #[test]
     fn phone_in_hand_waits_for_the_tap_and_can_be_cancelled() {

@@ -2,12 +2,19 @@
 //! till: journal on disk, embedded acquirer on 127.0.0.1, the demo phone as the reader. Values
 //! that change from run to run (date and time, cryptogram, RRN) are masked in the snapshots.
 
+use super::screens::sale::accept_amount_char;
 use super::*;
-use crate::journal::NotCompleted;
+use crate::journal::{Disposition, NotCompleted, TxnKind};
 use crate::settings::Settings;
+use crate::terminal::Terminal as Pos;
+use host_contract::Lang;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Terminal;
+use reader_drivers::virtual_reader::{Holder, PhoneInHand, VirtualReader};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 struct Lab {
     app: App,
@@ -20,13 +27,25 @@ impl Drop for Lab {
     }
 }
 
+/// A till (English screens) with the demo phone as its reader.
 fn lab(name: &str) -> Lab {
+    lab_in(name, Lang::En)
+}
+
+fn lab_in(name: &str, lang: Lang) -> Lab {
+    let phone = PhoneInHand::new("unionpay-phone", test_cards::Wallet::load("unionpay-phone").unwrap());
+    lab_with(name, lang, Box::new(phone.reader()), Some(phone))
+}
+
+/// A till on `reader` in `lang`, as `shanfu pos` / `shanfu demo` build it (clock fixed).
+fn lab_with(name: &str, lang: Lang, reader: SendReader, phone: Option<PhoneInHand>) -> Lab {
     let dir = std::env::temp_dir().join(format!("shanfu-pos-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let pos = Arc::new(Pos::open(Settings::load(None).unwrap(), &dir, crate::terminal::HostChoice::Embedded).unwrap());
-    let phone = PhoneInHand::new("unionpay-phone", test_cards::Wallet::load("unionpay-phone").unwrap());
-    let mut app = App::new(pos, Box::new(phone.reader()), Some(phone), dir.join("receipts"));
-    app.clock = || "12:00:00 UTC".into();
+    let mut settings = Settings::load(None).unwrap();
+    settings.lang = lang;
+    let pos = Arc::new(Pos::open(settings, &dir, crate::terminal::HostChoice::Embedded).unwrap());
+    let mut app = App::new(pos, reader, phone, dir.join("receipts"));
+    app.clock = |_| "12:00:00 CST".into();
     Lab { app, dir }
 }
 
@@ -59,6 +78,25 @@ impl Lab {
         self.until("outcome", |a| a.screen == Screen::Outcome);
     }
 
+    /// Enter on the outcome until the next sale (the outcome's hold time).
+    fn next_sale(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.app.screen != Screen::Sale {
+            assert!(Instant::now() < deadline, "no next sale: {:?}", self.app.screen);
+            self.keys("\n");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A sale of `amount` paid with the demo phone.
+    fn sale(&mut self, amount: &str) {
+        self.keys(amount);
+        self.keys("\n");
+        self.app.phone.as_ref().unwrap().tap();
+        self.outcome();
+        self.next_sale();
+    }
+
     /// The screen as text, volatile values masked.
     fn screen(&self) -> String {
         let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
@@ -74,7 +112,7 @@ impl Lab {
                     continue;
                 }
                 let sym = buf[(x, y)].symbol();
-                if sym.chars().any(|c| ('\u{2E80}'..='\u{9FFF}').contains(&c)) {
+                if crate::text::width(sym) == 2 {
                     skip = 1;
                 }
                 text.push_str(sym);
@@ -87,8 +125,8 @@ impl Lab {
             }
         };
         for r in self.app.pos.journal.all().unwrap() {
-            if let Some((t, _)) = r.history.first() {
-                let when = crate::clock::format_utc(*t);
+            for (t, _) in &r.history {
+                let when = crate::clock::format_local(&self.app.pos.settings.time_zone, *t);
                 mask(&mut text, &when);
                 mask(&mut text, &when[5..16]);
             }
@@ -155,7 +193,7 @@ fn history_refund_void_and_settlement() {
     insta::assert_snapshot!("07_history", l.screen());
     // Void the newest (56.78), refund the other.
     l.keys("v");
-    assert!(l.app.confirm.as_ref().unwrap().2.starts_with("Void ¥56.78 of transaction 2"), "{:?}", l.app.confirm);
+    assert!(l.app.confirm.as_ref().unwrap().question.starts_with("Void ¥56.78 of transaction 2"), "{:?}", l.app.confirm);
     insta::assert_snapshot!("07b_confirm_void", l.screen());
     l.keys("y");
     l.outcome();
@@ -248,4 +286,136 @@ fn esc_during_the_see_phone_wait_ends_the_sale_cancelled() {
     let rec = l.app.pos.journal.get(b.txn.unwrap()).unwrap();
     assert_eq!(rec.disposition, Some(Disposition::NotCompleted { reason: NotCompleted::Cancelled }), "{rec:?}");
     assert!(rec.stan.is_none(), "nothing went to the host");
+}
+
+/// Bug: `shanfu pos --reader virtual:PROFILE` paid once; every later sale said "no card
+/// presented" (the virtual holder only tapped on the reader's first wait, ever).
+#[test]
+fn virtual_reader_pays_every_sale_not_only_the_first() {
+    let wallet = test_cards::Wallet::load("unionpay-phone").unwrap();
+    // As `shanfu pos --reader virtual:unionpay-phone` opens it (main.rs `open_reader`).
+    let reader = VirtualReader::new("unionpay-phone", wallet, Holder { fingerprint_on_prompt: true, remove_after: None });
+    let mut l = lab_with("virtual-pos", Lang::En, Box::new(reader), None);
+    for (i, amount) in ["12.34\n", "5\n", "400\n"].into_iter().enumerate() {
+        l.keys(amount);
+        l.outcome();
+        let b = l.app.banner.clone().unwrap();
+        assert_eq!(b.kind, BannerKind::Approved, "sale {}: {b:?}", i + 1);
+        l.next_sale();
+    }
+}
+
+/// Bug: a tap on the idle sale screen (the demo phone's `t` with no sale waiting) was kept and
+/// paid the next sale. A card counts only after the terminal asked for it.
+#[test]
+fn a_tap_before_the_terminal_asks_for_the_card_does_not_pay() {
+    let mut l = lab("early-tap");
+    l.keys("t");
+    assert_eq!(l.app.screen, Screen::Sale);
+    // Also a tap that reached the phone some other way before the sale (a stray one).
+    l.app.phone.as_ref().unwrap().tap();
+    l.keys("5\n");
+    std::thread::sleep(Duration::from_millis(300));
+    l.app.poll();
+    assert_eq!(l.app.screen, Screen::Busy, "the sale must wait for a tap: {:?}", l.app.banner);
+    assert!(l.app.waits_for_card());
+    l.keys("\x1b");
+    l.outcome();
+    assert_eq!(l.app.banner.as_ref().unwrap().kind, BannerKind::Info, "{:?}", l.app.banner);
+    assert!(l.app.pos.journal.all().unwrap().iter().all(|r| !r.disposition.is_some_and(|d| d.is_approved())));
+    // The tap asked for still pays.
+    l.next_sale();
+    l.sale("6");
+    assert!(l.app.pos.journal.all().unwrap().iter().any(|r| r.amount == 600 && r.disposition.is_some_and(|d| d.is_approved())));
+}
+
+/// Bug: a refunded sale still showed "APPROVED / Completed" in the history and its detail.
+#[test]
+fn refunded_and_voided_sales_show_as_such_in_history_and_detail() {
+    let mut l = lab("undone");
+    l.sale("12.34");
+    l.sale("56.78");
+    l.keys("h");
+    l.keys("vy"); // the newest, 56.78 (#2)
+    l.outcome();
+    l.keys("h");
+    l.app.selected = l.app.visible().iter().position(|r| r.id == 1).unwrap();
+    l.keys("ry");
+    l.outcome();
+    assert_eq!(l.app.banner.as_ref().unwrap().kind, BannerKind::Approved, "{:?}", l.app.banner);
+    l.keys("h");
+    let s = l.screen();
+    let row = |id: &str| s.lines().find(|line| line.trim_start_matches(['│', '▶', ' ']).starts_with(&format!("{id} "))).unwrap_or_default().to_string();
+    assert!(row("1").contains("REFUNDED #3") && !row("1").contains("APPROVED"), "{s}");
+    assert!(row("2").contains("VOIDED") && row("2").contains("Reversed"), "{s}");
+    insta::assert_snapshot!("12_history_refunded_voided", s);
+    l.app.selected = l.app.visible().iter().position(|r| r.id == 1).unwrap();
+    l.keys("\n");
+    assert_eq!(l.app.screen, Screen::Detail);
+    let detail = l.app.receipt_text().unwrap();
+    assert!(detail.contains("REFUNDED by transaction #3"), "{detail}");
+}
+
+/// Bug: the history's amount column cut large amounts (12 digits).
+#[test]
+fn history_amount_column_fits_the_largest_amount() {
+    let mut l = lab("wide");
+    // Above the contactless limit: refused before any card, but journaled with its amount.
+    l.keys("9999999999.99\n");
+    l.outcome();
+    l.next_sale();
+    l.keys("h");
+    let s = l.screen();
+    assert!(s.contains("9999999999.99"), "{s}");
+}
+
+/// The main screens in Simplified Chinese (the default of a CNY terminal): sale, payment,
+/// outcome, receipt, history with a confirmation, settlement, help.
+#[test]
+fn main_screens_in_chinese() {
+    let mut l = lab_in("zh", Lang::ZhCn);
+    assert_eq!(l.app.lang, Lang::ZhCn);
+    l.keys("12.34");
+    insta::assert_snapshot!("zh_01_sale_amount", l.screen());
+    l.keys("\n");
+    insta::assert_snapshot!("zh_02_present_card", l.screen());
+    l.app.phone.as_ref().unwrap().tap();
+    l.outcome();
+    assert_eq!(l.app.banner.as_ref().unwrap().title, "交易成功");
+    insta::assert_snapshot!("zh_03_outcome_approved", l.screen());
+    l.keys("r");
+    let receipt = l.screen();
+    for label in ["商户编号", "终端编号", "日期时间", "卡号", "金额", "CST"] {
+        assert!(receipt.contains(label), "{label}: {receipt}");
+    }
+    insta::assert_snapshot!("zh_04_receipt", receipt);
+    l.keys("\x1b");
+    l.next_sale();
+    l.sale("56.78");
+    l.keys("h");
+    insta::assert_snapshot!("zh_05_history", l.screen());
+    l.keys("v");
+    insta::assert_snapshot!("zh_06_confirm_void", l.screen());
+    l.keys("y");
+    l.outcome();
+    assert_eq!(l.app.banner.as_ref().unwrap().title, "已撤销");
+    l.next_sale();
+    l.keys("s");
+    insta::assert_snapshot!("zh_07_settlement", l.screen());
+    l.keys("?");
+    insta::assert_snapshot!("zh_08_help", l.screen());
+}
+
+/// The help screen lists every hinted row of the key table, in English too.
+#[test]
+fn help_lists_every_key_of_the_table() {
+    let mut l = lab("help");
+    l.keys("?");
+    let s = l.screen();
+    for (heading, keys) in keys::help_lines(Lang::En) {
+        assert!(s.contains(&heading), "{heading} missing:\n{s}");
+        for k in keys {
+            assert!(s.contains(&k), "{k} missing:\n{s}");
+        }
+    }
 }

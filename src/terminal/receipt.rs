@@ -3,10 +3,12 @@
 use crate::clock;
 use crate::journal::{Disposition, TxnKind, TxnRecord, TxnState};
 use crate::settings::Settings;
+use crate::text::{pad, T};
 use host_contract::Lang;
 use kernels::types::Amount;
 
-/// The line every training (demo) screen and receipt carries.
+/// The line every training (demo) screen and receipt carries (in English; the screens and
+/// receipts show `text::T::Training` in their language).
 pub const TRAINING: &str = "TRAINING — NOT A PAYMENT";
 
 /// What a journal transaction is to the people who read about it: a sale, a refund, or the
@@ -45,6 +47,14 @@ impl Slip {
     }
 }
 
+/// The approved refund of sale `id` among `all`, if any (a declined or reversed refund gives
+/// nothing back): the history shows the sale as refunded, its detail names the refund.
+pub fn refunded_by(all: &[TxnRecord], id: u64) -> Option<u64> {
+    all.iter()
+        .find(|r| r.original == Some(id) && r.kind == TxnKind::Refund && r.disposition.is_some_and(Disposition::is_approved) && r.state != TxnState::Reversed)
+        .map(|r| r.id)
+}
+
 /// When the slip's event happened: the void's own time for a void, else the start.
 fn slip_time(r: &TxnRecord, slip: Slip) -> u64 {
     match slip {
@@ -53,59 +63,65 @@ fn slip_time(r: &TxnRecord, slip: Slip) -> u64 {
     }
 }
 
-/// The receipt text: merchant, terminal, date/time, masked PAN, card, AID, kernel, ATC,
-/// cryptogram, STAN, RRN, authorization and response codes, CVM line, amount, and how it ended
-/// in words (never an internal code).
-pub fn receipt(settings: &Settings, r: &TxnRecord, training: bool) -> String {
-    let lang = Lang::En;
+/// The receipt text: merchant, terminal, date/time (local, with the zone), masked PAN, card,
+/// AID, kernel, ATC, cryptogram, STAN, RRN, authorization and response codes, CVM line, amount,
+/// and how it ended in words (never an internal code), in the terminal's language
+/// (`settings.lang`). `refunded_by`: the approved refund of this sale, if any.
+pub fn receipt(settings: &Settings, r: &TxnRecord, training: bool, refunded_by: Option<u64>) -> String {
+    let lang = settings.lang;
     let t = &settings.ep.terminal;
     let exp = u32::from(t.currency_exponent);
     let slip = Slip::of(r);
-    let when = clock::format_utc(slip_time(r, slip));
+    let when = clock::format_local_zone(&settings.time_zone, slip_time(r, slip));
     let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let l = |x: T| pad(x.s(lang), 13);
     let status = match (slip, r.disposition) {
-        (Slip::Void { confirmed: true }, _) => "VOIDED — the sale is cancelled, nothing is charged".to_string(),
-        (Slip::Void { confirmed: false }, _) => "VOID PENDING — the reversal is queued and retried".to_string(),
+        (Slip::Void { confirmed: true }, _) => T::RVoided.s(lang).to_string(),
+        (Slip::Void { confirmed: false }, _) => T::RVoidPending.s(lang).to_string(),
         (_, Some(d)) => format!("{} — {}", d.title(lang), d.cashier_text(lang)),
-        (_, None) => "IN PROGRESS".to_string(),
+        (_, None) => T::RInProgress.s(lang).to_string(),
     };
     let approved = r.disposition.is_some_and(Disposition::is_approved) && !matches!(slip, Slip::Void { .. });
     let cvm = match r.cvm.as_deref() {
         _ if !approved => None,
-        Some("CDCVM") => Some("Verified by device".to_string()),
-        Some("SIGNATURE") => Some("Signature: ______________________".to_string()),
-        Some("ONLINE_PIN") => Some("PIN verified online".to_string()),
-        _ => Some("No cardholder verification required".to_string()),
+        Some("CDCVM") => Some(T::VerifiedByDevice),
+        Some("SIGNATURE") => Some(T::RSignature),
+        Some("ONLINE_PIN") => Some(T::RPinOnline),
+        _ => Some(T::RNoCvm),
     };
     let currency = if t.currency == [0x01, 0x56] { "CNY ¥".to_string() } else { format!("{} {}", hex::encode(t.currency), settings.currency_symbol) };
+    let training_line = format!("*** {} ***\n", T::Training.s(lang));
     let mut s = String::new();
     if training {
-        s += &format!("*** {TRAINING} ***\n");
+        s += &training_line;
     }
     s += &format!("{}\n", t.merchant_name_location);
-    s += &format!("Merchant ID  {}\nTerminal ID  {}\n", settings.merchant_id, t.terminal_id);
-    s += &format!("Date/time    {when} UTC\n");
+    s += &format!("{}{}\n{}{}\n", l(T::RMerchantId), settings.merchant_id, l(T::RTerminalId), t.terminal_id);
+    s += &format!("{}{when}\n", l(T::RDateTime));
     s += &format!("{}  #{}\n", slip.title(lang), r.id);
-    s += &format!("Card         {} {}\n", o(&r.label), o(&r.pan_masked));
-    s += &format!("AID          {}   Kernel {}\n", o(&r.aid), o(&r.kernel));
+    s += &format!("{}{} {}\n", l(T::RCard), o(&r.label), o(&r.pan_masked));
+    s += &format!("{}{}   {} {}\n", l(T::RAid), o(&r.aid), T::RKernel.s(lang), o(&r.kernel));
     if slip != Slip::Refund {
-        s += &format!("ATC          {}   {} {}\n", r.atc.map(|a| a.to_string()).unwrap_or("-".into()), o(&r.cryptogram_type), o(&r.cryptogram));
+        s += &format!("{}{}   {} {}\n", l(T::RAtc), r.atc.map(|a| a.to_string()).unwrap_or("-".into()), o(&r.cryptogram_type), o(&r.cryptogram));
     }
-    s += &format!("STAN         {}   RRN {}\n", r.stan.map(|x| format!("{x:06}")).unwrap_or("-".into()), o(&r.rrn));
-    s += &format!("Auth code    {}   Response {}\n", o(&r.auth_code), o(&r.response_code));
+    s += &format!("{}{}   {} {}\n", l(T::RStan), r.stan.map(|x| format!("{x:06}")).unwrap_or("-".into()), T::RRrn.s(lang), o(&r.rrn));
+    s += &format!("{}{}   {} {}\n", l(T::RAuthCode), o(&r.auth_code), T::RResponse.s(lang), o(&r.response_code));
     if let Some(orig) = r.original {
-        s += &format!("Original     #{orig}\n");
+        s += &format!("{}#{orig}\n", l(T::ROriginal));
     }
-    s += &format!("AMOUNT       {currency}{}\n", Amount(r.amount).display(exp));
+    s += &format!("{}{currency}{}\n", l(T::RAmount), Amount(r.amount).display(exp));
     s += &format!("{status}\n");
+    if let Some(refund) = refunded_by {
+        s += &format!("{}\n", T::RRefundedBy.fmt(lang, &[&refund]));
+    }
     if let Some(cvm) = cvm {
-        s += &format!("{cvm}\n");
+        s += &format!("{}\n", cvm.s(lang));
     }
     if !approved {
-        s += "NO CHARGE\n";
+        s += &format!("{}\n", T::RNoCharge.s(lang));
     }
     if training {
-        s += &format!("*** {TRAINING} ***\n");
+        s += &training_line;
     }
     s
 }

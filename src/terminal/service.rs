@@ -443,9 +443,14 @@ impl Terminal {
         Ok(rep?)
     }
 
-    /// The customer receipt of a journal transaction (PAN masked).
+    /// The approved refund of a sale, if any.
+    pub fn refund_of(&self, id: u64) -> Option<u64> {
+        receipt::refunded_by(&self.journal.all().ok()?, id)
+    }
+
+    /// The customer receipt of a journal transaction (PAN masked), in the terminal's language.
     pub fn receipt(&self, r: &TxnRecord) -> String {
-        receipt::receipt(&self.settings, r, self.training)
+        receipt::receipt(&self.settings, r, self.training, self.refund_of(r.id))
     }
 }
 

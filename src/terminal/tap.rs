@@ -73,6 +73,8 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
     let mut tap_started = Instant::now();
     let mut tap_wall = Duration::ZERO;
     let refused_before_tap = matches!(action, Action::Done(_));
+    // This transaction's taps start here (a simulated holder taps again for it).
+    reader.begin_transaction();
     if !refused_before_tap {
         display(Display::PresentCard);
         match reader.wait_for_card(policy.first_tap) {

@@ -10,16 +10,43 @@ const BIN: &str = env!("CARGO_BIN_EXE_shanfu");
 pub struct Tmux {
     socket: String,
     pub dir: PathBuf,
+    /// What the sale screen says in the session's language (`next_sale` waits for it).
+    sale_prompt: &'static str,
 }
 
+/// The English sale screen's prompt.
+pub const SALE_EN: &str = "SALE — enter the amount";
+/// The Chinese one (the default of the shipped CNY configuration).
+pub const SALE_ZH: &str = "消费 — 请输入金额";
+
 impl Tmux {
-    /// `shanfu --data DIR ARGS...` in a detached tmux session of `cols`×`rows`.
+    /// `shanfu --data DIR ARGS...` in a detached tmux session of `cols`×`rows`, with the
+    /// shipped configuration (Chinese screens: a CNY terminal).
     pub fn start(name: &str, cols: u16, rows: u16, args: &[&str]) -> Tmux {
+        Self::launch(name, cols, rows, args, None)
+    }
+
+    /// The same with English screens: a `--config` directory whose terminal.toml is the shipped
+    /// one with `language = "en"` (the product has no language flag).
+    pub fn start_english(name: &str, cols: u16, rows: u16, args: &[&str]) -> Tmux {
+        Self::launch(name, cols, rows, args, Some("language = \"en\""))
+    }
+
+    fn launch(name: &str, cols: u16, rows: u16, args: &[&str], terminal_line: Option<&str>) -> Tmux {
         let dir = std::env::temp_dir().join(format!("shanfu-tui-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let socket = format!("shanfu-test-{}-{name}", std::process::id());
-        let cmd = format!("{BIN} --data {} {} 2> {}", dir.display(), args.join(" "), dir.join("stderr.log").display());
+        let mut config = String::new();
+        if let Some(line) = terminal_line {
+            let cfg = dir.join("config");
+            std::fs::create_dir_all(&cfg).unwrap();
+            let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/terminal.toml")).unwrap();
+            assert!(shipped.contains("[terminal]\n"));
+            std::fs::write(cfg.join("terminal.toml"), shipped.replacen("[terminal]\n", &format!("[terminal]\n{line}\n"), 1)).unwrap();
+            config = format!("--config {} ", cfg.display());
+        }
+        let cmd = format!("{BIN} --data {} {config}{} 2> {}", dir.display(), args.join(" "), dir.join("stderr.log").display());
         let ok = Command::new("tmux")
             .args(["-L", &socket, "new-session", "-d", "-s", "pos", "-x", &cols.to_string(), "-y", &rows.to_string(), &cmd])
             .env("TERM", "xterm-256color")
@@ -27,7 +54,7 @@ impl Tmux {
             .status()
             .expect("tmux (installed by scripts/setup.sh)");
         assert!(ok.success(), "tmux new-session failed");
-        Tmux { socket, dir }
+        Tmux { socket, dir, sale_prompt: if terminal_line.is_some() { SALE_EN } else { SALE_ZH } }
     }
 
     pub fn tmux(&self, args: &[&str]) -> std::process::Output {
@@ -71,7 +98,7 @@ impl Tmux {
     /// From the outcome to a new sale (Enter, repeated while the outcome's hold time runs).
     pub fn next_sale(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.screen().contains("SALE — enter the amount") {
+        while !self.screen().contains(self.sale_prompt) {
             assert!(Instant::now() < deadline, "no new sale:\n{}", self.screen());
             self.keys(&["Enter"]);
             std::thread::sleep(Duration::from_millis(200));
