@@ -27,6 +27,15 @@ pub fn now() -> (EmvDate, [u8; 3]) {
     (date, [bcd(s / 3600), bcd(s / 60 % 60), bcd(s % 60)])
 }
 
+/// Today in the terminal's time zone as an EMV date (9A) and the time as HHMMSS BCD (9F21):
+/// EMV's transaction date and time are the terminal's local ones.
+pub fn now_in(tz: &jiff::tz::TimeZone) -> (EmvDate, [u8; 3]) {
+    let z = zoned(tz, unix_now() as i64);
+    let n = |f: &str| z.strftime(f).to_string().parse::<u32>().unwrap_or(0);
+    let bcd = |v: u32| ((v / 10) << 4 | (v % 10)) as u8;
+    (EmvDate(n("%y") * 10_000 + n("%m") * 100 + n("%d")), [bcd(n("%H")), bcd(n("%M")), bcd(n("%S"))])
+}
+
 /// Unix seconds, for the journal and reports.
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)

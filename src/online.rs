@@ -17,6 +17,8 @@ pub struct Identity {
     pub merchant_id: String,
     /// n3 currency for DE 49, e.g. "156".
     pub currency: String,
+    /// The terminal's time zone: DE 12 / 13 are local (DE 7 is UTC).
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,15 +61,15 @@ pub fn crash_point(state: TxnState) {
 
 /// DE 7 (MMDDhhmmss, UTC) of a message sent now.
 pub fn transmission_date_time() -> String {
-    utc_fields().0
-}
-
-fn utc_fields() -> (String, String, String) {
-    // DE 7 MMDDhhmmss, DE 12 hhmmss, DE 13 MMDD (UTC, like the kernel's date).
     let (date, time) = crate::clock::now();
     let d = hex::encode(date.to_bcd());
-    let t = hex::encode(time);
-    (format!("{}{}", &d[2..6], t), t, d[2..6].to_string())
+    format!("{}{}", &d[2..6], hex::encode(time))
+}
+
+/// DE 7 (UTC), DE 12 (local hhmmss) and DE 13 (local MMDD) of a message sent now.
+fn message_times(id: &Identity) -> (String, String, String) {
+    let (de12, de13) = crate::clock::local_de12_de13(&id.time_zone, crate::clock::unix_now() as i64);
+    (transmission_date_time(), de12, de13)
 }
 
 fn base(mti: Mti, id: &Identity, r: &TxnRecord) -> Message {
@@ -133,7 +135,7 @@ pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, re
         return Err(e);
     }
     let stan = journal.next_stan()?;
-    let (de7, de12, de13) = utc_fields();
+    let (de7, de12, de13) = message_times(id);
     journal.advance(rec, TxnEvent::Sent, |r| {
         r.stan = Some(stan);
         r.transmitted = Some(de7);
@@ -227,7 +229,7 @@ pub async fn advise(journal: &Journal, link: &mut HostLink, id: &Identity, rec: 
     ready(journal, link).await?;
     if rec.stan.is_none() {
         let stan = journal.next_stan()?;
-        let (de7, de12, de13) = utc_fields();
+        let (de7, de12, de13) = message_times(id);
         rec.stan = Some(stan);
         rec.transmitted = Some(de7);
         rec.local_time.get_or_insert(de12);
@@ -322,7 +324,7 @@ pub async fn settle(journal: &Journal, link: &mut HostLink, id: &Identity) -> Re
     let batch = journal.batch()?;
     report.batch = Some(batch.to_de60());
     let stan = journal.next_stan()?;
-    let (de7, _, _) = utc_fields();
+    let de7 = transmission_date_time();
     let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
     m.set_str(field::TRANSMISSION_DATE_TIME, &de7)
         .set_str(field::STAN, &format!("{stan:06}"))

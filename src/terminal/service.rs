@@ -72,7 +72,7 @@ pub struct Tapped {
 
 /// Pre-processing, the reader and the kernel for one sale: the flow every front end shares.
 pub fn tap(settings: &Settings, req: &SaleRequest, reader: &mut dyn Reader, policy: &TapPolicy, progress: &mut dyn FnMut(Progress)) -> Tapped {
-    let (today, now) = clock::now();
+    let (today, now) = clock::now_in(&settings.time_zone);
     let first = req.unpredictable_number.unwrap_or_else(unpredictable_number);
     let txn = Transaction {
         amount: req.amount,
@@ -107,6 +107,7 @@ pub fn identity(settings: &Settings) -> online::Identity {
         terminal_id: settings.ep.terminal.terminal_id.clone(),
         merchant_id: settings.merchant_id.clone(),
         currency: hex::encode(settings.ep.terminal.currency)[1..].to_string(),
+        time_zone: settings.time_zone.clone(),
     }
 }
 
