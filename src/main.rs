@@ -356,16 +356,15 @@ fn run(cli: Cli) -> Result<i32> {
             let list = reader_drivers::list_readers();
             if json {
                 outln!("{}", serde_json::to_string(&list)?);
-            } else if list.is_empty() {
-                outln!("no readers (PC/SC: is pcscd running? libnfc: no device)");
             } else {
+                // Every backend has at least one line: its readers, or why it has none.
                 for r in &list {
                     let state = match &r.error {
                         Some(e) => format!("unavailable: {e}"),
                         None if r.card_present => "card present".to_string(),
                         None => "no card".to_string(),
                     };
-                    outln!("{:<6} {:<40} {state}", r.backend, r.name);
+                    outln!("{:<6} {:<40} {state}", r.backend, if r.name.is_empty() { "-" } else { &r.name });
                 }
             }
             Ok(0)
