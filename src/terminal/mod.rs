@@ -6,10 +6,12 @@
 //! - [`answer`]: what the terminal accepts from a host — a pure check of every answer.
 //! - [`disposition`]: how a transaction ended, as a type; every text people read is a view of it.
 //! - [`lifecycle`]: the transaction's states and the only transitions allowed between them.
+//! - [`local`]: the running terminal's local socket (`journal` from another shell).
 
 pub mod answer;
 pub mod disposition;
 pub mod lifecycle;
+pub mod local;
 pub mod receipt;
 pub mod service;
 pub mod tap;

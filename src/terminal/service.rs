@@ -228,6 +228,8 @@ pub struct Terminal {
     host_ok: AtomicBool,
     /// Training mode (`demo`): every screen and receipt says "TRAINING — NOT A PAYMENT".
     pub training: bool,
+    /// DATA/shanfu.sock: `shanfu journal` from another shell while this terminal holds the journal.
+    _local: Option<terminal::local::LocalServer>,
 }
 
 /// Where the terminal sends its online requests.
@@ -274,7 +276,8 @@ impl Terminal {
             }
         };
         let timeout = Duration::from_millis(settings.host.timeout_ms);
-        Ok(Terminal { settings, journal, host, rt, timeout, policy: TapPolicy::default(), host_ok: AtomicBool::new(true), training: false })
+        let _local = terminal::local::LocalServer::start(data, journal.clone(), u32::from(settings.ep.terminal.currency_exponent));
+        Ok(Terminal { settings, journal, host, rt, timeout, policy: TapPolicy::default(), host_ok: AtomicBool::new(true), training: false, _local })
     }
 
     pub fn host_online(&self) -> bool {
