@@ -97,10 +97,15 @@ pub fn open(spec: &str) -> Result<Box<dyn Reader + Send>, ReaderError> {
         "pcsc" => Ok(Box::new(pcsc_reader::PcscReader::open(arg)?)),
         #[cfg(feature = "libnfc")]
         "nfc" => Ok(Box::new(nfc_reader::NfcReader::open(arg)?)),
-        #[cfg(not(all(feature = "pcsc", feature = "libnfc")))]
-        "pcsc" | "nfc" => {
+        #[cfg(not(feature = "pcsc"))]
+        "pcsc" => {
             let _ = arg;
-            Err(ReaderError::Unavailable(format!("shanfu was built without the {kind} backend (cargo feature)")))
+            Err(not_built("pcsc"))
+        }
+        #[cfg(not(feature = "libnfc"))]
+        "nfc" => {
+            let _ = arg;
+            Err(not_built("libnfc"))
         }
         _ => Err(ReaderError::Unavailable(format!("unknown reader backend {kind:?}"))),
     }

@@ -47,11 +47,8 @@ fn connstrings(ctx: &mut Context) -> Result<Vec<String>, ReaderError> {
 /// "No such device", naming what was asked for and what libnfc does see.
 fn not_found(pattern: &str, found: &[String], open_error: Option<nfc1::Error>) -> ReaderError {
     let why = open_error.map(|e| format!(" (libnfc cannot open it: {e:?})")).unwrap_or_default();
-    let seen = if found.is_empty() {
-        "libnfc found no device (for PC/SC readers: is pcscd running?)".to_string()
-    } else {
-        format!("devices: {}", found.join(", "))
-    };
+    let seen =
+        if found.is_empty() { "libnfc found no device (for PC/SC readers: is pcscd running?)".to_string() } else { format!("devices: {}", found.join(", ")) };
     ReaderError::Unavailable(format!("no libnfc device {pattern:?}{why}; {seen}"))
 }
 
