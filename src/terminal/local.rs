@@ -75,8 +75,8 @@ pub fn render(j: &Journal, exp: u32, q: &Query) -> Result<String> {
             let all = j.all()?;
             writeln!(
                 out,
-                "{:>6}  {:<19}  {:<6} {:>14}  {:<22} {:<16} {:<18} {:<4} {:<6} {}",
-                "id", "date (UTC)", "kind", "amount", "outcome", "state", "card", "rc", "stan", "label"
+                "{:>6}  {:<19}  {:<6} {:>14}  {:<22} {:<16} {:<18} {:<4} {:<6} label",
+                "id", "date (UTC)", "kind", "amount", "outcome", "state", "card", "rc", "stan"
             )?;
             for r in &all {
                 writeln!(
