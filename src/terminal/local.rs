@@ -179,8 +179,6 @@ impl LocalServer {
 impl Drop for LocalServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept: it sees the flag and returns.
-        let _ = UnixStream::connect(&self.path);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -188,20 +186,27 @@ impl Drop for LocalServer {
     }
 }
 
+/// How often the serving thread looks at the stop flag between connections.
+const POLL: Duration = Duration::from_millis(50);
+
 fn serve(listener: UnixListener, journal: &Journal, exp: u32, stop: &AtomicBool) {
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        match conn {
-            Ok(s) => {
-                if let Err(e) = answer(s, journal, exp) {
+    // Non-blocking accept, polled: stopping never depends on reaching the socket file (the data
+    // directory may be gone by then).
+    if let Err(e) = listener.set_nonblocking(true) {
+        tracing::warn!(error = %e, "local socket: cannot poll, not serving");
+        return;
+    }
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                if let Err(e) = s.set_nonblocking(false).and_then(|_| answer(s, journal, exp)) {
                     tracing::debug!(error = %e, "local socket request");
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(e) => {
                 tracing::warn!(error = %e, "local socket accept");
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(POLL);
             }
         }
     }
@@ -290,6 +295,18 @@ mod tests {
         assert!(format!("{err:#}").contains("in use by pid"), "{err:#}");
         drop(j);
         let _ = std::fs::remove_dir_all(&data);
+    }
+
+    #[test]
+    fn the_server_stops_even_when_its_data_directory_is_gone() {
+        let data = std::env::temp_dir().join(format!("shanfu-local-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        let j = Journal::open(&data.join("journal")).unwrap();
+        let server = LocalServer::start(&data, j.clone(), 2).expect("socket");
+        std::fs::remove_dir_all(&data).unwrap();
+        let t = std::time::Instant::now();
+        drop(server);
+        assert!(t.elapsed() < Duration::from_secs(2), "drop took {:?}", t.elapsed());
     }
 
     #[test]
