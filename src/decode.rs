@@ -1,19 +1,16 @@
 //! `shanfu decode HEX`: TLV with tag names, C-APDUs with the command, R-APDUs with the status
-//! word's meaning. PAN and track 2 are masked unless `--reveal`.
+//! word's meaning. PAN, track data and the other sensitive tags are masked (`redact::value`)
+//! unless `--reveal`.
 
 use kernels::apdu::{sw_meaning, CApdu};
 use kernels::tag;
 use kernels::tlv::{self, Tlv};
-use kernels::types::{digits, mask_pan};
 
 fn value_text(t: &Tlv, reveal: bool) -> String {
     let hexv = hex::encode_upper(t.value);
-    if !reveal && t.tag == tag::PAN {
-        return mask_pan(&digits(t.value));
-    }
-    if !reveal && tag::is_sensitive(t.tag) {
-        let d = digits(t.value);
-        return format!("{}=<withheld: --reveal to show>", mask_pan(d.split('=').next().unwrap_or("")));
+    // Every sensitive tag of the dictionary, by the one rule of `redact`.
+    if let Some(masked) = (!reveal).then(|| crate::redact::value(t.tag, t.value)).flatten() {
+        return if masked.contains("<withheld>") { format!("{masked} (--reveal to show)") } else { masked };
     }
     match tag::info(t.tag).map(|i| i.format) {
         Some(tag::Format::An | tag::Format::Ans) if t.value.iter().all(|b| (0x20..0x7F).contains(b)) => {

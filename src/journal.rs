@@ -105,8 +105,14 @@ impl TxnRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// Not a `#[source]`: the message already carries sled's, and an error chain printed with
+    /// its causes would say it twice.
     #[error("journal database: {0}")]
-    Db(#[from] sled::Error),
+    Db(sled::Error),
+    /// Another process has the journal open (sled allows one): `holder` says which, from the
+    /// [`HOLDER_FILE`] it wrote when it opened it.
+    #[error("in use by {holder}")]
+    InUse { dir: std::path::PathBuf, holder: String },
     #[error("journal record {0} is unreadable: {1}")]
     Decode(u64, String),
     #[error("no transaction {0} in the journal")]
@@ -117,6 +123,57 @@ pub enum JournalError {
     IllegalWrite { id: u64, from: TxnState, to: TxnState },
     #[error("the journal has schema version {0}; this shanfu reads version {SCHEMA_VERSION} (use a newer shanfu)")]
     NewerSchema(u32),
+}
+
+impl From<sled::Error> for JournalError {
+    fn from(e: sled::Error) -> Self {
+        JournalError::Db(e)
+    }
+}
+
+/// In the journal directory: `pid N` and the command line of the process that has the journal
+/// open, written when it opens it and removed when it closes it, for [`JournalError::InUse`].
+pub const HOLDER_FILE: &str = "holder";
+
+/// The holder file of this process: removed when the last handle on the journal goes.
+#[derive(Debug)]
+struct Holder(std::path::PathBuf);
+
+impl Holder {
+    fn write(dir: &Path) -> Holder {
+        let path = dir.join(HOLDER_FILE);
+        let cmd: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("{a:?}") } else { a }).collect();
+        if let Err(e) = std::fs::write(&path, format!("pid {}\n{}\n", std::process::id(), cmd.join(" "))) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the journal holder file");
+        }
+        Holder(path)
+    }
+
+    /// Who holds the journal in `dir`, as "pid N (command)", from its holder file.
+    fn describe(dir: &Path) -> String {
+        let text = std::fs::read_to_string(dir.join(HOLDER_FILE)).unwrap_or_default();
+        let mut lines = text.lines();
+        match (lines.next().and_then(|l| l.strip_prefix("pid ")).and_then(|p| p.trim().parse::<u32>().ok()), lines.next()) {
+            (Some(pid), Some(cmd)) if !cmd.trim().is_empty() => format!("pid {pid} ({})", cmd.trim()),
+            (Some(pid), _) => format!("pid {pid}"),
+            _ => "another process (it wrote no holder file)".to_string(),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // Only our own: a later holder may have written it since (after we closed).
+        let ours = std::fs::read_to_string(&self.0).is_ok_and(|t| t.lines().next() == Some(&format!("pid {}", std::process::id())));
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Whether sled refused to open because another process holds the database's lock.
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock"))
 }
 
 /// Version of the journal's layout: 1 = records only; 2 = + the state and STAN indexes;
@@ -150,7 +207,8 @@ fn state_key(state: TxnState, id: u64) -> Vec<u8> {
     k
 }
 
-/// The journal. Clones share the same database (sled handles).
+/// The journal. Clones are handles on the same open database (the host link's STAN source, the
+/// local socket's thread).
 #[derive(Clone)]
 pub struct Journal {
     db: sled::Db,
@@ -160,6 +218,7 @@ pub struct Journal {
     by_state: sled::Tree,
     /// STAN → id of the transaction that used it last.
     by_stan: sled::Tree,
+    _holder: std::sync::Arc<Holder>,
 }
 
 fn now() -> u64 {
@@ -167,14 +226,20 @@ fn now() -> u64 {
 }
 
 impl Journal {
-    /// Opens (creates) the journal under `dir`.
+    /// Opens (creates) the journal under `dir`. One process at a time: while another has it
+    /// open, [`JournalError::InUse`] names that process.
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let db = match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
+            Ok(db) => db,
+            Err(e) if is_lock_error(&e) => return Err(JournalError::InUse { dir: dir.to_path_buf(), holder: Holder::describe(dir) }),
+            Err(e) => return Err(e.into()),
+        };
+        let holder = std::sync::Arc::new(Holder::write(dir));
         let txns = db.open_tree("txns")?;
         let meta = db.open_tree("meta")?;
         let by_state = db.open_tree("by_state")?;
         let by_stan = db.open_tree("by_stan")?;
-        let j = Journal { db, txns, meta, by_state, by_stan };
+        let j = Journal { db, txns, meta, by_state, by_stan, _holder: holder };
         let version = j.meta.get("schema")?.and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok()).map(u32::from_be_bytes);
         match version {
             Some(v) if v > SCHEMA_VERSION => return Err(JournalError::NewerSchema(v)),
@@ -446,6 +511,25 @@ mod tests {
         let d = std::env::temp_dir().join(format!("shanfu-journal-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn a_second_open_names_the_holder_and_the_holder_file_goes_with_the_last_handle() {
+        let d = dir("inuse");
+        let j = Journal::open(&d).unwrap();
+        let handle = j.clone();
+        let err = Journal::open(&d).err().expect("the journal is held");
+        let JournalError::InUse { dir: ref at, ref holder } = err else { panic!("{err:?}") };
+        assert_eq!(at, &d);
+        assert!(holder.starts_with(&format!("pid {} (", std::process::id())), "{holder}");
+        assert!(err.to_string().starts_with(&format!("in use by pid {}", std::process::id())), "{err}");
+        drop(j);
+        assert!(d.join(HOLDER_FILE).exists(), "a handle is still open");
+        drop(handle);
+        assert!(!d.join(HOLDER_FILE).exists());
+        let j = Journal::open(&d).unwrap();
+        drop(j);
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Point / kernels, till, host, journal, screens). Errors become messages and exit codes here.
 
 use shanfu::terminal::service::{self, HostChoice, Progress, SaleRequest, Terminal};
-use shanfu::{acquirer, bench, clock, decode, journal, pos, report, settings, terminal};
+use shanfu::{acquirer, bench, decode, journal, pos, report, settings, terminal};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -301,10 +301,12 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            // Once: as JSON on stdout for --json callers, else on stderr.
             if json {
                 outln!("{}", serde_json::json!({ "outcome": "ERROR", "error": format!("{e:#}") }));
+            } else {
+                eprintln!("shanfu: error: {e:#}");
             }
-            eprintln!("shanfu: error: {e:#}");
             2
         }
     };
@@ -356,16 +358,15 @@ fn run(cli: Cli) -> Result<i32> {
             let list = reader_drivers::list_readers();
             if json {
                 outln!("{}", serde_json::to_string(&list)?);
-            } else if list.is_empty() {
-                outln!("no readers (PC/SC: is pcscd running? libnfc: no device)");
             } else {
+                // Every backend has at least one line: its readers, or why it has none.
                 for r in &list {
                     let state = match &r.error {
                         Some(e) => format!("unavailable: {e}"),
                         None if r.card_present => "card present".to_string(),
                         None => "no card".to_string(),
                     };
-                    outln!("{:<6} {:<40} {state}", r.backend, r.name);
+                    outln!("{:<6} {:<40} {state}", r.backend, if r.name.is_empty() { "-" } else { &r.name });
                 }
             }
             Ok(0)
@@ -425,16 +426,6 @@ fn data_dir(g: &Global) -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
     base.join("shanfu")
-}
-
-fn open_journal(g: &Global) -> Result<journal::Journal> {
-    let dir = data_dir(g).join("journal");
-    let j = journal::Journal::open(&dir).with_context(|| format!("opening the journal at {}", dir.display()))?;
-    let queued = j.recover()?;
-    if !queued.is_empty() {
-        tracing::warn!(count = queued.len(), "recovery: transactions sent without an answer are queued for reversal");
-    }
-    Ok(j)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -508,7 +499,14 @@ fn write_script(path: &PathBuf, a: &PayArgs, settings: &Settings, result: &termi
 fn settle(g: &Global, host: Option<String>, timeout_ms: Option<u64>, json: bool) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
     let host = HostChoice::resolve(host.as_deref(), &settings)?;
-    let mut term = Terminal::open(settings, &data_dir(g), host)?;
+    let mut term = Terminal::open(settings, &data_dir(g), host).map_err(|e| {
+        // A running terminal (pos, demo) holds the journal: settlement is its cashier's to do.
+        if matches!(e.downcast_ref::<journal::JournalError>(), Some(journal::JournalError::InUse { .. })) {
+            anyhow!("{e:#}: settle from the cashier screen of that terminal (or once it has stopped)")
+        } else {
+            e
+        }
+    })?;
     if let Some(ms) = timeout_ms {
         term.timeout = std::time::Duration::from_millis(ms);
     }
@@ -533,80 +531,18 @@ fn settle(g: &Global, host: Option<String>, timeout_ms: Option<u64>, json: bool)
     Ok(if rep.reconciled { 0 } else { 1 })
 }
 
+/// `shanfu journal ...`: from the journal itself, or — while a running terminal holds it — from
+/// that terminal over its local socket (the same text either way).
 fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
+    use terminal::local::{journal_text, Query};
     let settings = Settings::load(g.config.as_deref())?;
     let exp = u32::from(settings.ep.terminal.currency_exponent);
-    let j = open_journal(g)?;
-    let all: Vec<journal::TxnRecord> = j.all()?;
-    let when = |r: &journal::TxnRecord| r.history.first().map(|(t, _)| clock::format_utc(*t)).unwrap_or_default();
-    match cmd {
-        JournalCmd::List => {
-            outln!(
-                "{:>6}  {:<19}  {:<6} {:>14}  {:<22} {:<16} {:<18} {:<4} {:<6} {}",
-                "id",
-                "date (UTC)",
-                "kind",
-                "amount",
-                "outcome",
-                "state",
-                "card",
-                "rc",
-                "stan",
-                "label"
-            );
-            for r in &all {
-                outln!(
-                    "{:>6}  {:<19}  {:<6} {:>14}  {:<22} {:<16} {:<18} {:<4} {:<6} {}",
-                    r.id,
-                    when(r),
-                    shanfu::terminal::receipt::Slip::of(r).title(host_contract::Lang::En),
-                    Amount(r.amount).display(exp),
-                    r.outcome_name(),
-                    format!("{:?}", r.state),
-                    r.pan_masked.as_deref().unwrap_or("-"),
-                    r.response_code.as_deref().unwrap_or("-"),
-                    r.stan.map(|s| format!("{s:06}")).unwrap_or_else(|| "-".into()),
-                    r.label.as_deref().unwrap_or("")
-                );
-            }
-        }
-        JournalCmd::Show { id } => {
-            outln!("{}", serde_json::to_string_pretty(&j.get(id)?.view())?);
-        }
-        JournalCmd::Export { format } => {
-            if format == "json" {
-                outln!("{}", serde_json::to_string(&all.iter().map(journal::TxnRecord::view).collect::<Vec<_>>())?);
-            } else {
-                outln!("id,date_utc,kind,state,amount,currency,outcome,pan_masked,label,kernel,cvm,oda,cryptogram_type,atc,stan,response_code,auth_code,rrn,arpc,original");
-                for r in &all {
-                    let o = |v: &Option<String>| v.clone().unwrap_or_default().replace(',', " ");
-                    outln!(
-                        "{},{},{},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                        r.id,
-                        when(r),
-                        shanfu::terminal::receipt::Slip::of(r).title(host_contract::Lang::En),
-                        r.state,
-                        Amount(r.amount).display(exp),
-                        r.currency,
-                        r.outcome_name(),
-                        o(&r.pan_masked),
-                        o(&r.label),
-                        o(&r.kernel),
-                        o(&r.cvm),
-                        o(&r.oda),
-                        o(&r.cryptogram_type),
-                        r.atc.map(|a| a.to_string()).unwrap_or_default(),
-                        r.stan.map(|s| s.to_string()).unwrap_or_default(),
-                        o(&r.response_code),
-                        o(&r.auth_code),
-                        o(&r.rrn),
-                        o(&r.arpc),
-                        r.original.map(|x| x.to_string()).unwrap_or_default()
-                    );
-                }
-            }
-        }
-    }
+    let q = match cmd {
+        JournalCmd::List => Query::List,
+        JournalCmd::Show { id } => Query::Show(id),
+        JournalCmd::Export { format } => Query::Export(format),
+    };
+    out!("{}", journal_text(&data_dir(g), exp, &q)?);
     Ok(0)
 }
 

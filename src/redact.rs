@@ -21,17 +21,39 @@ pub fn tlv_data(data: &[u8]) -> String {
 }
 
 fn item(t: Tag, v: &[u8]) -> String {
-    if t == tag::PAN {
-        format!("{t}={}", mask_pan(&digits(v)))
-    } else if t == tag::TRACK2_EQUIVALENT {
-        let d = digits(v);
-        let p = d.split('=').next().unwrap_or("");
-        format!("{t}={}=<withheld>", mask_pan(p))
-    } else if tag::is_sensitive(t) {
-        format!("{t}=<withheld>")
-    } else {
-        format!("{t}={}", hex::encode_upper(v))
+    match value(t, v) {
+        Some(m) => format!("{t}={m}"),
+        None => format!("{t}={}", hex::encode_upper(v)),
     }
+}
+
+/// The one masking rule for text, for every sensitive tag of the dictionary
+/// ([`tag::is_sensitive`]); `None` for a value that may be shown. PAN (5A): first 6 / last 4;
+/// track 2 (57, 9F6B): the masked PAN, the rest withheld; track 1 (56, `B<PAN>^NAME^...`): its
+/// format code and masked PAN, the rest withheld; anything else (cardholder name, ...): withheld.
+pub fn value(t: Tag, v: &[u8]) -> Option<String> {
+    if !tag::is_sensitive(t) {
+        return None;
+    }
+    Some(if t == tag::PAN {
+        mask_pan(&digits(v))
+    } else if t == tag::TRACK2_EQUIVALENT || t == tag::TRACK2_DATA {
+        let d = digits(v);
+        format!("{}=<withheld>", mask_pan(d.split('=').next().unwrap_or("")))
+    } else if t == tag::TRACK1_DATA {
+        // ISO/IEC 7813 track 1: format code, PAN, '^', name, '^', expiry, service code, ...
+        let text: String = v.iter().map(|&b| if (0x20..0x7F).contains(&b) { b as char } else { '?' }).collect();
+        let mut fields = text.splitn(2, '^');
+        let head = fields.next().unwrap_or("");
+        let (code, pan) = head.split_at(head.chars().next().filter(|c| c.is_ascii_alphabetic()).map_or(0, |c| c.len_utf8()));
+        if fields.next().is_some() && !pan.is_empty() && pan.chars().all(|c| c.is_ascii_digit() || c == ' ') {
+            format!("{code}{}^<withheld>", mask_pan(&pan.replace(' ', "")))
+        } else {
+            "<withheld>".to_string()
+        }
+    } else {
+        "<withheld>".to_string()
+    })
 }
 
 /// The same bytes with the card data withheld, lengths and TLV structure kept (recordings made
@@ -105,6 +127,19 @@ mod tests {
         assert!(!s.contains("6235880000000017"), "{s}");
         assert!(s.contains("623588******0017"), "{s}");
         assert!(!s.contains("2912"), "{s}");
+    }
+
+    #[test]
+    fn every_sensitive_tag_has_one_rule() {
+        let t1 = b"B6235880000000017^SMITH/JOHN^2912201000000000";
+        assert_eq!(value(tag::TRACK1_DATA, t1).unwrap(), "B623588******0017^<withheld>");
+        assert_eq!(value(tag::TRACK1_DATA, b"garbage").unwrap(), "<withheld>");
+        let t2 = [0x62, 0x35, 0x88, 0x00, 0x00, 0x00, 0x00, 0x17, 0xD2, 0x91, 0x22, 0x01];
+        assert_eq!(value(tag::TRACK2_DATA, &t2).unwrap(), "623588******0017=<withheld>");
+        assert_eq!(value(tag::TRACK2_EQUIVALENT, &t2).unwrap(), "623588******0017=<withheld>");
+        assert_eq!(value(tag::CARDHOLDER_NAME, b"SMITH/JOHN").unwrap(), "<withheld>");
+        assert_eq!(value(tag::PAN, &t2[..8]).unwrap(), "623588******0017");
+        assert_eq!(value(tag::AIP, &[0x20, 0x00]), None);
     }
 
     #[test]

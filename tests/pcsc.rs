@@ -411,3 +411,47 @@ fn see_phone_with_the_phone_left_on_the_reader_is_read_again_after_a_field_reset
     assert_approved_online(&v, 2);
     assert_eq!(v["cvm"], "CDCVM", "{v}");
 }
+
+#[test]
+fn a_reader_that_does_not_exist_is_an_error_at_once_naming_it() {
+    let lab = Lab::new("nosuch");
+    // pcscd runs with the vpcd readers; none of these names one of them.
+    for (reader, named) in [
+        ("pcsc:No Such Reader", "No Such Reader"),
+        ("nfc:No Such Reader", "No Such Reader"),
+        ("nfc:pcsc:No Such Reader", "pcsc:No Such Reader"),
+        ("nfc:pn532_uart:/dev/shanfu-no-such-tty", "pn532_uart:/dev/shanfu-no-such-tty"),
+    ] {
+        let started = Instant::now();
+        let (v, rc) = lab.pay("12.00", reader, &["--tap-timeout-ms", "30000"]);
+        assert!(started.elapsed() < Duration::from_secs(10), "{reader}: took {:?}", started.elapsed());
+        assert_eq!(rc, 2, "{reader}: {v}");
+        assert_eq!(v["outcome"], "ERROR", "{reader}: {v}");
+        let err = v["error"].as_str().unwrap_or("");
+        assert!(err.contains(named), "{reader}: error does not name it: {v}");
+        assert!(!err.contains("no card"), "{reader}: blames the card: {v}");
+    }
+    // Nothing was journaled: no card was asked for.
+    let out = lab.shanfu(&["journal", "export", "--format", "json"]).output().unwrap();
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(j.as_array().map(Vec::len).unwrap_or(0), 0, "{j}");
+}
+
+#[test]
+fn readers_names_every_backend_even_one_without_readers() {
+    let mut lab = Lab::new("allbackends");
+    lab.stop_pcscd();
+    // pcscd down: the PC/SC backend cannot be reached and libnfc (whose pcsc driver goes
+    // through pcscd) finds no device. Both say so; neither is left out.
+    let l = lab.readers();
+    for backend in ["pcsc", "nfc"] {
+        let e = l.iter().find(|r| r["backend"] == backend).unwrap_or_else(|| panic!("{backend} missing from {l:?}"));
+        assert!(e["error"].as_str().is_some_and(|e| e.contains("pcscd")), "{backend}: {e}");
+    }
+    let out = lab.shanfu(&["readers"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for backend in ["pcsc", "nfc"] {
+        assert!(text.lines().any(|l| l.starts_with(backend) && l.contains("unavailable")), "{backend} missing:\n{text}");
+    }
+}

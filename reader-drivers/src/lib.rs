@@ -48,22 +48,45 @@ pub struct ReaderInfo {
     pub error: Option<String>,
 }
 
-/// Every reader of every compiled-in backend. A backend that cannot be reached appears as one
-/// entry with an empty name and its `error`, so the caller can tell "no readers" from "pcscd down".
+/// Every reader of every backend. A backend with no reader to offer — not reachable (pcscd
+/// down), nothing plugged in, or not compiled in — appears as one entry with an empty name and
+/// its `error`, so the caller can tell "no readers" from "pcscd down" and no backend is silently
+/// left out.
 pub fn list_readers() -> Vec<ReaderInfo> {
-    #[allow(unused_mut)]
     let mut out = Vec::new();
     #[cfg(feature = "pcsc")]
-    match pcsc_reader::list() {
-        Ok(l) => out.extend(l),
-        Err(e) => out.push(ReaderInfo { backend: "pcsc", name: String::new(), card_present: false, error: Some(e.to_string()) }),
-    }
+    let pcsc = pcsc_reader::list().and_then(|l| {
+        if l.is_empty() {
+            Err(ReaderError::Unavailable("pcscd is running but has no readers (is the reader plugged in?)".into()))
+        } else {
+            Ok(l)
+        }
+    });
+    #[cfg(not(feature = "pcsc"))]
+    let pcsc: Result<Vec<ReaderInfo>, ReaderError> = Err(not_built("pcsc"));
     #[cfg(feature = "libnfc")]
-    match nfc_reader::list() {
-        Ok(l) => out.extend(l),
-        Err(e) => out.push(ReaderInfo { backend: "nfc", name: String::new(), card_present: false, error: Some(e.to_string()) }),
+    let nfc = nfc_reader::list().and_then(|l| {
+        if l.is_empty() {
+            Err(ReaderError::Unavailable("libnfc found no device (for PC/SC readers: is pcscd running?)".into()))
+        } else {
+            Ok(l)
+        }
+    });
+    #[cfg(not(feature = "libnfc"))]
+    let nfc: Result<Vec<ReaderInfo>, ReaderError> = Err(not_built("libnfc"));
+    for (backend, r) in [("pcsc", pcsc), ("nfc", nfc)] {
+        match r {
+            Ok(l) => out.extend(l),
+            Err(ReaderError::Unavailable(why)) => out.push(ReaderInfo { backend, name: String::new(), card_present: false, error: Some(why) }),
+            Err(e) => out.push(ReaderInfo { backend, name: String::new(), card_present: false, error: Some(e.to_string()) }),
+        }
     }
     out
+}
+
+#[cfg(not(all(feature = "pcsc", feature = "libnfc")))]
+fn not_built(feature: &str) -> ReaderError {
+    ReaderError::Unavailable(format!("shanfu was built without this backend (cargo feature {feature})"))
 }
 
 /// Opens a hardware reader from its spec: `pcsc[:NAME-SUBSTRING]` or `nfc[:CONNSTRING]`.
@@ -74,10 +97,15 @@ pub fn open(spec: &str) -> Result<Box<dyn Reader + Send>, ReaderError> {
         "pcsc" => Ok(Box::new(pcsc_reader::PcscReader::open(arg)?)),
         #[cfg(feature = "libnfc")]
         "nfc" => Ok(Box::new(nfc_reader::NfcReader::open(arg)?)),
-        #[cfg(not(all(feature = "pcsc", feature = "libnfc")))]
-        "pcsc" | "nfc" => {
+        #[cfg(not(feature = "pcsc"))]
+        "pcsc" => {
             let _ = arg;
-            Err(ReaderError::Unavailable(format!("shanfu was built without the {kind} backend (cargo feature)")))
+            Err(not_built("pcsc"))
+        }
+        #[cfg(not(feature = "libnfc"))]
+        "nfc" => {
+            let _ = arg;
+            Err(not_built("libnfc"))
         }
         _ => Err(ReaderError::Unavailable(format!("unknown reader backend {kind:?}"))),
     }

@@ -44,6 +44,14 @@ fn connstrings(ctx: &mut Context) -> Result<Vec<String>, ReaderError> {
     ctx.list_devices(MAX_DEVICES).map_err(|e| nfc_err("device scan", e))
 }
 
+/// "No such device", naming what was asked for and what libnfc does see.
+fn not_found(pattern: &str, found: &[String], open_error: Option<nfc1::Error>) -> ReaderError {
+    let why = open_error.map(|e| format!(" (libnfc cannot open it: {e:?})")).unwrap_or_default();
+    let seen =
+        if found.is_empty() { "libnfc found no device (for PC/SC readers: is pcscd running?)".to_string() } else { format!("devices: {}", found.join(", ")) };
+    ReaderError::Unavailable(format!("no libnfc device {pattern:?}{why}; {seen}"))
+}
+
 /// Every device libnfc finds. Whether a card is present is only known for devices libnfc could
 /// open (with the `pcsc` driver: exactly when a card is in the field).
 pub fn list() -> Result<Vec<ReaderInfo>, ReaderError> {
@@ -68,14 +76,13 @@ impl NfcReader {
         let want = pattern.to_lowercase();
         let connstring = match found.iter().find(|c| c.to_lowercase().contains(&want)) {
             Some(c) => c.clone(),
-            None if pattern.contains(':') => pattern.to_string(),
-            None => {
-                return Err(ReaderError::Unavailable(if found.is_empty() {
-                    "libnfc found no device (for PC/SC readers: is pcscd running?)".to_string()
-                } else {
-                    format!("no libnfc device matches {pattern:?}; devices: {}", found.join(", "))
-                }))
-            }
+            // A full connstring libnfc did not list (a serial port is not scanned): it must name
+            // a device that opens now. Never wait for a card on a device that is not there.
+            None if pattern.contains(':') => match ctx.open_with_connstring(pattern) {
+                Ok(_) => pattern.to_string(),
+                Err(e) => return Err(not_found(pattern, &found, Some(e))),
+            },
+            None => return Err(not_found(pattern, &found, None)),
         };
         tracing::debug!(%connstring, "libnfc device chosen");
         Ok(NfcReader { ctx, connstring, device: None, cancel: Default::default(), card_seen: false })

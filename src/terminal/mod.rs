@@ -8,11 +8,13 @@
 //! - [`host_session`]: the host link as a sans-IO state machine (sign-on, echo, one request at
 //!   a time, every answer checked); `crate::host` is its TCP driver.
 //! - [`lifecycle`]: the transaction's states and the only transitions allowed between them.
+//! - [`local`]: the running terminal's local socket (`journal` from another shell).
 
 pub mod answer;
 pub mod disposition;
 pub mod host_session;
 pub mod lifecycle;
+pub mod local;
 pub mod receipt;
 pub mod service;
 pub mod tap;

@@ -226,6 +226,8 @@ pub struct Terminal {
     /// Training mode (`demo`): every screen and receipt says "TRAINING — NOT A PAYMENT".
     pub training: bool,
     link: std::sync::Mutex<Option<host::HostLink>>,
+    /// DATA/shanfu.sock: `shanfu journal` from another shell while this terminal holds the journal.
+    _local: Option<terminal::local::LocalServer>,
 }
 
 /// Where the terminal sends its online requests.
@@ -272,6 +274,7 @@ impl Terminal {
             }
         };
         let timeout = Duration::from_millis(settings.host.timeout_ms);
+        let _local = terminal::local::LocalServer::start(data, journal.clone(), u32::from(settings.ep.terminal.currency_exponent));
         Ok(Terminal {
             settings,
             journal,
@@ -282,6 +285,7 @@ impl Terminal {
             host_ok: AtomicBool::new(true),
             training: false,
             link: std::sync::Mutex::new(None),
+            _local,
         })
     }
 
