@@ -7,6 +7,13 @@ bash scripts/setup.sh
 export CARGO_TERM_COLOR=never
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The product build — no simulators — is clean too, and links no simulator crate (so no test
+# issuer key and no embedded acquirer can be in a till's binary).
+cargo clippy --locked -p shanfu --no-default-features --lib --bin shanfu -- -D warnings
+if cargo tree --locked -p shanfu --no-default-features -e normal --prefix none | grep -qE '^(acquirer|test-cards) '; then
+  echo "the product build (--no-default-features) links a simulator crate" >&2
+  exit 1
+fi
 cargo build --release --locked --bin shanfu
 # crash-test: the SHANFU_CRASH_AT hooks of the durability tests (never in the release binary).
 cargo test --workspace --locked --features shanfu/crash-test

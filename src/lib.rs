@@ -5,9 +5,12 @@
 //!
 //! The acquirer simulator is a separate system (crate `acquirer`, sharing only `host-contract`
 //! and `iso8583` with the terminal); it is re-exported as `shanfu::acquirer` for the binary's
-//! `acquirer` command and the embedded host of `demo` / `pay`.
+//! `acquirer` command and the embedded host of `demo` / `pay --host embedded` — only with the
+//! `simulators` feature (default); a product build (`--no-default-features`) has none of it.
 
+#[cfg(feature = "simulators")]
 pub use acquirer;
+#[cfg(feature = "simulators")]
 pub mod bench;
 pub mod clock;
 pub mod decode;

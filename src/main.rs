@@ -1,14 +1,17 @@
 //! `shanfu`: the terminal binary — the command line over the `shanfu` library (reader, Entry
 //! Point / kernels, till, host, journal, screens). Errors become messages and exit codes here.
 
+#[cfg(feature = "simulators")]
+use reader_drivers::virtual_reader::{Holder, VirtualReader};
 use shanfu::terminal::service::{self, HostChoice, Progress, SaleRequest, Terminal};
-use shanfu::{acquirer, bench, decode, journal, pos, report, settings, terminal};
+#[cfg(feature = "simulators")]
+use shanfu::{acquirer, bench};
+use shanfu::{decode, journal, pos, report, settings, terminal};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kernels::types::{Amount, EmvDate, Ttq};
 use reader_drivers::replay::{Exchange, ReplayReader, Script, ScriptTerminal};
-use reader_drivers::virtual_reader::{Holder, VirtualReader};
 use report::PayReport;
 use settings::Settings;
 use std::path::PathBuf;
@@ -76,6 +79,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "simulators")]
     /// The embedded default: cashier screen, virtual phone wallet in your hand (keys t, f, 1-8),
     /// embedded acquirer on 127.0.0.1. No hardware, no setup.
     Demo {
@@ -111,8 +115,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Option<JournalCmd>,
     },
+    #[cfg(feature = "simulators")]
     /// The acquirer simulator (ISO 8583 server with token vault), or its token commands.
     Acquirer(AcquirerArgs),
+    #[cfg(feature = "simulators")]
     /// Measure: kernel CPU per tap vs air time, ISO 8583 pack/unpack, journal writes, acquirer
     /// authorizations per second with concurrent terminals (p50/p99). Prints a Markdown report.
     Bench {
@@ -131,6 +137,7 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:35963")]
         vpcd: std::net::SocketAddr,
     },
+    #[cfg(feature = "simulators")]
     /// The virtual phone wallet as its own process, plugged into the vpcd virtual reader so any
     /// PC/SC or libnfc application sees it. Control lines on stdin: tap, remove, fingerprint,
     /// card N, status, quit.
@@ -173,6 +180,7 @@ enum JournalCmd {
     },
 }
 
+#[cfg(feature = "simulators")]
 #[derive(Args)]
 struct AcquirerArgs {
     #[command(subcommand)]
@@ -197,6 +205,7 @@ struct AcquirerArgs {
     garble_every: Option<u64>,
 }
 
+#[cfg(feature = "simulators")]
 #[derive(Subcommand)]
 enum AcquirerCmd {
     /// Token lifecycle: suspend (lost phone), resume, delete.
@@ -291,7 +300,7 @@ fn init_logging(g: &Global, file: Option<PathBuf>) {
 
 fn main() {
     let cli = Cli::parse();
-    let screen = std::io::IsTerminal::is_terminal(&std::io::stdout()) && matches!(cli.cmd, Cmd::Pos { .. } | Cmd::Demo { headless: false, .. });
+    let screen = std::io::IsTerminal::is_terminal(&std::io::stdout()) && cli.cmd.is_screen();
     init_logging(&cli.global, screen.then(|| data_dir(&cli.global).join("shanfu.log")));
     let json = match &cli.cmd {
         Cmd::Pay(p) => p.json,
@@ -313,16 +322,30 @@ fn main() {
     std::process::exit(code);
 }
 
+impl Cmd {
+    /// Whether the command takes over the terminal with the cashier screen.
+    fn is_screen(&self) -> bool {
+        match self {
+            Cmd::Pos { .. } => true,
+            #[cfg(feature = "simulators")]
+            Cmd::Demo { headless: false, .. } => true,
+            _ => false,
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Pay(a) => pay(&cli.global, a),
         Cmd::Replay { script, json } => replay(&cli.global, &script, json),
+        #[cfg(feature = "simulators")]
         Cmd::Demo { headless, .. } if headless || !std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
             if !headless {
                 eprintln!("shanfu demo: no terminal here, running the scripted sales (--headless)");
             }
             demo(&cli.global)
         }
+        #[cfg(feature = "simulators")]
         Cmd::Demo { profile, .. } => {
             let wallet = test_cards::Wallet::load(&profile)?;
             let phone = reader_drivers::virtual_reader::PhoneInHand::new(&profile, wallet);
@@ -330,12 +353,14 @@ fn run(cli: Cli) -> Result<i32> {
             cashier(&cli.global, reader, Some(phone), None, true)
         }
         Cmd::Pos { reader, host } => {
-            let r = open_reader(&reader, Holder { fingerprint_on_prompt: true, remove_after: None })?;
+            let r = open_reader(&reader, true, None)?;
             cashier(&cli.global, r, None, host, false)
         }
         Cmd::Settle { host, timeout_ms, json } => settle(&cli.global, host, timeout_ms, json),
         Cmd::Journal { cmd } => journal_cmd(&cli.global, cmd.unwrap_or(JournalCmd::List)),
+        #[cfg(feature = "simulators")]
         Cmd::Acquirer(a) => acquirer_cmd(&cli.global, a),
+        #[cfg(feature = "simulators")]
         Cmd::Bench { terminals, requests, output, pcsc, vpcd } => {
             let settings = Settings::load(cli.global.config.as_deref())?;
             let dir = data_dir(&cli.global);
@@ -348,6 +373,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        #[cfg(feature = "simulators")]
         Cmd::Phone { profile, vpcd, fingerprint, remove_after } => {
             let wallet = test_cards::Wallet::load(&profile)?;
             let opts = test_cards::vpcd::PhoneOptions { fingerprint_on_prompt: fingerprint == "ok", remove_after };
@@ -386,13 +412,20 @@ fn parse_date(s: &str) -> Result<EmvDate> {
     EmvDate::from_bcd(&parse_hex::<3>("date", s)?).ok_or_else(|| anyhow!("date {s:?} is not a valid YYMMDD"))
 }
 
-fn open_reader(spec: &str, holder: Holder) -> Result<pos::SendReader> {
+/// A reader by name. `fingerprint` / `remove_after` steer the virtual holder only.
+fn open_reader(spec: &str, fingerprint: bool, remove_after: Option<usize>) -> Result<pos::SendReader> {
     let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
+        #[cfg(feature = "simulators")]
         "virtual" => {
             let profile = if arg.is_empty() { "unionpay-phone" } else { arg };
             let wallet = test_cards::Wallet::load(profile).with_context(|| format!("virtual reader {spec}"))?;
-            Ok(Box::new(VirtualReader::new(profile, wallet, holder)))
+            Ok(Box::new(VirtualReader::new(profile, wallet, Holder { fingerprint_on_prompt: fingerprint, remove_after })))
+        }
+        #[cfg(not(feature = "simulators"))]
+        "virtual" => {
+            let _ = (arg, fingerprint, remove_after);
+            bail!("this shanfu was built without the simulators: no virtual reader")
         }
         "pcsc" | "nfc" => Ok(reader_drivers::open(spec)?),
         _ => bail!("unknown reader {spec:?}: use virtual[:PROFILE], pcsc[:NAME] or nfc[:CONNSTRING]"),
@@ -428,6 +461,7 @@ fn data_dir(g: &Global) -> PathBuf {
     base.join("shanfu")
 }
 
+#[cfg(feature = "simulators")]
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
@@ -450,8 +484,7 @@ fn pay(g: &Global, a: PayArgs) -> Result<i32> {
     }
     // Where online requests go is settled before a card is asked for.
     let host = if a.no_host { None } else { Some(HostChoice::resolve(a.host.as_deref(), &settings)?) };
-    let holder = Holder { fingerprint_on_prompt: a.fingerprint, remove_after: a.remove_after };
-    let mut reader = open_reader(&a.reader, holder)?;
+    let mut reader = open_reader(&a.reader, a.fingerprint, a.remove_after)?;
     let (report, tap) = match host {
         None => {
             let t = service::tap(&settings, &req, reader.as_mut(), &policy, &mut show);
@@ -546,6 +579,7 @@ fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
     Ok(0)
 }
 
+#[cfg(feature = "simulators")]
 fn acquirer_cmd(g: &Global, a: AcquirerArgs) -> Result<i32> {
     let db = a.db.clone().unwrap_or_else(|| data_dir(g).join("acquirer"));
     if let Some(AcquirerCmd::Token { action, token }) = a.cmd {
@@ -594,6 +628,7 @@ fn replay(g: &Global, path: &PathBuf, json: bool) -> Result<i32> {
     Ok(report.exit_code())
 }
 
+#[cfg(feature = "simulators")]
 /// The scripted sales of `demo --headless`: (what, amount, profile, fingerprint when asked).
 /// The headless demo's sales: what, amount, wallet, whether the holder confirms on the phone.
 const DEMO_SALES: &[(&str, &str, &str, bool)] = &[
@@ -611,13 +646,7 @@ const DEMO_SALES: &[(&str, &str, &str, bool)] = &[
 /// The cashier screen on this terminal.
 /// `training`: the demo — its own data directory (DATA/training), the acquirer simulator, and
 /// "TRAINING — NOT A PAYMENT" on every screen and receipt.
-fn cashier(
-    g: &Global,
-    reader: pos::SendReader,
-    phone: Option<reader_drivers::virtual_reader::PhoneInHand>,
-    host: Option<String>,
-    training: bool,
-) -> Result<i32> {
+fn cashier(g: &Global, reader: pos::SendReader, phone: Option<pos::DemoPhone>, host: Option<String>, training: bool) -> Result<i32> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
         bail!("the cashier screen needs a terminal (use `shanfu demo --headless` or `shanfu pay` in scripts)");
@@ -633,6 +662,7 @@ fn cashier(
     Ok(0)
 }
 
+#[cfg(feature = "simulators")]
 /// `shanfu demo --headless`: scripted sales on the virtual phone wallet through the whole
 /// terminal (Entry Point, kernels, journal, embedded acquirer over loopback TCP), then a lost
 /// phone, a void and the settlement. Its own data directory, removed afterwards.
@@ -645,6 +675,7 @@ fn demo(g: &Global) -> Result<i32> {
     res
 }
 
+#[cfg(feature = "simulators")]
 fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
     outln!("*** {} ***", shanfu::terminal::receipt::TRAINING);
     outln!(

@@ -13,7 +13,22 @@ pub mod nfc_reader;
 #[cfg(feature = "pcsc")]
 pub mod pcsc_reader;
 pub mod replay;
+/// The in-process phone wallet (simulator): only with the `virtual` feature, so a product
+/// build of the terminal links no card simulator.
+#[cfg(feature = "virtual")]
 pub mod virtual_reader;
+
+/// What the demo shows about the phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneView {
+    pub in_field: bool,
+    /// "Confirm with your fingerprint" is on the phone's screen.
+    pub asks_fingerprint: bool,
+    pub fingerprint_given: bool,
+    /// Card labels with their masked PAN, and which one pays (priority 1, or the first).
+    pub cards: Vec<String>,
+    pub chosen: usize,
+}
 
 use std::time::Duration;
 

@@ -122,17 +122,7 @@ struct Hand {
     air: Duration,
 }
 
-/// What the demo shows about the phone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhoneView {
-    pub in_field: bool,
-    /// "Confirm with your fingerprint" is on the phone's screen.
-    pub asks_fingerprint: bool,
-    pub fingerprint_given: bool,
-    /// Card labels with their masked PAN, and which one pays (priority 1, or the first).
-    pub cards: Vec<String>,
-    pub chosen: usize,
-}
+pub use crate::PhoneView;
 
 impl PhoneInHand {
     pub fn new(profile: &str, wallet: Wallet) -> Self {

@@ -4,6 +4,7 @@
 
 use super::keys::{self, Action};
 use super::worker::{self, Done, Event, Job, Undo};
+use super::DemoPhone;
 use super::SendReader;
 use crate::journal::TxnRecord;
 use crate::online::SettleReport;
@@ -11,7 +12,6 @@ use crate::terminal::service::{Pending, Terminal as Pos};
 use crate::text::T;
 use host_contract::Lang;
 use ratatui::crossterm::event::KeyEvent;
-use reader_drivers::virtual_reader::PhoneInHand;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
@@ -101,7 +101,7 @@ pub struct App {
     pub last_settle: Option<SettleReport>,
     pub pending: Pending,
     /// The demo's phone (keys t, f, 1-8).
-    pub phone: Option<PhoneInHand>,
+    pub phone: Option<DemoPhone>,
     pub(super) reader: Option<SendReader>,
     pub(super) canceller: Option<reader_drivers::Canceller>,
     pub reader_name: String,
@@ -116,7 +116,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(pos: Arc<Pos>, reader: SendReader, phone: Option<PhoneInHand>, receipts: PathBuf) -> App {
+    pub fn new(pos: Arc<Pos>, reader: SendReader, phone: Option<DemoPhone>, receipts: PathBuf) -> App {
         let reader_name = reader.name();
         let canceller = reader.canceller();
         let pending = pos.pending();

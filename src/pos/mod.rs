@@ -24,6 +24,30 @@ pub mod worker;
 pub use app::{App, Banner, BannerKind, Busy, Confirm, Screen, Stage};
 pub use worker::Undo;
 
+/// The phone wallet in the cashier's hand (`demo`, training mode): the simulator's, when built.
+#[cfg(feature = "simulators")]
+pub use reader_drivers::virtual_reader::PhoneInHand as DemoPhone;
+
+/// A product build has no demo phone: a type with no values, so `App::phone` is always `None`.
+#[cfg(not(feature = "simulators"))]
+pub enum DemoPhone {}
+
+#[cfg(not(feature = "simulators"))]
+impl DemoPhone {
+    pub fn tap(&self) {
+        match *self {}
+    }
+    pub fn fingerprint(&self) -> bool {
+        match *self {}
+    }
+    pub fn choose_card(&self, _index: usize) -> bool {
+        match *self {}
+    }
+    pub fn view(&self) -> reader_drivers::PhoneView {
+        match *self {}
+    }
+}
+
 use reader_drivers::Reader;
 use std::time::Duration;
 
@@ -67,5 +91,5 @@ pub fn run(app: &mut App) -> anyhow::Result<()> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "simulators"))]
 mod tests;

@@ -13,7 +13,7 @@ use crate::settings::Settings;
 use crate::terminal::disposition::{self, TerminalReason};
 use crate::terminal::receipt;
 use crate::terminal::{self, Display, TapPolicy};
-use crate::{acquirer, clock, host, online};
+use crate::{clock, host, online};
 use anyhow::{anyhow, bail, Context, Result};
 use host_contract::Lang;
 use kernels::entry_point::{EntryPoint, Transaction};
@@ -268,10 +268,13 @@ impl Terminal {
         }
         let host = match host {
             HostChoice::Addr(h) => h,
+            #[cfg(feature = "simulators")]
             HostChoice::Embedded => {
                 let db = data.join("acquirer");
-                rt.block_on(acquirer::embedded(&db)).with_context(|| format!("starting the embedded acquirer over {}", db.display()))?
+                rt.block_on(crate::acquirer::embedded(&db)).with_context(|| format!("starting the embedded acquirer over {}", db.display()))?
             }
+            #[cfg(not(feature = "simulators"))]
+            HostChoice::Embedded => bail!("this shanfu was built without the simulators: there is no embedded acquirer (configure the host)"),
         };
         let timeout = Duration::from_millis(settings.host.timeout_ms);
         let _local = terminal::local::LocalServer::start(data, journal.clone(), u32::from(settings.ep.terminal.currency_exponent));
@@ -459,7 +462,7 @@ impl Terminal {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "simulators"))]
 mod tests {
     use super::*;
     use reader_drivers::virtual_reader::{Holder, VirtualReader};
