@@ -9,6 +9,7 @@
 
 pub use acquirer;
 pub mod bench;
+pub mod cert;
 pub mod clock;
 pub mod decode;
 pub mod host;

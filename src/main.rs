@@ -151,6 +151,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Certification run: the test-card suite (test-cards/suite, docs/cert-suite.md) over the
+    /// virtual reader; summary per group, JUnit XML, evidence folders. Exit 1 if any case fails.
+    Cert(shanfu::cert::CertArgs),
     /// Decode hex: BER-TLV with tag names, C-APDU, R-APDU with status word meaning.
     Decode {
         hex: String,
@@ -315,6 +318,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Pay(a) => pay(&cli.global, a),
         Cmd::Replay { script, json } => replay(&cli.global, &script, json),
+        Cmd::Cert(a) => shanfu::cert::main(&a, cli.global.config.as_deref()),
         Cmd::Demo { headless, .. } if headless || !std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
             if !headless {
                 eprintln!("shanfu demo: no terminal here, running the scripted sales (--headless)");
