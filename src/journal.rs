@@ -229,10 +229,19 @@ impl Journal {
     /// Opens (creates) the journal under `dir`. One process at a time: while another has it
     /// open, [`JournalError::InUse`] names that process.
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
-        let db = match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
-            Ok(db) => db,
-            Err(e) if is_lock_error(&e) => return Err(JournalError::InUse { dir: dir.to_path_buf(), holder: Holder::describe(dir) }),
-            Err(e) => return Err(e.into()),
+        // A database closed a moment ago may still be locked by sled's flusher thread: a lock
+        // error is asked again for up to a second before it means another holder.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) && attempts < 20 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) if is_lock_error(&e) => return Err(JournalError::InUse { dir: dir.to_path_buf(), holder: Holder::describe(dir) }),
+                Err(e) => return Err(e.into()),
+            }
         };
         let holder = std::sync::Arc::new(Holder::write(dir));
         let txns = db.open_tree("txns")?;

@@ -12,6 +12,8 @@
 pub use acquirer;
 #[cfg(feature = "simulators")]
 pub mod bench;
+#[cfg(feature = "simulators")]
+pub mod cert;
 pub mod clock;
 pub mod decode;
 pub mod host;

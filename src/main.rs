@@ -158,6 +158,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "simulators")]
+    /// Certification run: the test-card suite (test-cards/suite, docs/cert-suite.md) over the
+    /// virtual reader; summary per group, JUnit XML, evidence folders. Exit 1 if any case fails.
+    Cert(shanfu::cert::CertArgs),
     /// Decode hex: BER-TLV with tag names, C-APDU, R-APDU with status word meaning.
     Decode {
         hex: String,
@@ -338,6 +342,8 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Pay(a) => pay(&cli.global, a),
         Cmd::Replay { script, json } => replay(&cli.global, &script, json),
+        #[cfg(feature = "simulators")]
+        Cmd::Cert(a) => shanfu::cert::main(&a, cli.global.config.as_deref()),
         #[cfg(feature = "simulators")]
         Cmd::Demo { headless, .. } if headless || !std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
             if !headless {

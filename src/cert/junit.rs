@@ -1,0 +1,92 @@
+//! JUnit XML for CI (the schema CI servers read: testsuites > testsuite per group > testcase,
+//! `failure` for a mismatch, `error` for a case that could not run).
+
+use super::runner::CaseRun;
+use super::verdict;
+use std::collections::BTreeMap;
+
+/// Text content: `&`, `<`, `>` escaped; characters XML 1.0 cannot hold become U+FFFD.
+pub fn escape_text(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '\t' | '\n' | '\r' => o.push(ch),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => o.push('\u{FFFD}'),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Attribute values (double-quoted): also quotes, and whitespace kept as character references.
+pub fn escape_attr(s: &str) -> String {
+    escape_text(s).replace('"', "&quot;").replace('\'', "&apos;").replace('\n', "&#10;").replace('\r', "&#13;").replace('\t', "&#9;")
+}
+
+fn secs(d: std::time::Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+/// The whole report.
+pub fn write(runs: &[CaseRun], total: std::time::Duration) -> String {
+    let mut groups: BTreeMap<&str, Vec<&CaseRun>> = BTreeMap::new();
+    for r in runs {
+        groups.entry(r.case.group.as_str()).or_default().push(r);
+    }
+    let count = |v: &[&CaseRun]| {
+        let errors = v.iter().filter(|r| r.error.is_some()).count();
+        let failures = v.iter().filter(|r| r.error.is_none() && !r.passed()).count();
+        (v.len(), failures, errors)
+    };
+    let all: Vec<&CaseRun> = runs.iter().collect();
+    let (n, f, e) = count(&all);
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x += &format!("<testsuites name=\"shanfu cert\" tests=\"{n}\" failures=\"{f}\" errors=\"{e}\" time=\"{}\">\n", secs(total));
+    for (g, v) in groups {
+        let (n, f, e) = count(&v);
+        let t: std::time::Duration = v.iter().map(|r| r.elapsed).sum();
+        x += &format!("  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{f}\" errors=\"{e}\" skipped=\"0\" time=\"{}\">\n", escape_attr(g), secs(t));
+        for r in v {
+            let c = &r.case;
+            x += &format!(
+                "    <testcase classname=\"shanfu.cert.{}\" name=\"{}\" time=\"{}\"",
+                escape_attr(&c.group),
+                escape_attr(&format!("{} {}", c.id, c.title)),
+                secs(r.elapsed)
+            );
+            if let Some(err) = &r.error {
+                x += &format!(">\n      <error message=\"{}\" type=\"error\">{}</error>\n    </testcase>\n", escape_attr(err), escape_text(err));
+            } else if !r.passed() {
+                let fields: Vec<&str> = r.failures().map(|c| c.field.as_str()).collect();
+                let msg = format!("{} differ: {}", fields.len(), fields.join(", "));
+                x += &format!(
+                    ">\n      <failure message=\"{}\" type=\"mismatch\">{}</failure>\n    </testcase>\n",
+                    escape_attr(&msg),
+                    escape_text(&verdict::diff(&r.checks))
+                );
+            } else {
+                x += "/>\n";
+            }
+        }
+        x += "  </testsuite>\n";
+    }
+    x += "</testsuites>\n";
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_quotes_and_control_characters_are_escaped() {
+        assert_eq!(escape_text("a<b>&c"), "a&lt;b&gt;&amp;c");
+        assert_eq!(escape_attr("say \"hi\" & 'bye'\n"), "say &quot;hi&quot; &amp; &apos;bye&apos;&#10;");
+        assert_eq!(escape_text("bell\u{7}"), "bell\u{FFFD}");
+        assert_eq!(escape_text("收银 ¥1.00\tok"), "收银 ¥1.00\tok");
+        assert!(!escape_attr("]]><x a=\"1\"/>").contains(['<', '>', '"']));
+    }
+}

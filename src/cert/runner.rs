@@ -1,0 +1,331 @@
+//! Runs one case: the card profile in the virtual reader with a scripted holder, the terminal
+//! settings with the case's overrides, then [`service::tap`] (kernel only) or a [`Terminal`]
+//! over the embedded acquirer simulator (online cases). One temporary data directory per run;
+//! one shared terminal for the online cases, and a terminal of its own for a case that changes
+//! the acquirer's state (a suspended or deleted token).
+
+use super::case::{self, Case, HostMode, TokenState};
+use super::verdict::{self, Check};
+use crate::report::PayReport;
+use crate::settings::Settings;
+use crate::terminal::disposition::Disposition;
+use crate::terminal::service::{self, HostChoice, Progress, SaleRequest, Terminal};
+use crate::terminal::TapPolicy;
+use anyhow::{anyhow, bail, Context, Result};
+use kernels::outcome::MessageId;
+use kernels::types::{Amount, EmvDate, Ttq};
+use reader_drivers::virtual_reader::{Holder, VirtualReader};
+use reader_drivers::{Reader, ReaderError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One raw exchange at the reader, with the time since the case started.
+#[derive(Debug, Clone)]
+pub struct TraceLine {
+    pub at: Duration,
+    pub tap: u32,
+    pub c: Vec<u8>,
+    /// The R-APDU, or what the reader reported instead (card removed …).
+    pub r: Result<Vec<u8>, String>,
+}
+
+/// What the run produced, in the terms a case checks.
+#[derive(Debug, Clone, Default)]
+pub struct Actual {
+    pub outcome: String,
+    pub disposition: String,
+    pub reason: Option<String>,
+    pub reason_text: String,
+    pub response_code: Option<String>,
+    pub cvm: String,
+    pub oda: String,
+    pub online: bool,
+    pub taps: u32,
+    pub kernel: Option<String>,
+    pub aid: Option<String>,
+    pub label: Option<String>,
+    pub cryptogram_type: Option<String>,
+    pub ui: Vec<String>,
+    pub ui_message: Option<String>,
+    pub tvr: String,
+    pub record: Vec<u8>,
+    pub capdus: Vec<Vec<u8>>,
+    pub available_offline_amount: Option<String>,
+}
+
+/// One case, run and judged.
+#[derive(Debug)]
+pub struct CaseRun {
+    pub case: Case,
+    pub actual: Option<Actual>,
+    pub checks: Vec<Check>,
+    /// The case could not be run (setup, journal, acquirer): an error, not a mismatch.
+    pub error: Option<String>,
+    pub trace: Vec<TraceLine>,
+    pub report: Option<serde_json::Value>,
+    pub elapsed: Duration,
+}
+
+impl CaseRun {
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.checks.iter().all(|c| c.ok)
+    }
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.ok)
+    }
+}
+
+/// The UI name of a Book A message (the names `expect.ui` uses).
+pub fn ui_name(m: MessageId) -> &'static str {
+    match m {
+        MessageId::Approved => "APPROVED",
+        MessageId::NotAuthorised => "NOT_AUTHORISED",
+        MessageId::EnterPin => "ENTER_PIN",
+        MessageId::ProcessingError => "PROCESSING_ERROR",
+        MessageId::RemoveCard => "REMOVE_CARD",
+        MessageId::Welcome => "WELCOME",
+        MessageId::PresentCard => "PRESENT_CARD",
+        MessageId::Processing => "PROCESSING",
+        MessageId::CardReadOk => "CARD_READ_OK",
+        MessageId::InsertOrSwipe => "INSERT_OR_SWIPE",
+        MessageId::PresentOneCardOnly => "PRESENT_ONE_CARD_ONLY",
+        MessageId::ApprovedSign => "APPROVED_SIGN",
+        MessageId::Authorising => "AUTHORISING",
+        MessageId::TryAnotherCard => "TRY_ANOTHER_CARD",
+        MessageId::InsertCard => "INSERT_CARD",
+        MessageId::ClearDisplay => "CLEAR_DISPLAY",
+        MessageId::SeePhone => "SEE_PHONE",
+        MessageId::PresentCardAgain => "PRESENT_CARD_AGAIN",
+    }
+}
+
+/// The command a C-APDU is, by class and instruction (names of `expect.capdu`).
+pub fn command_name(c: &[u8]) -> &'static str {
+    match c {
+        [0x00, 0xA4, 0x04, _, _, rest @ ..] if rest.starts_with(b"2PAY.SYS.DDF01") => "SELECT_PPSE",
+        [0x00, 0xA4, ..] => "SELECT_AID",
+        [0x80, 0xA8, ..] => "GPO",
+        [0x00, 0xB2, ..] => "READ_RECORD",
+        [0x80, 0xCA, ..] => "GET_DATA",
+        _ => "OTHER",
+    }
+}
+
+/// The virtual reader, with every raw exchange logged and timed.
+struct Recording {
+    inner: VirtualReader,
+    start: Instant,
+    tap: u32,
+    log: Vec<TraceLine>,
+}
+
+impl Reader for Recording {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        let r = self.inner.wait_for_card(timeout);
+        if r.is_ok() {
+            self.tap += 1;
+        }
+        r
+    }
+    fn transmit_raw(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
+        let at = self.start.elapsed();
+        let r = self.inner.transmit_raw(capdu);
+        self.log.push(TraceLine { at, tap: self.tap, c: capdu.to_vec(), r: r.clone().map_err(|e| e.to_string()) });
+        r
+    }
+    fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        self.inner.wait_for_removal(timeout)
+    }
+    fn field_off(&mut self, off: Duration) {
+        self.inner.field_off(off)
+    }
+    fn air_time(&self) -> Option<Duration> {
+        self.inner.air_time()
+    }
+}
+
+/// The terminal settings of a case: the base configuration with the case's overrides.
+pub fn settings_for(base: &Settings, o: &case::SettingsOverride) -> Result<Settings> {
+    let mut s = base.clone();
+    let exp = u32::from(s.ep.terminal.currency_exponent);
+    let only = o.aid.as_deref().map(hex::decode).transpose().map_err(|_| anyhow!("settings.aid is not hex"))?;
+    let lim = |v: &Option<String>| -> Result<Option<Option<Amount>>> { v.as_deref().map(|v| case::limit(v, exp).map_err(|e| anyhow!(e))).transpose() };
+    let (txn, floor, tfloor, cvm) = (lim(&o.txn_limit)?, lim(&o.floor_limit)?, lim(&o.terminal_floor_limit)?, lim(&o.cvm_limit)?);
+    let ttq = o.ttq.as_deref().map(|t| hex::decode(t).ok().and_then(|b| Ttq::from_slice(&b)).ok_or_else(|| anyhow!("settings.ttq {t:?}"))).transpose()?;
+    let mut matched = 0;
+    for c in s.ep.combinations.iter_mut().filter(|c| only.as_ref().is_none_or(|a| &c.aid == a)) {
+        matched += 1;
+        if let Some(v) = txn {
+            c.txn_limit = v;
+        }
+        if let Some(v) = floor {
+            c.floor_limit = v;
+        }
+        if let Some(v) = tfloor {
+            c.terminal_floor_limit = v;
+        }
+        if let Some(v) = cvm {
+            c.cvm_limit = v;
+        }
+        if let Some(v) = o.zero_amount_allowed {
+            c.zero_amount_allowed = v;
+        }
+        if let Some(v) = o.status_check {
+            c.status_check = v;
+        }
+        if let Some(v) = ttq {
+            c.ttq = Some(v);
+        }
+    }
+    if matched == 0 {
+        bail!("settings.aid {:?} names no configured combination", o.aid.as_deref().unwrap_or(""));
+    }
+    Ok(s)
+}
+
+/// The card a wallet pays with (priority 1, else the first): its PAN is the token the acquirer
+/// knows.
+fn paying_pan(p: &test_cards::Profile) -> &str {
+    p.cards.iter().find(|c| c.priority == Some(1)).or(p.cards.first()).map(|c| c.pan.as_str()).unwrap_or("")
+}
+
+/// One line to the acquirer simulator's admin port (address in `db/admin.addr`).
+fn acquirer_admin(db: &Path, line: &str) -> Result<String> {
+    use std::io::{BufRead, Write};
+    let addr = std::fs::read_to_string(db.join("admin.addr")).with_context(|| format!("the acquirer's admin address in {}", db.display()))?;
+    let addr: std::net::SocketAddr = addr.trim().parse().context("admin.addr")?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    std::io::BufReader::new(s).read_line(&mut answer)?;
+    let answer = answer.trim().to_string();
+    if !answer.starts_with("ok") {
+        bail!("acquirer admin `{line}`: {answer}");
+    }
+    Ok(answer)
+}
+
+/// Runs cases; owns the temporary data directory and the shared online terminal.
+pub struct Runner {
+    base: Settings,
+    dir: PathBuf,
+    shared: Option<Terminal>,
+    isolated: usize,
+}
+
+impl Runner {
+    pub fn new(base: Settings) -> Result<Runner> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("shanfu-cert-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Runner { base, dir, shared: None, isolated: 0 })
+    }
+
+    /// Runs one case and judges it.
+    pub fn run(&mut self, case: &Case) -> CaseRun {
+        let started = Instant::now();
+        let mut trace = Vec::new();
+        let res = self.execute(case, &mut trace);
+        let elapsed = started.elapsed();
+        match res {
+            Ok((actual, report)) => {
+                let checks = verdict::judge(&case.expect, &actual);
+                CaseRun { case: case.clone(), actual: Some(actual), checks, error: None, trace, report: Some(report), elapsed }
+            }
+            Err(e) => CaseRun { case: case.clone(), actual: None, checks: vec![], error: Some(format!("{e:#}")), trace, report: None, elapsed },
+        }
+    }
+
+    fn execute(&mut self, case: &Case, trace: &mut Vec<TraceLine>) -> Result<(Actual, serde_json::Value)> {
+        let settings = settings_for(&self.base, &case.settings)?;
+        let profile = match &case.profile_data {
+            Some(p) => p.clone(),
+            None => case::profile_with(&case.profile, case.overrides.as_ref()).map_err(|e| anyhow!(e))?,
+        };
+        let wallet = test_cards::Wallet::from_profile(&case.profile, &profile)?;
+        let holder = Holder { fingerprint_on_prompt: case.holder.fingerprint, remove_after: case.holder.remove_after };
+        let mut reader = Recording { inner: VirtualReader::new(&case.profile, wallet, holder), start: Instant::now(), tap: 0, log: vec![] };
+        let date = case.date.as_deref().map(|d| hex::decode(d).ok().and_then(|b| EmvDate::from_bcd(&b)).ok_or_else(|| anyhow!("date {d:?}"))).transpose()?;
+        let req = SaleRequest { amount: Amount(case.amount_minor), date, ..Default::default() };
+        let mut ui: Vec<String> = Vec::new();
+        let mut progress = |p: Progress| match p {
+            Progress::PresentCard => ui.push("PRESENT_CARD".into()),
+            Progress::Message(m) => ui.push(ui_name(m).into()),
+            // "Hold still" and "sending": reader and host states, not Book A UI requests.
+            Progress::CardDetected | Progress::Authorizing => {}
+        };
+        let (report, tap) = match case.host {
+            HostMode::None => {
+                let t = service::tap(&settings, &req, &mut reader, &TapPolicy::default(), &mut progress);
+                (t.report, t.result)
+            }
+            HostMode::Embedded => {
+                let mut own: Option<Terminal> = None;
+                let terminal: &mut Terminal = if let Some(state) = case.token {
+                    self.isolated += 1;
+                    let dir = self.dir.join(format!("isolated-{}", self.isolated));
+                    let t = own.insert(Terminal::open(settings.clone(), &dir, HostChoice::Embedded).context("opening a terminal over its own acquirer")?);
+                    let verb = match state {
+                        TokenState::Suspended => "suspend",
+                        TokenState::Deleted => "delete",
+                    };
+                    acquirer_admin(&dir.join("acquirer"), &format!("token {verb} {}", paying_pan(&profile)))?;
+                    t
+                } else {
+                    if self.shared.is_none() {
+                        let t = Terminal::open(self.base.clone(), &self.dir.join("shared"), HostChoice::Embedded)
+                            .context("opening the run's terminal over the embedded acquirer")?;
+                        self.shared = Some(t);
+                    }
+                    self.shared.as_mut().expect("opened above")
+                };
+                terminal.settings = settings.clone();
+                let sale = terminal.sale(&req, &mut reader, &mut progress)?;
+                drop(own);
+                (sale.report, sale.tap)
+            }
+        };
+        *trace = std::mem::take(&mut reader.log);
+        Ok((actual(&report, &tap, ui, trace), serde_json::to_value(&report)?))
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.shared.take();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn actual(report: &PayReport, tap: &crate::terminal::TapResult, ui: Vec<String>, trace: &[TraceLine]) -> Actual {
+    let d = serde_json::to_value(report.disposition).unwrap_or_default();
+    let reason = match report.disposition {
+        Disposition::DeclinedByIssuer { response_code } => Some(response_code.code().to_string()),
+        _ => d.get("reason").and_then(|v| v.as_str()).map(String::from),
+    };
+    Actual {
+        outcome: report.outcome.to_string(),
+        disposition: d.get("kind").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+        reason,
+        reason_text: report.reason.clone(),
+        response_code: report.response_code.clone(),
+        cvm: report.cvm.clone(),
+        oda: report.oda.clone(),
+        online: report.online,
+        taps: report.taps,
+        kernel: report.kernel.clone(),
+        aid: report.aid.clone(),
+        label: report.label.clone(),
+        cryptogram_type: report.cryptogram_type.clone(),
+        ui,
+        ui_message: report.ui_message.clone(),
+        tvr: report.tvr.clone(),
+        record: tap.outcome.data_record.clone().unwrap_or_default(),
+        capdus: trace.iter().map(|t| t.c.clone()).collect(),
+        available_offline_amount: report.available_offline_amount.clone(),
+    }
+}
