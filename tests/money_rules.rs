@@ -114,3 +114,42 @@ fn without_a_configured_host_pay_says_so_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the configuration directory"));
 }
+
+#[test]
+fn an_unreachable_host_is_not_completed_and_says_so_not_try_another_card() {
+    let env = Env::new("unreachable");
+    // A port nothing listens on: the sign-on cannot happen, nothing is sent or charged.
+    let out = env.cmd(&["pay", "12.00", "--reader", "virtual:unionpay-phone", "--host", "127.0.0.1:9", "--timeout-ms", "500", "--json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!((v["disposition"]["kind"].as_str(), v["disposition"]["reason"].as_str()), (Some("NOT_COMPLETED"), Some("HOST_UNREACHABLE")), "{v}");
+    let ui = v["ui_message"].as_str().unwrap_or("");
+    assert!(ui.contains("not charged") && !ui.contains("another card"), "{v}");
+    // The journal says when, what kind and how it ended, in columns people read.
+    let list = env.cmd(&["journal", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    let header = list.lines().next().unwrap_or("");
+    for col in ["date", "kind", "amount", "outcome"] {
+        assert!(header.contains(col), "{col} missing: {list}");
+    }
+    assert!(list.contains("SALE") && list.contains("12.00") && !list.contains("6235880000000017"), "{list}");
+}
+
+#[test]
+fn a_recording_masks_card_data_unless_revealed() {
+    let env = Env::new("record");
+    let masked = env.dir.join("masked.json");
+    let clear = env.dir.join("clear.json");
+    for (path, reveal) in [(&masked, false), (&clear, true)] {
+        let mut args = vec!["pay", "20.00", "--reader", "virtual:unionpay-phone", "--no-host", "--json", "--record", path.to_str().unwrap()];
+        if reveal {
+            args.push("--reveal");
+        }
+        assert!(env.cmd(&args).output().unwrap().status.success());
+    }
+    let m = std::fs::read_to_string(&masked).unwrap();
+    let c = std::fs::read_to_string(&clear).unwrap();
+    assert!(c.contains("6235880000000017"), "the revealed recording keeps the PAN");
+    assert!(!m.contains("6235880000000017") && m.contains("623588FFFFFF0017"), "{m}");
+    assert!(m.contains("\"masked\": true"), "{m}");
+}

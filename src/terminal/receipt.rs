@@ -125,3 +125,59 @@ pub fn receipt(settings: &Settings, r: &TxnRecord, training: bool, refunded_by: 
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Journal, NotCompleted, TxnEvent};
+
+    fn english() -> Settings {
+        let mut s = Settings::load(None).unwrap();
+        s.lang = Lang::En;
+        s
+    }
+
+    fn journal(name: &str) -> (Journal, std::path::PathBuf) {
+        let d = std::env::temp_dir().join(format!("shanfu-receipt-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        (Journal::open(&d).unwrap(), d)
+    }
+
+    #[test]
+    fn a_cancelled_sale_says_not_completed_and_no_charge_never_approved() {
+        let (j, d) = journal("cancel");
+        let mut r = j.begin(TxnKind::Purchase, 1234, "0156").unwrap();
+        j.advance(&mut r, TxnEvent::Closed, |r| r.disposition = Some(Disposition::NotCompleted { reason: NotCompleted::Cancelled })).unwrap();
+        let text = receipt(&english(), &r, false, None);
+        assert!(text.contains("CANCELLED") && text.contains("NO CHARGE"), "{text}");
+        for internal in ["APPROVED", "END_APPLICATION", "ONLINE_DECLINED", "PIN verified"] {
+            assert!(!text.contains(internal), "{internal} in {text}");
+        }
+        drop(j);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_void_slip_is_a_void_with_its_own_time_not_the_sales_approval() {
+        let (j, d) = journal("void");
+        let mut r = j.begin(TxnKind::Purchase, 5678, "0156").unwrap();
+        for e in [TxnEvent::CardRead, TxnEvent::Sent, TxnEvent::Answered, TxnEvent::Closed] {
+            j.advance(&mut r, e, |r| r.disposition = Some(Disposition::ApprovedOnline)).unwrap();
+        }
+        // The sale at one time, the void an hour later.
+        r.history[0].0 = 1_796_400_000;
+        j.advance(&mut r, TxnEvent::Voided, |_| {}).unwrap();
+        let void_at = r.history.last().unwrap().0;
+        let text = receipt(&english(), &r, false, None);
+        assert!(text.contains("VOID") && text.contains("VOID PENDING") && text.contains("NO CHARGE"), "{text}");
+        assert!(!text.contains("APPROVED"), "{text}");
+        let s = english();
+        assert!(text.contains(&clock::format_local_zone(&s.time_zone, void_at)), "{text}");
+        assert!(!text.contains(&clock::format_local_zone(&s.time_zone, 1_796_400_000)), "{text}");
+        j.advance(&mut r, TxnEvent::ReversalAcked, |_| {}).unwrap();
+        assert!(receipt(&s, &r, true, None).contains("VOIDED"), "confirmed void");
+        assert!(receipt(&s, &r, true, None).contains(T::Training.s(Lang::En)), "training mark");
+        drop(j);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
