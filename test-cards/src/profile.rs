@@ -160,6 +160,7 @@ builtin!(
     "card-decline",
     "no-supported-aid",
     "unionpay-phone-nofunds",
+    "unionpay-ecash",
 );
 
 impl Profile {
