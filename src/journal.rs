@@ -9,6 +9,7 @@ use std::path::Path;
 pub use crate::terminal::disposition::{Disposition, NotCompleted};
 pub use crate::terminal::lifecycle::{IllegalTransition, TxnEvent, TxnState};
 use host_contract::{BatchNumber, ResponseCode};
+use kernels::outcome::Cvm;
 
 /// Whether STAN `a` is ahead of `b` in the 000001-999999 cycle (at most half a cycle ahead).
 fn stan_ahead(a: u32, b: u32) -> bool {
@@ -42,7 +43,7 @@ pub struct TxnRecord {
     pub reason: Option<String>,
     /// Schema 1-2 kept the outcome as text; read once to migrate (see `Journal::open`).
     #[serde(default, rename = "outcome", skip_serializing)]
-    legacy_outcome: Option<String>,
+    legacy_outcome: Option<LegacyOutcome>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pan: Option<String>,
     pub pan_masked: Option<String>,
@@ -51,7 +52,9 @@ pub struct TxnRecord {
     pub label: Option<String>,
     pub aid: Option<String>,
     pub kernel: Option<String>,
-    pub cvm: Option<String>,
+    /// Read leniently: a CVM text this version does not know is dropped, not an unreadable record.
+    #[serde(default, deserialize_with = "lenient")]
+    pub cvm: Option<Cvm>,
     pub oda: Option<String>,
     pub cryptogram_type: Option<String>,
     pub cryptogram: Option<String>,
@@ -181,23 +184,46 @@ fn is_lock_error(e: &sled::Error) -> bool {
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// The disposition a schema 1-2 record meant by its outcome text.
-fn migrate_outcome(r: &TxnRecord, outcome: &str) -> Option<Disposition> {
+/// The outcome as schema 1-2 wrote it (text); anything else it may hold reads as `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum LegacyOutcome {
+    Approved,
+    OnlineDeclined,
+    Declined,
+    TryAgain,
+    SeePhone,
+    TryAnotherInterface,
+    Error,
+    OnlineRequest,
+    #[serde(other)]
+    Other,
+}
+
+fn migrate_outcome(r: &TxnRecord, outcome: LegacyOutcome) -> Option<Disposition> {
+    use LegacyOutcome as L;
     use NotCompleted as N;
     let nc = |reason| Some(Disposition::NotCompleted { reason });
     let rc = r.response_code.as_deref().and_then(ResponseCode::from_code);
     match outcome {
-        "APPROVED" if r.stan.is_some() && r.state != TxnState::AdvicePending && r.state != TxnState::Advised => Some(Disposition::ApprovedOnline),
-        "APPROVED" => Some(Disposition::ApprovedOffline),
-        "ONLINE_DECLINED" => Some(Disposition::DeclinedByIssuer { response_code: rc.unwrap_or(ResponseCode::DoNotHonour) }),
-        "DECLINED" if matches!(r.state, TxnState::ReversalPending | TxnState::Reversed) => nc(N::HostUnreachable),
-        "DECLINED" => Some(Disposition::DeclinedByCard),
-        "TRY_AGAIN" => nc(N::TryAgain),
-        "SEE_PHONE" => nc(N::SeePhone),
-        "TRY_ANOTHER_INTERFACE" => nc(N::TryAnotherInterface),
-        "ERROR" => nc(N::TerminalStopped),
-        "ONLINE_REQUEST" => None,
-        _ => nc(N::CardError),
+        L::Approved if r.stan.is_some() && r.state != TxnState::AdvicePending && r.state != TxnState::Advised => Some(Disposition::ApprovedOnline),
+        L::Approved => Some(Disposition::ApprovedOffline),
+        L::OnlineDeclined => Some(Disposition::DeclinedByIssuer { response_code: rc.unwrap_or(ResponseCode::DoNotHonour) }),
+        L::Declined if matches!(r.state, TxnState::ReversalPending | TxnState::Reversed) => nc(N::HostUnreachable),
+        L::Declined => Some(Disposition::DeclinedByCard),
+        L::TryAgain => nc(N::TryAgain),
+        L::SeePhone => nc(N::SeePhone),
+        L::TryAnotherInterface => nc(N::TryAnotherInterface),
+        L::Error => nc(N::TerminalStopped),
+        L::OnlineRequest => None,
+        L::Other => nc(N::CardError),
     }
+}
+
+/// A value this version cannot read becomes `None` rather than making the record unreadable.
+fn lenient<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 fn state_key(state: TxnState, id: u64) -> Vec<u8> {
@@ -259,7 +285,7 @@ impl Journal {
                     let Ok(mut r) = serde_json::from_slice::<TxnRecord>(&v) else { continue };
                     if let Some(o) = r.legacy_outcome.take() {
                         if r.disposition.is_none() {
-                            r.disposition = migrate_outcome(&r, &o);
+                            r.disposition = migrate_outcome(&r, o);
                         }
                         let v = serde_json::to_vec(&r).map_err(|e| JournalError::Decode(r.id, e.to_string()))?;
                         j.txns.insert(k, v)?;
@@ -630,6 +656,47 @@ mod tests {
         j.meta.insert("schema", &99u32.to_be_bytes()).unwrap();
         drop(j);
         assert!(matches!(Journal::open(&d), Err(JournalError::NewerSchema(99))));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn schema_2_records_migrate_their_outcome_text_and_keep_their_cvm() {
+        let d = dir("legacy");
+        {
+            let j = Journal::open(&d).unwrap();
+            let mut a = j.begin(TxnKind::Purchase, 100, "156").unwrap();
+            j.advance(&mut a, TxnEvent::CardRead, |_| {}).unwrap();
+            j.advance(&mut a, TxnEvent::Sent, |r| r.stan = Some(3)).unwrap();
+            j.advance(&mut a, TxnEvent::Answered, |_| {}).unwrap();
+            let mut b = j.begin(TxnKind::Purchase, 200, "156").unwrap();
+            j.advance(&mut b, TxnEvent::CardRead, |_| {}).unwrap();
+            j.advance(&mut b, TxnEvent::Closed, |_| {}).unwrap();
+        }
+        // Rewrite both as schema 2 wrote them: outcome and CVM as text, no disposition.
+        {
+            let db = sled::open(&d).unwrap();
+            let txns = db.open_tree("txns").unwrap();
+            for (k, v) in txns.iter().flatten() {
+                let mut r: serde_json::Value = serde_json::from_slice(&v).unwrap();
+                let o = r.as_object_mut().unwrap();
+                let first = o["amount"] == 100;
+                o.remove("disposition");
+                o.insert("outcome".into(), if first { "APPROVED" } else { "SOMETHING_NEWER" }.into());
+                o.insert("cvm".into(), if first { "CDCVM" } else { "RETINA_SCAN" }.into());
+                txns.insert(k, serde_json::to_vec(&r).unwrap()).unwrap();
+            }
+            db.open_tree("meta").unwrap().insert("schema", &2u32.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let j = Journal::open(&d).unwrap();
+        let all = j.all().unwrap();
+        let a = all.iter().find(|r| r.amount == 100).unwrap();
+        let b = all.iter().find(|r| r.amount == 200).unwrap();
+        assert_eq!(a.disposition, Some(Disposition::ApprovedOnline));
+        assert_eq!(a.cvm, Some(Cvm::Cdcvm));
+        assert_eq!(b.disposition, Some(Disposition::NotCompleted { reason: NotCompleted::CardError }));
+        assert_eq!(b.cvm, None, "an unknown CVM text is dropped, the record still reads");
+        drop(j);
         let _ = std::fs::remove_dir_all(&d);
     }
 

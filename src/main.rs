@@ -10,6 +10,7 @@ use shanfu::{decode, journal, pos, report, settings, terminal};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use kernels::outcome::Cvm;
 use kernels::types::{Amount, EmvDate, Ttq};
 use reader_drivers::replay::{Exchange, ReplayReader, Script, ScriptTerminal};
 use report::PayReport;
@@ -700,7 +701,7 @@ fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
             what,
             format!("{}{}", till.settings.currency_symbol, r.amount),
             r.outcome,
-            r.cvm.replace("NO_CVM", "-"),
+            if matches!(r.cvm, Cvm::NoCvm | Cvm::NotApplicable) { "-" } else { r.cvm.name() },
             r.kernel.as_deref().unwrap_or("-"),
             r.taps,
             if r.disposition.is_approved() { r.auth_code.as_deref().map(|a| format!("auth code {a}")).unwrap_or_else(|| r.reason.clone()) } else { why }

@@ -4,7 +4,7 @@ use crate::redact;
 use crate::terminal::disposition::{self, Disposition};
 use crate::terminal::TapResult;
 use kernels::entry_point::EntryPoint;
-use kernels::outcome::OdaResult;
+use kernels::outcome::{Cvm, OdaResult};
 use kernels::tag;
 use kernels::tlv;
 use kernels::types::Amount;
@@ -25,7 +25,8 @@ pub struct PayReport {
     pub online: bool,
     pub response_code: Option<String>,
     pub auth_code: Option<String>,
-    pub cvm: String,
+    /// NO_CVM, CDCVM, SIGNATURE, ONLINE_PIN.
+    pub cvm: Cvm,
     pub oda: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oda_error: Option<String>,
@@ -95,7 +96,7 @@ impl PayReport {
             online: false,
             response_code: None,
             auth_code: None,
-            cvm: o.cvm.name().into(),
+            cvm: o.cvm,
             oda: s.oda.unwrap_or(OdaResult::NotPerformed).name().into(),
             oda_error: s.oda_error.clone(),
             stan: None,
@@ -142,7 +143,7 @@ impl PayReport {
         if let (Some(k), Some(a)) = (&self.kernel, &self.aid) {
             s += &format!("  card    : {} {}  AID {a}  kernel {k}\n", self.label.as_deref().unwrap_or(""), self.pan_masked.as_deref().unwrap_or("-"));
         }
-        s += &format!("  cvm {}  oda {}  tvr {}\n", self.cvm, self.oda, self.tvr);
+        s += &format!("  cvm {}  oda {}  tvr {}\n", self.cvm.name(), self.oda, self.tvr);
         if let (Some(t), Some(c)) = (&self.cryptogram_type, &self.cryptogram) {
             s += &format!("  {t} {c}  ATC {}\n", self.atc.unwrap_or(0));
         }

@@ -1,7 +1,7 @@
 //! The Outcome parameter set and UI requests (EMV Contactless Book A §6-9, Book B §3.5;
 //! REFERENCE.md §1.9-1.10).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Outcome status (Book A Table 6-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,8 +25,9 @@ pub enum Start {
     D,
 }
 
-/// Cardholder verification method of the outcome (Book A §6.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Cardholder verification method of the outcome (Book A §6.2). Serialized by its contract
+/// name ([`Cvm::name`]), so journals and reports say `NO_CVM` for "not applicable" too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Cvm {
     NoCvm,
@@ -34,6 +35,8 @@ pub enum Cvm {
     Cdcvm,
     Signature,
     OnlinePin,
+    /// Written as `NO_CVM` and read back as [`Cvm::NoCvm`].
+    #[serde(rename = "NO_CVM", skip_deserializing)]
     NotApplicable,
 }
 

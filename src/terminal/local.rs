@@ -117,7 +117,7 @@ pub fn render(j: &Journal, exp: u32, q: &Query) -> Result<String> {
                     o(&r.pan_masked),
                     o(&r.label),
                     o(&r.kernel),
-                    o(&r.cvm),
+                    r.cvm.map(kernels::outcome::Cvm::name).unwrap_or("-"),
                     o(&r.oda),
                     o(&r.cryptogram_type),
                     r.atc.map(|a| a.to_string()).unwrap_or_default(),

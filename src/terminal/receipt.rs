@@ -5,6 +5,7 @@ use crate::journal::{Disposition, TxnKind, TxnRecord, TxnState};
 use crate::settings::Settings;
 use crate::text::{pad, T};
 use host_contract::Lang;
+use kernels::outcome::Cvm;
 use kernels::types::Amount;
 
 /// The line every training (demo) screen and receipt carries (in English; the screens and
@@ -82,12 +83,12 @@ pub fn receipt(settings: &Settings, r: &TxnRecord, training: bool, refunded_by: 
         (_, None) => T::RInProgress.s(lang).to_string(),
     };
     let approved = r.disposition.is_some_and(Disposition::is_approved) && !matches!(slip, Slip::Void { .. });
-    let cvm = match r.cvm.as_deref() {
+    let cvm = match r.cvm {
         _ if !approved => None,
-        Some("CDCVM") => Some(T::VerifiedByDevice),
-        Some("SIGNATURE") => Some(T::RSignature),
-        Some("ONLINE_PIN") => Some(T::RPinOnline),
-        _ => Some(T::RNoCvm),
+        Some(Cvm::Cdcvm) => Some(T::VerifiedByDevice),
+        Some(Cvm::Signature) => Some(T::RSignature),
+        Some(Cvm::OnlinePin) => Some(T::RPinOnline),
+        Some(Cvm::NoCvm | Cvm::NotApplicable) | None => Some(T::RNoCvm),
     };
     let currency = if t.currency == [0x01, 0x56] { "CNY ¥".to_string() } else { format!("{} {}", hex::encode(t.currency), settings.currency_symbol) };
     let training_line = format!("*** {} ***\n", T::Training.s(lang));

@@ -136,7 +136,7 @@ pub fn complete(
         r.label = s.label.clone();
         r.aid = report.aid.clone();
         r.kernel = report.kernel.clone();
-        r.cvm = Some(report.cvm.clone());
+        r.cvm = Some(report.cvm);
         r.oda = Some(report.oda.clone());
         r.cryptogram_type = report.cryptogram_type.clone();
         r.cryptogram = report.cryptogram.clone();
@@ -395,7 +395,7 @@ impl Terminal {
             r.label = o.label.clone();
             r.aid = o.aid.clone();
             r.kernel = o.kernel.clone();
-            r.cvm = Some("NO_CVM".into());
+            r.cvm = Some(Cvm::NoCvm);
             r.original = Some(original);
             r.reference_rrn = Some(rrn);
         })?;

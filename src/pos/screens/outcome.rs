@@ -9,6 +9,7 @@ use crate::pos::worker::Undo;
 use crate::terminal::disposition::NotCompleted as N;
 use crate::terminal::service::SaleResult;
 use crate::text::T;
+use kernels::outcome::Cvm;
 use kernels::types::Amount;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -50,10 +51,10 @@ impl App {
             _ => BannerKind::Declined,
         };
         let reason = match d {
-            d if d.is_approved() => match rep.cvm.as_str() {
-                "CDCVM" => self.t(T::VerifiedByDevice).to_string(),
-                "SIGNATURE" => self.t(T::PleaseSign).to_string(),
-                _ => d.cashier_text(lang).to_string(),
+            d if d.is_approved() => match rep.cvm {
+                Cvm::Cdcvm => self.t(T::VerifiedByDevice).to_string(),
+                Cvm::Signature => self.t(T::PleaseSign).to_string(),
+                Cvm::NoCvm | Cvm::OnlinePin | Cvm::NotApplicable => d.cashier_text(lang).to_string(),
             },
             Disposition::NotCompleted { reason: N::SeePhone } => self.t(T::SeePhoneHelp).into(),
             d => d.cashier_text(lang).to_string(),
