@@ -10,7 +10,6 @@ use shanfu::{decode, journal, pos, report, settings, terminal};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kernels::outcome::Cvm;
 use kernels::types::{Amount, EmvDate, Ttq};
 use reader_drivers::replay::{Exchange, ReplayReader, Script, ScriptTerminal};
 use report::PayReport;
@@ -701,7 +700,7 @@ fn demo_in(settings: Settings, data: &std::path::Path) -> Result<i32> {
             what,
             format!("{}{}", till.settings.currency_symbol, r.amount),
             r.outcome,
-            if matches!(r.cvm, Cvm::NoCvm | Cvm::NotApplicable) { "-" } else { r.cvm.name() },
+            if matches!(r.cvm, kernels::outcome::Cvm::NoCvm | kernels::outcome::Cvm::NotApplicable) { "-" } else { r.cvm.name() },
             r.kernel.as_deref().unwrap_or("-"),
             r.taps,
             if r.disposition.is_approved() { r.auth_code.as_deref().map(|a| format!("auth code {a}")).unwrap_or_else(|| r.reason.clone()) } else { why }
