@@ -14,7 +14,7 @@ const BUILTIN_HOST: &str = include_str!("../config/host.toml");
 
 /// The files a configuration directory may hold; anything else ending in `.toml` is a mistake
 /// (a misspelt name would otherwise be ignored and the built-in copy used).
-const KNOWN_FILES: [&str; 5] = ["terminal.toml", "kernels.toml", "capk.toml", "host.toml", "acquirer.toml"];
+const KNOWN_FILES: [&str; 6] = ["terminal.toml", "kernels.toml", "capk.toml", "host.toml", "acquirer.toml", "gate.toml"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

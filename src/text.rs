@@ -214,6 +214,21 @@ texts! {
     RPinOnline => "PIN verified online", "密码已联机验证";
     RNoCvm => "No cardholder verification required", "免密免签";
     RNoCharge => "NO CHARGE", "未扣款";
+
+    // The transit gate's display (src/gate/): green on open, red with the reason.
+    GateWelcome => "Welcome {0}", "欢迎乘车 {0}";
+    GateWelcomeBalance => "Welcome {0} — balance {1}", "欢迎乘车 {0} — 余额 {1}";
+    GateGoodbye => "Goodbye {0}", "再见 {0}";
+    GateDenied => "Card denied — see staff", "此卡已列入黑名单 — 请咨询工作人员";
+    GatePassback => "Card already used here — wait {0} s", "此卡刚刚使用过 — 请等待 {0} 秒";
+    GateOdaFailed => "Card not accepted", "卡片认证失败";
+    GateDeclined => "Card declined", "卡片拒绝";
+    GateOnlineRefused => "Card not accepted at the gate — use another card", "此卡不能在闸机使用 — 请换卡";
+    GateReadError => "Read error — tap again", "读卡失败 — 请重新刷卡";
+    GateNotAccepted => "Card not accepted", "不支持此卡";
+    GateSeePhone => "See phone", "请查看手机";
+    GateInsufficientBalance => "Insufficient balance — top up", "余额不足 — 请充值";
+    GateIssuerNotAccepted => "Card of this city not accepted", "不支持该城市交通卡";
 }
 
 impl T {

@@ -1,0 +1,22 @@
+//! Transit gate mode (`shanfu gate`, issue 11): the decisions a turnstile makes on a tap, in
+//! pure parts the gate loop wires together — no I/O, no clock (times are inputs, seconds since
+//! the Unix epoch), so every rule is tested on its own.
+//!
+//! - [`config`]: `config/gate.toml` — the gate, its fares, the operator's policy.
+//! - [`fare`]: flat fares and tap-in / tap-out zone fares.
+//! - [`deny`]: the deny list keyed by a keyed hash of the PAN / token (and PAR), full and delta
+//!   sync from the acquirer, local entries for failed ODA and failed deferred authorizations.
+//! - [`passback`]: anti-passback (same card, same gate, N seconds).
+//! - [`aggregate`]: taps of one card aggregated into one authorization up to a cumulative spend
+//!   limit or a maximum travel time.
+//! - [`decision`]: open or reject, with the reason, from the kernel's outcome and the above.
+
+pub mod aggregate;
+pub mod config;
+pub mod decision;
+pub mod deny;
+pub mod fare;
+pub mod passback;
+
+/// Seconds since the Unix epoch: the gate's clock, always passed in.
+pub type UnixSeconds = u64;
