@@ -153,6 +153,9 @@ enum Cmd {
         #[arg(long)]
         remove_after: Option<usize>,
     },
+    /// Transit gate: taps back to back, open or reject with the reason, a JSON line per tap
+    /// (config/gate.toml: fares, policy, deny list; docs/gate.md).
+    Gate(shanfu::gate::cli::GateArgs),
     /// Every reader of every backend, with its state.
     Readers {
         #[arg(long)]
@@ -386,6 +389,7 @@ fn run(cli: Cli) -> Result<i32> {
             test_cards::vpcd::run_stdin(vpcd, wallet, opts)?;
             Ok(0)
         }
+        Cmd::Gate(a) => shanfu::gate::cli::main(&a, cli.global.config.as_deref(), &data_dir(&cli.global)),
         Cmd::Readers { json } => {
             let list = reader_drivers::list_readers();
             if json {

@@ -13,6 +13,9 @@ pub mod nfc_reader;
 #[cfg(feature = "pcsc")]
 pub mod pcsc_reader;
 pub mod replay;
+/// Holders tapping one after another (the transit gate's virtual reader).
+#[cfg(feature = "virtual")]
+pub mod virtual_queue;
 /// The in-process phone wallet (simulator): only with the `virtual` feature, so a product
 /// build of the terminal links no card simulator.
 #[cfg(feature = "virtual")]

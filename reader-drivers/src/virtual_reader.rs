@@ -35,6 +35,10 @@ impl VirtualReader {
     pub fn wallet_mut(&mut self) -> &mut Wallet {
         &mut self.wallet
     }
+    /// Another holder (what they do at the next transaction), the same card.
+    pub fn set_holder(&mut self, holder: Holder) {
+        self.holder = holder;
+    }
     /// Taps so far.
     pub fn taps(&self) -> u32 {
         self.taps

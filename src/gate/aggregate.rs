@@ -31,7 +31,7 @@ pub struct Aggregate<T> {
 }
 
 /// Why an aggregate was closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CloseReason {
     SpendLimit,

@@ -115,6 +115,17 @@ fn field(field: &'static str, why: impl Into<String>) -> GateConfigError {
 }
 
 impl GateConfig {
+    /// `DIR/gate.toml` when the configuration directory has one, else the built-in copy.
+    pub fn load(dir: Option<&std::path::Path>, exponent: u32) -> Result<GateConfig, GateConfigError> {
+        match dir.map(|d| d.join("gate.toml")).filter(|p| p.exists()) {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p).map_err(|e| field("gate.toml", format!("{}: {e}", p.display())))?;
+                GateConfig::parse(&text, exponent)
+            }
+            None => GateConfig::parse(BUILTIN, exponent),
+        }
+    }
+
     /// Parses and checks gate.toml; `exponent` is the currency's (config/terminal.toml).
     pub fn parse(text: &str, exponent: u32) -> Result<GateConfig, GateConfigError> {
         let t: GateToml = toml::from_str(text)?;

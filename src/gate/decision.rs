@@ -35,7 +35,7 @@ pub struct Tap {
 }
 
 /// How the fare of an opening is paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Settlement {
     /// The card approved offline (TC, fDDA verified): the fare joins the card's aggregate.

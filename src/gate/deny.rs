@@ -62,7 +62,7 @@ impl CardKey {
 }
 
 /// Why a card is denied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DenyReason {
     /// On the acquirer's list (debt, lost or stolen, issuer request).
@@ -81,6 +81,20 @@ pub enum DenyError {
     Stale { have: u64, got: u64 },
     #[error("deny-list entry {0:?} is not 64 hex digits")]
     BadKey(String),
+}
+
+/// A full list as the acquirer publishes it (JSON `{"version": N, "keys": ["64 hex", …]}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FullList {
+    pub version: u64,
+    pub keys: Vec<String>,
+}
+
+impl FullList {
+    /// The keys, checked.
+    pub fn card_keys(&self) -> Result<Vec<CardKey>, DenyError> {
+        self.keys.iter().map(|k| CardKey::from_hex(k)).collect()
+    }
 }
 
 /// A delta from the acquirer: what changed from version `from` to version `to`.

@@ -12,10 +12,12 @@
 //! - [`decision`]: open or reject, with the reason, from the kernel's outcome and the above.
 
 pub mod aggregate;
+pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod deny;
 pub mod fare;
+pub mod lane;
 pub mod passback;
 
 /// Seconds since the Unix epoch: the gate's clock, always passed in.
