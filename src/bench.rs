@@ -234,6 +234,7 @@ pub fn run(settings: &Settings, data: &std::path::Path, terminals: usize, per_te
         us(pct(&lat, 0.99)) / 1e3,
         us(pct(&lat, 1.0)) / 1e3
     );
+    out += &crate::gate::bench::section(settings, data, 500)?;
     if let Some(rb) = readers {
         out += &reader_stack(settings, rb)?;
     }

@@ -12,6 +12,8 @@
 //! - [`decision`]: open or reject, with the reason, from the kernel's outcome and the above.
 
 pub mod aggregate;
+#[cfg(feature = "simulators")]
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod decision;
