@@ -205,7 +205,7 @@ impl Settings {
             "live" => KeyMode::Live,
             other => return Err(err(tf, format!("capk_mode = {other:?} must be \"test\" or \"live\""))),
         };
-        let capks = CapkStore::load(&c.capk, mode).map_err(|e| err(cf, e))?;
+        let capks = CapkStore::load_file(&c, mode).map_err(|e| err(cf, e))?;
         let lang = match t.language.as_deref() {
             None if t.currency == "0156" => Lang::ZhCn,
             None => Lang::En,

@@ -281,7 +281,13 @@ pub fn profile_with(name: &str, overrides: Option<&toml::Table>) -> Result<test_
             };
             for c in cards.iter_mut().filter_map(|c| c.as_table_mut()) {
                 for (ck, cv) in fields {
-                    c.insert(ck.clone(), cv.clone());
+                    // Nested tables (`keys`, `behaviour`) merge key by key into the card's own.
+                    match (c.get_mut(ck).and_then(|t| t.as_table_mut()), cv.as_table()) {
+                        (Some(own), Some(sub)) => own.extend(sub.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                        _ => {
+                            c.insert(ck.clone(), cv.clone());
+                        }
+                    }
                 }
             }
         } else {

@@ -290,6 +290,7 @@ mod tests {
                 sdad: &self.sdad,
                 terminal_dynamic_data: &TERMINAL_DATA,
                 txn_date: TODAY,
+                revoked_issuer_serials: &[],
             }
         }
     }
@@ -385,6 +386,7 @@ mod tests {
             sdad: &sdad,
             terminal_dynamic_data: &TERMINAL_DATA,
             txn_date: TODAY,
+            revoked_issuer_serials: &[],
         };
         assert_eq!(oda::verify_fdda(&input).unwrap().icc_dynamic_number, idn);
     }
