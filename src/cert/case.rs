@@ -485,6 +485,19 @@ expect = { outcome = "ONLINE_REQUEST" }
     }
 
     #[test]
+    fn nested_card_tables_merge_key_by_key() {
+        let p = profile_with("unionpay-transit", Some(&toml::from_str("card = { keys = { issuer_cert_serial = \"0000A1\" } }").unwrap())).unwrap();
+        let k = &p.cards[0].keys;
+        // The one key replaced, the others kept from the profile.
+        assert_eq!((k.issuer_cert_serial.as_deref(), k.ca.as_str(), k.ca_index.as_str()), (Some("0000A1"), "ca-unionpay-e1", "E1"));
+        // A nested table the profile lacks is inserted whole.
+        let p = profile_with("unionpay-transit", Some(&toml::from_str("card = { behaviour = { omit_expiry = true } }").unwrap())).unwrap();
+        assert!(p.cards[0].behaviour.omit_expiry);
+        // An unknown nested key is still refused.
+        assert!(profile_with("unionpay-transit", Some(&toml::from_str("card = { keys = { colour = 1 } }").unwrap())).unwrap_err().contains("colour"));
+    }
+
+    #[test]
     fn duplicate_ids_are_refused_across_files() {
         let dir = std::env::temp_dir().join(format!("shanfu-cert-dup-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -545,6 +545,44 @@ mod tests {
     }
 
     #[test]
+    fn iad_layouts_carry_the_cryptogram_type_where_the_terminal_reads_it() {
+        use kernels::iad::{cryptogram_type, IadScheme};
+        for ct in [CryptogramType::Aac, CryptogramType::Tc, CryptogramType::Arqc] {
+            for f in [IadFormat::Visa0, IadFormat::Visa1, IadFormat::Visa2, IadFormat::Visa3] {
+                assert_eq!(cryptogram_type(IadScheme::Visa, &issuer_application_data(f, ct)), Some(ct), "{f:?}");
+            }
+            assert_eq!(cryptogram_type(IadScheme::UnionPay, &issuer_application_data(IadFormat::UnionPay, ct)), Some(ct));
+        }
+        assert_eq!(issuer_application_data(IadFormat::Visa2, CryptogramType::Tc).len(), 32);
+    }
+
+    #[test]
+    fn conformance_knobs_shape_the_card() {
+        let mut p = Profile::load("unionpay-transit").unwrap();
+        p.ppse_extra_entries = Some("61054F03A00000".into());
+        p.cards[0].send_cid = false;
+        p.cards[0].fdda_version = FddaVersion::V00;
+        p.cards[0].behaviour.omit_expiry = true;
+        p.cards[0].behaviour.proprietary_record = Some("DF01021234".into());
+        let mut w = Wallet::from_profile("t", &p).unwrap();
+        let ppse = w.transmit(&CApdu::select(PPSE_NAME).to_bytes());
+        assert!(hex::encode_upper(&ppse).contains("61054F03A000009000"), "extra entry appended at the end of BF0C");
+        select(&mut w, "A000000333010101");
+        let r = w.transmit(&gpo_cmd([0x26, 0x00, 0x40, 0x80], 1000));
+        let data = &r[..r.len() - 2];
+        assert_eq!(tlv::find(data, tag::CID).unwrap(), None);
+        assert_eq!(tlv::find(data, tag::CARD_AUTH_RELATED_DATA).unwrap().and_then(|c| c.first().copied()), Some(0x00));
+        assert_eq!(tlv::find(data, tag::AFL).unwrap().unwrap(), &[0x08, 1, 3, 1, 0x58, 1, 1, 0][..]);
+        let rec = w.transmit(&CApdu::read_record(11, 1).to_bytes());
+        assert_eq!(rec, hex::decode("DF010212349000").unwrap());
+        let r1 = w.transmit(&CApdu::read_record(1, 1).to_bytes());
+        assert_eq!(tlv::find(&r1[2..r1.len() - 2], tag::EXPIRY_DATE).unwrap(), None, "5F24 left out");
+        // A serial that is not 3 bytes is refused.
+        p.cards[0].keys.issuer_cert_serial = Some("A1".into());
+        assert!(Wallet::from_profile("t", &p).is_err());
+    }
+
+    #[test]
     fn plastic_has_no_fingerprint_sensor() {
         let mut w = Wallet::load("unionpay-plastic").unwrap();
         assert!(!w.give_fingerprint());
