@@ -391,6 +391,13 @@ impl<P: Policy> Qvsdc<P> {
         }
 
         if !online {
+            // The processing restrictions of an offline approval need the date itself: a card
+            // without 5F24 is declined offline with "ICC data missing", not taken as expired
+            // (project rule; C-3 lists 5F24 for offline approvals, unverified).
+            if !self.store.has(tag::EXPIRY_DATE) {
+                self.summary.tvr.set_icc_data_missing(true);
+                return self.declined("card data missing for an offline approval: Application Expiration Date (5F24)", true);
+            }
             if expired {
                 // C-3 §5.5.1.1: expired → online if the card allows (CTQ byte 1 b4), else decline.
                 if ctq.is_some_and(|c| c.online_if_expired()) && self.online_capable {
