@@ -142,7 +142,7 @@ pub struct FddaInput<'a> {
     pub static_data: &'a [u8],
     /// 9F4B
     pub sdad: &'a [u8],
-    /// 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69.
+    /// fDDA version 01: 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69; version 00: 9F37.
     pub terminal_dynamic_data: &'a [u8],
     /// 9A
     pub txn_date: EmvDate,
@@ -287,7 +287,7 @@ pub fn recover_icc_key(
     Ok(PublicKey { modulus, exponent: exponent.to_vec() })
 }
 
-/// Book 2 §6.5.2 with fDDA's terminal dynamic data (9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69): checks 9F4B
+/// Book 2 §6.5.2 with fDDA's terminal dynamic data (version 01: 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69; 00: 9F37): checks 9F4B
 /// and returns the ICC Dynamic Number.
 pub fn verify_sdad(icc: &PublicKey, sdad: &[u8], terminal_dynamic_data: &[u8]) -> Result<FddaOk, OdaError> {
     let n = icc.modulus.len();

@@ -537,8 +537,9 @@ impl<P: Policy> Qvsdc<P> {
         Ok(Cvm::NoCvm)
     }
 
-    /// fDDA (Book 2 §6.5, C-3 Annex / qPBOC): CA key by RID + 8F, chain to the ICC key, SDAD over
-    /// 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69.
+    /// fDDA (Book 2 §6.5, C-3 Annex / qPBOC): CA key by RID + 8F, chain to the ICC key (issuer
+    /// certificate serial checked against the revocation list), SDAD over the terminal dynamic
+    /// data of the card's fDDA version ([`fdda_terminal_dynamic_data`]).
     fn run_fdda(&mut self, capks: &CapkStore) -> Result<(), String> {
         let s = &self.store;
         let need = |t: Tag| s.get(t).ok_or_else(|| format!("{} ({t}) missing", tag::name(t)));
