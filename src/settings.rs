@@ -205,7 +205,7 @@ impl Settings {
             "live" => KeyMode::Live,
             other => return Err(err(tf, format!("capk_mode = {other:?} must be \"test\" or \"live\""))),
         };
-        let capks = CapkStore::load(&c.capk, mode).map_err(|e| err(cf, e))?;
+        let capks = CapkStore::load_file(&c, mode).map_err(|e| err(cf, e))?;
         let lang = match t.language.as_deref() {
             None if t.currency == "0156" => Lang::ZhCn,
             None => Lang::En,
@@ -244,6 +244,18 @@ mod tests {
         let s = Settings::load(None).unwrap();
         assert!(s.ep.combinations.len() >= 2);
         assert!(s.capks.len() > 24);
+        // The test revocation list entry of config/capk.toml is loaded with the keys.
+        assert_eq!(s.capks.revoked_issuer_serials(&[0xA0, 0, 0, 0x03, 0x33], 0xE1), vec![[0, 0, 0xA1]]);
+    }
+
+    #[test]
+    fn a_bad_revoked_issuer_entry_names_the_file_and_the_entry() {
+        let bad = BUILTIN_CAPK.replace("serial = \"0000A1\"", "serial = \"A1\"");
+        let e = Settings::parse("t", BUILTIN_TERMINAL, "k", BUILTIN_KERNELS, "capk.toml", &bad).unwrap_err().to_string();
+        assert!(e.starts_with("capk.toml") && e.contains("revoked_issuer A000000333/E1/A1") && e.contains("serial"), "{e}");
+        let bad = BUILTIN_CAPK.replace("note = \"test:", "colour = \"test:");
+        let e = Settings::parse("t", BUILTIN_TERMINAL, "k", BUILTIN_KERNELS, "capk.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
     }
 
     #[test]

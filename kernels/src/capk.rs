@@ -8,13 +8,15 @@
 //! Test and live keys never share a store: test and live indexes collide (e.g. Mastercard 05),
 //! so a store is built for one [`KeyMode`] and refuses entries of the other.
 //!
-//! The file format is the `[[capk]]` array of `config/capk.toml`; this module only defines the
-//! serde shapes ([`CapkFile`], [`CapkEntry`]): parsing TOML is the binary's job.
+//! The file format is the `[[capk]]` array of `config/capk.toml`, with its certification
+//! revocation list as `[[revoked_issuer]]` tables (Book 2 §6.3 step 10: RID, CA public key index
+//! and issuer certificate serial number); this module only defines the serde shapes
+//! ([`CapkFile`], [`CapkEntry`], [`RevokedIssuerEntry`]): parsing TOML is the binary's job.
 
 use crate::types::EmvDate;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// One `[[capk]]` table as written in the configuration file. All byte fields are hex.
@@ -41,11 +43,29 @@ pub struct CapkEntry {
     pub mode: Option<String>,
 }
 
-/// A whole CAPK file: `[[capk]]` tables.
+/// A whole CAPK file: `[[capk]]` tables and the revocation list.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapkFile {
     pub capk: Vec<CapkEntry>,
+    /// Issuer certificates the payment systems revoked (certification revocation list).
+    #[serde(default)]
+    pub revoked_issuer: Vec<RevokedIssuerEntry>,
+}
+
+/// One `[[revoked_issuer]]` table: an issuer public key certificate revoked by its CA
+/// (Book 2 §6.3 step 10). All fields hex.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedIssuerEntry {
+    /// Registered Application Provider Identifier, 5 bytes.
+    pub rid: String,
+    /// CA public key index (8F) that signed the certificate, 1 byte.
+    pub index: String,
+    /// Certificate serial number, 3 bytes, as in the recovered issuer certificate.
+    pub serial: String,
+    /// Why it is listed, informational only.
+    pub note: Option<String>,
 }
 
 /// Whether a key belongs to the scheme test PKI or to production.
@@ -110,6 +130,8 @@ pub enum CapkError {
     Expired { rid: String, index: u8, expiry: u32, today: u32 },
     #[error("CA public key {rid}/{index:02X} is revoked")]
     Revoked { rid: String, index: u8 },
+    #[error("revoked_issuer {rid}/{index:02X}/{serial} is listed twice")]
+    DuplicateRevokedIssuer { rid: String, index: u8, serial: String },
 }
 
 /// Orders two-digit-year dates across the century: YY 50-99 are 19YY, 00-49 are 20YY
@@ -174,11 +196,12 @@ impl CaPublicKey {
     }
 }
 
-/// The CA public keys of one mode, by (RID, index).
+/// The CA public keys of one mode, by (RID, index), and the revoked issuer certificates.
 #[derive(Debug, Clone)]
 pub struct CapkStore {
     mode: KeyMode,
     keys: BTreeMap<([u8; 5], u8), CaPublicKey>,
+    revoked_issuers: BTreeSet<([u8; 5], u8, [u8; 3])>,
 }
 
 impl CapkStore {
@@ -197,7 +220,28 @@ impl CapkStore {
             }
             keys.insert((k.rid, k.index), k);
         }
-        Ok(CapkStore { mode, keys })
+        Ok(CapkStore { mode, keys, revoked_issuers: BTreeSet::new() })
+    }
+
+    /// [`CapkStore::load`] of a whole file, its revocation list included: each entry's RID (5
+    /// bytes), index (1) and serial (3) must be hex of those lengths, and listed once.
+    pub fn load_file(file: &CapkFile, mode: KeyMode) -> Result<CapkStore, CapkError> {
+        let mut store = CapkStore::load(&file.capk, mode)?;
+        for r in &file.revoked_issuer {
+            let entry = format!("revoked_issuer {}/{}/{}", r.rid.trim(), r.index.trim(), r.serial.trim());
+            let rid: [u8; 5] = parse_fixed(&entry, "rid", &r.rid, "5")?;
+            let [index] = parse_fixed::<1>(&entry, "index", &r.index, "1")?;
+            let serial: [u8; 3] = parse_fixed(&entry, "serial", &r.serial, "3")?;
+            if !store.revoked_issuers.insert((rid, index, serial)) {
+                return Err(CapkError::DuplicateRevokedIssuer { rid: hex::encode_upper(rid), index, serial: hex::encode_upper(serial) });
+            }
+        }
+        Ok(store)
+    }
+
+    /// Serial numbers of the revoked issuer certificates signed by CA key (RID, index).
+    pub fn revoked_issuer_serials(&self, rid: &[u8], index: u8) -> Vec<[u8; 3]> {
+        self.revoked_issuers.iter().filter(|(r, i, _)| r.as_slice() == rid && *i == index).map(|(_, _, s)| *s).collect()
     }
 
     /// The key for (RID, index) usable on `today`: known, not revoked, not past its expiry date.
@@ -245,7 +289,14 @@ pub(crate) mod tests {
 
     pub(crate) fn config_entries() -> Vec<CapkEntry> {
         let mut out: Vec<CapkEntry> = Vec::new();
+        let mut in_capk = false;
         for line in CONFIG.lines().map(str::trim) {
+            if line.starts_with("[[") {
+                in_capk = line == "[[capk]]";
+            }
+            if !in_capk || line.starts_with('#') {
+                continue;
+            }
             if line == "[[capk]]" {
                 out.push(CapkEntry {
                     scheme: None,
@@ -274,6 +325,7 @@ pub(crate) mod tests {
                 "expiry" => e.expiry = Some(s),
                 "revoked" => e.revoked = Some(v == "true"),
                 "mode" => e.mode = Some(s),
+                "note" => {}
                 other => panic!("unexpected key {other} in config/capk.toml"),
             }
         }
@@ -289,9 +341,9 @@ pub(crate) mod tests {
     #[test]
     fn loads_the_whole_configuration() {
         let entries = config_entries();
-        assert_eq!(entries.len(), 27);
+        assert_eq!(entries.len(), 28);
         let store = CapkStore::load(&entries, KeyMode::Test).unwrap();
-        assert_eq!(store.len(), 27);
+        assert_eq!(store.len(), 28);
         assert!(!store.is_empty());
         let visa92 = store.get(&[0xA0, 0, 0, 0, 0x03], 0x92, TODAY).unwrap();
         assert_eq!(visa92.modulus.len(), 176);
@@ -363,8 +415,47 @@ pub(crate) mod tests {
             store.get(&up, 0xE1, EmvDate(310101)).unwrap_err(),
             CapkError::Expired { rid: "A000000333".into(), index: 0xE1, expiry: 301231, today: 310101 }
         );
+        // E4: the E1 key under another index, already expired.
+        assert!(store.get(&up, 0xE4, TODAY).is_ok());
+        assert!(matches!(store.get(&up, 0xE4, EmvDate(260101)), Err(CapkError::Expired { index: 0xE4, .. })));
         // No expiry configured: never expires.
         assert!(store.get(&[0xA0, 0, 0, 0, 0x03], 0x92, EmvDate(491231)).is_ok());
+    }
+
+    fn revoked(rid: &str, index: &str, serial: &str) -> RevokedIssuerEntry {
+        RevokedIssuerEntry { rid: rid.into(), index: index.into(), serial: serial.into(), note: None }
+    }
+
+    #[test]
+    fn revoked_issuer_list_loads_and_is_checked() {
+        let file = CapkFile {
+            capk: config_entries(),
+            revoked_issuer: vec![revoked("A000000333", "E1", "0000A1"), revoked("A000000333", "E1", "0000A2"), revoked("A000000003", "E1", "0000A1")],
+        };
+        let store = CapkStore::load_file(&file, KeyMode::Test).unwrap();
+        let up = [0xA0, 0, 0, 0x03, 0x33];
+        assert_eq!(store.revoked_issuer_serials(&up, 0xE1), vec![[0, 0, 0xA1], [0, 0, 0xA2]]);
+        assert_eq!(store.revoked_issuer_serials(&up, 0xE2), Vec::<[u8; 3]>::new());
+        assert_eq!(store.revoked_issuer_serials(&[0xA0, 0, 0, 0, 0x03], 0xE1), vec![[0, 0, 0xA1]]);
+        assert_eq!(store.revoked_issuer_serials(&up[..4], 0xE1), Vec::<[u8; 3]>::new());
+        // Without a list nothing is revoked.
+        let plain = CapkStore::load(&config_entries(), KeyMode::Test).unwrap();
+        assert!(plain.revoked_issuer_serials(&up, 0xE1).is_empty());
+    }
+
+    #[test]
+    fn bad_revoked_issuer_entries_are_refused_with_the_entry_named() {
+        let load = |r: RevokedIssuerEntry| CapkStore::load_file(&CapkFile { capk: vec![], revoked_issuer: vec![r] }, KeyMode::Test).map(|_| ()).unwrap_err();
+        let e = load(revoked("A000000333", "E1", "00A1"));
+        assert_eq!(e.to_string(), "CAPK revoked_issuer A000000333/E1/00A1: field `serial` has 2 bytes, expected 3");
+        assert!(matches!(load(revoked("A0000003", "E1", "0000A1")), CapkError::FieldLength { field: "rid", got: 4, .. }));
+        assert!(matches!(load(revoked("A000000333", "E", "0000A1")), CapkError::Hex { field: "index", .. }));
+        assert!(matches!(load(revoked("A000000333", "E1", "0000ZZ")), CapkError::Hex { field: "serial", .. }));
+        let twice = CapkFile { capk: vec![], revoked_issuer: vec![revoked("A000000333", "E1", "0000A1"), revoked("a000000333", "e1", "0000a1")] };
+        assert_eq!(
+            CapkStore::load_file(&twice, KeyMode::Test).unwrap_err(),
+            CapkError::DuplicateRevokedIssuer { rid: "A000000333".into(), index: 0xE1, serial: "0000A1".into() }
+        );
     }
 
     #[test]

@@ -129,8 +129,11 @@ pub struct DirectoryEntry {
     pub extended_selection: Option<Vec<u8>>,
 }
 
-/// Parses the SELECT PPSE answer: `6F [84] [A5 [BF0C [61 …]*]]` (Book B §3.3.2). Malformed TLV is an
-/// error; a directory entry with odd content is returned as is and judged by the caller.
+/// Parses the SELECT PPSE answer: `6F [84] [A5 [BF0C [61 …]*]]` (Book B §3.3.2). Malformed TLV
+/// around the directory is an error; a directory entry whose own content does not parse (a
+/// length running past the entry) is skipped and the others kept (Book B §3.3.2.5: each entry
+/// is judged on its own, bullet A drops the ones without a usable ADF name); an entry with odd
+/// content is returned as is and judged by the caller.
 pub fn parse_ppse(fci: &[u8]) -> Result<Vec<DirectoryEntry>, tlv::TlvError> {
     let mut out = Vec::new();
     let Some(fci_t) = tlv::parse_all(fci)?.into_iter().find(|t| t.tag == tag::FCI_TEMPLATE) else {
@@ -147,7 +150,8 @@ pub fn parse_ppse(fci: &[u8]) -> Result<Vec<DirectoryEntry>, tlv::TlvError> {
             continue;
         }
         let mut d = DirectoryEntry::default();
-        for f in tlv::parse_all(e.value)? {
+        let Ok(fields) = tlv::parse_all(e.value) else { continue };
+        for f in fields {
             match f.tag {
                 t if t == tag::AID_CARD => d.adf_name = Some(f.value.to_vec()),
                 t if t == tag::APPLICATION_LABEL => d.label = Some(String::from_utf8_lossy(f.value).into_owned()),
@@ -577,5 +581,33 @@ mod tests {
         assert_eq!(e[0].adf_name.as_deref(), Some(VISA));
         assert_eq!(e[0].label.as_deref(), Some("VISA CREDIT"));
         assert!(parse_ppse(&[0x6F, 0x05, 0xA5, 0x09]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod ppse_entry_tests {
+    use super::*;
+    use crate::tlv::Builder;
+
+    fn ppse(entries: &[Vec<u8>]) -> Vec<u8> {
+        let dir = entries.iter().fold(Builder::new(), |b, e| b.raw(e));
+        let a5 = Builder::new().raw(&dir.wrap(tag::FCI_ISSUER_DISCRETIONARY)).wrap(tag::FCI_PROPRIETARY);
+        Builder::new().put(tag::DF_NAME, crate::apdu::PPSE_NAME).raw(&a5).wrap(tag::FCI_TEMPLATE)
+    }
+
+    #[test]
+    fn an_entry_whose_content_does_not_parse_is_skipped_book_b_3_3_2_5() {
+        let good = Builder::new().put(tag::AID_CARD, &[0xA0, 0, 0, 0x03, 0x33, 0x01, 0x01, 0x01]).wrap(tag::DIRECTORY_ENTRY);
+        // 61 05 ‖ 4F 08 A0 00 00: the ADF name's length runs past the entry.
+        let overrun = vec![0x61, 0x05, 0x4F, 0x08, 0xA0, 0x00, 0x00];
+        let e = parse_ppse(&ppse(&[overrun.clone(), good.clone()])).unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].adf_name.as_deref(), Some(&[0xA0, 0, 0, 0x03, 0x33, 0x01, 0x01, 0x01][..]));
+        // Entries without 4F or with a 3-byte 4F parse, and are dropped later by bullet A.
+        let no_adf = Builder::new().put(tag::APPLICATION_LABEL, b"X").wrap(tag::DIRECTORY_ENTRY);
+        let short_adf = Builder::new().put(tag::AID_CARD, &[0xA0, 0, 0]).wrap(tag::DIRECTORY_ENTRY);
+        let e = parse_ppse(&ppse(&[no_adf, short_adf, good, overrun])).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!((e[0].adf_name.as_deref(), e[1].adf_name.as_ref().map(Vec::len)), (None, Some(3)));
     }
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod cryptogram;
 pub mod dol;
 pub mod entry_point;
+pub mod iad;
 pub mod kernel;
 pub mod oda;
 pub mod outcome;

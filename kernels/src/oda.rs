@@ -11,8 +11,9 @@
 //!
 //! "Opening" is the RSA public operation `X = S^e mod n` (`rsa` crate big integers); every
 //! recovered block is `6A ‖ format ‖ … ‖ SHA-1 (20) ‖ BC`. Every check that fails has its own
-//! [`OdaError`] so the terminal log says which one. Not done here (terminal policy, not
-//! cryptography): the CA revocation list of issuer certificate serial numbers (Book 2 §5.3 step 10).
+//! [`OdaError`] so the terminal log says which one. The certification revocation list (Book 2
+//! §6.3 step 10: RID ‖ CA index ‖ issuer certificate serial number) is an input: the serials the
+//! terminal's list holds for the CA key in use ([`FddaInput::revoked_issuer_serials`]).
 
 use crate::capk::{is_past, CaPublicKey};
 use crate::types::{digits, EmvDate};
@@ -61,6 +62,8 @@ pub enum OdaError {
     IssuerIdMismatch { issuer_id: String },
     #[error("issuer public key certificate (90) expired at end of MMYY {expiry} (transaction date {txn_date:06})")]
     IssuerCertExpired { expiry: String, txn_date: u32 },
+    #[error("issuer public key certificate (90) serial {serial} is revoked (certification revocation list)")]
+    IssuerCertRevoked { serial: String },
     #[error("unsupported {what} algorithm indicator {value:02X} in {object}")]
     UnsupportedAlgorithm { object: &'static str, what: &'static str, value: u8 },
     #[error("{key} missing: the public key needs {needed} more bytes than the certificate holds")]
@@ -139,10 +142,12 @@ pub struct FddaInput<'a> {
     pub static_data: &'a [u8],
     /// 9F4B
     pub sdad: &'a [u8],
-    /// 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69.
+    /// fDDA version 01: 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69; version 00: 9F37.
     pub terminal_dynamic_data: &'a [u8],
     /// 9A
     pub txn_date: EmvDate,
+    /// Serial numbers of revoked issuer certificates listed for this CA key (RID + index).
+    pub revoked_issuer_serials: &'a [[u8; 3]],
 }
 
 /// A successful fDDA.
@@ -154,12 +159,17 @@ pub struct FddaOk {
 
 /// The whole chain: CA key → issuer key → ICC key → SDAD.
 pub fn verify_fdda(input: &FddaInput) -> Result<FddaOk, OdaError> {
-    let issuer = recover_issuer_key(input.capk, input.issuer_cert, input.issuer_remainder, input.issuer_exponent, input.pan, input.txn_date)?;
+    let (issuer, serial) = open_issuer_cert(input.capk, input.issuer_cert, input.issuer_remainder, input.issuer_exponent, input.pan, input.txn_date)?;
+    // Book 2 §6.3 step 10: RID ‖ CA index ‖ certificate serial number not on the revocation list.
+    if input.revoked_issuer_serials.contains(&serial) {
+        return Err(OdaError::IssuerCertRevoked { serial: hex::encode_upper(serial) });
+    }
     let icc = recover_icc_key(&issuer, input.icc_cert, input.icc_remainder, input.icc_exponent, input.pan, input.static_data, input.txn_date)?;
     verify_sdad(&icc, input.sdad, input.terminal_dynamic_data)
 }
 
-/// Book 2 §6.3: retrieval of the issuer public key from 90 / 92 / 9F32 with the CA key.
+/// Book 2 §6.3: retrieval of the issuer public key from 90 / 92 / 9F32 with the CA key (the
+/// revocation list, step 10, is [`verify_fdda`]'s).
 pub fn recover_issuer_key(
     capk: &CaPublicKey,
     cert: &[u8],
@@ -168,6 +178,18 @@ pub fn recover_issuer_key(
     pan: &[u8],
     txn_date: EmvDate,
 ) -> Result<PublicKey, OdaError> {
+    open_issuer_cert(capk, cert, remainder, exponent, pan, txn_date).map(|(k, _)| k)
+}
+
+/// [`recover_issuer_key`] that also gives the certificate serial number (3 bytes).
+fn open_issuer_cert(
+    capk: &CaPublicKey,
+    cert: &[u8],
+    remainder: Option<&[u8]>,
+    exponent: &[u8],
+    pan: &[u8],
+    txn_date: EmvDate,
+) -> Result<(PublicKey, [u8; 3]), OdaError> {
     let n = capk.modulus.len();
     // Step 1; 36 = header, format, id (4), date (2), serial (3), 2 algos, 2 lengths, hash, trailer.
     if cert.len() != n || n < 36 {
@@ -208,7 +230,8 @@ pub fn recover_issuer_key(
     }
     // Step 12.
     let modulus = assemble_modulus(KeyLevel::Issuer, key_field, pk_len, remainder)?;
-    Ok(PublicKey { modulus, exponent: exponent.to_vec() })
+    let serial = [x[8], x[9], x[10]];
+    Ok((PublicKey { modulus, exponent: exponent.to_vec() }, serial))
 }
 
 /// Book 2 §6.4: retrieval of the ICC public key from 9F46 / 9F48 / 9F47 with the issuer key.
@@ -264,7 +287,7 @@ pub fn recover_icc_key(
     Ok(PublicKey { modulus, exponent: exponent.to_vec() })
 }
 
-/// Book 2 §6.5.2 with fDDA's terminal dynamic data (9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69): checks 9F4B
+/// Book 2 §6.5.2 with fDDA's terminal dynamic data (version 01: 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69; 00: 9F37): checks 9F4B
 /// and returns the ICC Dynamic Number.
 pub fn verify_sdad(icc: &PublicKey, sdad: &[u8], terminal_dynamic_data: &[u8]) -> Result<FddaOk, OdaError> {
     let n = icc.modulus.len();
@@ -396,6 +419,7 @@ mod tests {
         sdad: Vec<u8>,
         terminal: Vec<u8>,
         txn_date: EmvDate,
+        revoked: Vec<[u8; 3]>,
     }
 
     impl Objects {
@@ -411,6 +435,7 @@ mod tests {
                 sdad: h(SDAD),
                 terminal: h(TERMINAL),
                 txn_date: TODAY,
+                revoked: vec![],
             }
         }
         fn input(&self) -> FddaInput<'_> {
@@ -427,6 +452,7 @@ mod tests {
                 sdad: &self.sdad,
                 terminal_dynamic_data: &self.terminal,
                 txn_date: self.txn_date,
+                revoked_issuer_serials: &self.revoked,
             }
         }
         fn verify(&self) -> Result<FddaOk, OdaError> {
@@ -438,6 +464,16 @@ mod tests {
     fn valid_chain_gives_the_icc_dynamic_number() {
         let ok = Objects::new().verify().unwrap();
         assert_eq!(ok.icc_dynamic_number, [0x1A, 0x2B, 0x3C, 0x4D, 0x5E, 0x6F, 0x70, 0x81]);
+    }
+
+    #[test]
+    fn revoked_issuer_serial_fails_book2_6_3_step_10() {
+        let mut o = Objects::new();
+        o.revoked = vec![[0, 0, 2], [0xA1, 0, 0]];
+        assert!(o.verify().is_ok(), "other serials listed");
+        o.revoked.push([0, 0, 1]);
+        assert_eq!(o.verify(), Err(OdaError::IssuerCertRevoked { serial: "000001".into() }));
+        assert_eq!(o.verify().unwrap_err().to_string(), "issuer public key certificate (90) serial 000001 is revoked (certification revocation list)");
     }
 
     #[test]

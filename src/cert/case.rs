@@ -281,7 +281,13 @@ pub fn profile_with(name: &str, overrides: Option<&toml::Table>) -> Result<test_
             };
             for c in cards.iter_mut().filter_map(|c| c.as_table_mut()) {
                 for (ck, cv) in fields {
-                    c.insert(ck.clone(), cv.clone());
+                    // Nested tables (`keys`, `behaviour`) merge key by key into the card's own.
+                    match (c.get_mut(ck).and_then(|t| t.as_table_mut()), cv.as_table()) {
+                        (Some(own), Some(sub)) => own.extend(sub.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                        _ => {
+                            c.insert(ck.clone(), cv.clone());
+                        }
+                    }
                 }
             }
         } else {
@@ -476,6 +482,19 @@ expect = { outcome = "ONLINE_REQUEST" }
         assert!(p.cards[0].offline_capable);
         let e = parse(&OK.replace("expect =", "overrides = { card = { colour = 1 } }\nexpect =")).unwrap_err().to_string();
         assert!(e.contains("case X.1") && e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn nested_card_tables_merge_key_by_key() {
+        let p = profile_with("unionpay-transit", Some(&toml::from_str("card = { keys = { issuer_cert_serial = \"0000A1\" } }").unwrap())).unwrap();
+        let k = &p.cards[0].keys;
+        // The one key replaced, the others kept from the profile.
+        assert_eq!((k.issuer_cert_serial.as_deref(), k.ca.as_str(), k.ca_index.as_str()), (Some("0000A1"), "ca-unionpay-e1", "E1"));
+        // A nested table the profile lacks is inserted whole.
+        let p = profile_with("unionpay-transit", Some(&toml::from_str("card = { behaviour = { omit_expiry = true } }").unwrap())).unwrap();
+        assert!(p.cards[0].behaviour.omit_expiry);
+        // An unknown nested key is still refused.
+        assert!(profile_with("unionpay-transit", Some(&toml::from_str("card = { keys = { colour = 1 } }").unwrap())).unwrap_err().contains("colour"));
     }
 
     #[test]

@@ -224,7 +224,7 @@ pub fn icc_certificate(
 
 /// Signed Dynamic Application Data (9F4B), format 05, for fDDA: ICC dynamic data =
 /// `len(IDN) ‖ IDN`, BB padding, SHA-1 over format..padding ‖ `terminal_dynamic_data`
-/// (9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69).
+/// (fDDA version 01: 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69; version 00: 9F37).
 pub fn sign_dynamic_data(icc: &RsaKeyPair, icc_dynamic_number: &[u8], terminal_dynamic_data: &[u8]) -> Result<Vec<u8>, PkiError> {
     if !(2..=8).contains(&icc_dynamic_number.len()) {
         return Err(PkiError::DataLength { what: "ICC dynamic number", got: icc_dynamic_number.len(), limit: "2 to 8 bytes".into() });
@@ -290,6 +290,7 @@ mod tests {
                 sdad: &self.sdad,
                 terminal_dynamic_data: &TERMINAL_DATA,
                 txn_date: TODAY,
+                revoked_issuer_serials: &[],
             }
         }
     }
@@ -385,6 +386,7 @@ mod tests {
             sdad: &sdad,
             terminal_dynamic_data: &TERMINAL_DATA,
             txn_date: TODAY,
+            revoked_issuer_serials: &[],
         };
         assert_eq!(oda::verify_fdda(&input).unwrap().icc_dynamic_number, idn);
     }

@@ -16,6 +16,9 @@ pub struct Profile {
     pub fingerprint: FingerprintState,
     /// Respond to SELECT PPSE with this status word instead (e.g. "6A82").
     pub ppse_sw: Option<String>,
+    /// Raw bytes (hex) appended inside the PPSE's BF0C after the directory entries of the cards:
+    /// malformed or extra entries (`61` without `4F`, a length running past the entry …).
+    pub ppse_extra_entries: Option<String>,
     #[serde(rename = "card")]
     pub cards: Vec<CardProfile>,
 }
@@ -68,6 +71,13 @@ pub struct CardProfile {
     /// Include 9F27 in the GPO answer (C-7 cards do; Visa cards leave the CID in the IAD).
     #[serde(default = "yes")]
     pub send_cid: bool,
+    /// Layout of the Issuer Application Data (9F10). Absent: `visa-0` for Visa CVN 10 issuers,
+    /// `unionpay` for the others.
+    pub iad_format: Option<IadFormat>,
+    /// fDDA version the card signs with (9F69 byte 1): `"01"` (default) signs UN, amount,
+    /// currency and 9F69; `"00"` signs the unpredictable number only.
+    #[serde(default)]
+    pub fdda_version: FddaVersion,
     /// The card approves offline (TC) when the terminal allows and the offline balance covers it.
     #[serde(default)]
     pub offline_capable: bool,
@@ -99,6 +109,41 @@ pub struct CardKeys {
     pub issuer_cert_expiry: String,
     #[serde(default = "cert_expiry")]
     pub icc_cert_expiry: String,
+    /// Issuer certificate serial number, 3 bytes hex (default `000001`); `0000A1` is on the test
+    /// revocation list of `config/capk.toml`.
+    pub issuer_cert_serial: Option<String>,
+    /// PAN written into the ICC certificate instead of the card's (a PAN mismatch with 5A).
+    pub icc_cert_pan: Option<String>,
+}
+
+/// Issuer Application Data layouts the simulator can send (see `kernels::iad`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum IadFormat {
+    /// `06 ‖ DKI ‖ CVN 0A ‖ 03 ‖ CVR(3)`.
+    #[serde(rename = "visa-0")]
+    Visa0,
+    /// `06 ‖ DKI ‖ CVN 11 ‖ 03 ‖ CVR(3)`.
+    #[serde(rename = "visa-1")]
+    Visa1,
+    /// `1F ‖ CVN 22 ‖ DKI ‖ CVR(5) ‖ IDD option ‖ IDD`, 32 bytes.
+    #[serde(rename = "visa-2")]
+    Visa2,
+    /// `06 ‖ DKI ‖ CVN 12 ‖ 03 ‖ CVR(3)`.
+    #[serde(rename = "visa-3")]
+    Visa3,
+    /// `07 ‖ DKI ‖ CVN 01 ‖ 03 ‖ CVR(3) ‖ algorithm id`.
+    #[serde(rename = "unionpay")]
+    UnionPay,
+}
+
+/// fDDA version (9F69 byte 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum FddaVersion {
+    #[serde(rename = "00")]
+    V00,
+    #[default]
+    #[serde(rename = "01")]
+    V01,
 }
 
 /// Failure switches.
@@ -113,6 +158,20 @@ pub struct Behaviour {
     pub corrupt_sdad: bool,
     /// Status word for GPO instead of an answer, e.g. "6985".
     pub gpo_sw: Option<String>,
+    /// Corrupt the issuer public key certificate (90).
+    #[serde(default)]
+    pub corrupt_issuer_cert: bool,
+    /// Corrupt the ICC public key certificate (9F46).
+    #[serde(default)]
+    pub corrupt_icc_cert: bool,
+    /// Leave the Application Expiration Date (5F24) out of the records (track 2 keeps it).
+    #[serde(default)]
+    pub omit_expiry: bool,
+    /// A record (hex, sent as is) in proprietary SFI 11, record 1, listed in the AFL.
+    pub proprietary_record: Option<String>,
+    /// List that proprietary record for offline data authentication.
+    #[serde(default)]
+    pub proprietary_record_oda: bool,
 }
 
 fn yes() -> bool {

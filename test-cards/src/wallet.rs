@@ -4,7 +4,7 @@
 
 use crate::issuers::{self, Issuer};
 use crate::pki::{self, RsaKeyPair};
-use crate::profile::{CardProfile, FingerprintState, Form, Profile, ProfileError};
+use crate::profile::{CardProfile, FddaVersion, FingerprintState, Form, IadFormat, Profile, ProfileError};
 use kernels::apdu::{ins, sw, CApdu, RApdu, PPSE_NAME};
 use kernels::cryptogram::{self, CryptogramMethod};
 use kernels::dol::Dol;
@@ -44,6 +44,8 @@ pub struct Wallet {
     pub form: Form,
     fingerprint: FingerprintState,
     ppse_sw: Option<u16>,
+    /// Raw bytes appended in the PPSE's BF0C (profile `ppse_extra_entries`).
+    ppse_extra: Vec<u8>,
     pub cards: Vec<CardApp>,
     selected: Option<usize>,
     /// The phone is showing "confirm with your fingerprint" after a See Phone answer.
@@ -96,9 +98,10 @@ impl CardApp {
         };
 
         // Record 1 (SFI 1): static application data, signed through the ICC certificate.
+        let expiry = date("expiry", &p.expiry)?;
         let mut r1 = Builder::new()
             .put(tag::PAN, &pan_cn)
-            .put(tag::EXPIRY_DATE, &date("expiry", &p.expiry)?)
+            .put_opt(tag::EXPIRY_DATE, (!p.behaviour.omit_expiry).then_some(expiry.as_slice()))
             .put(tag::ISSUER_COUNTRY, &[0x01, 0x56])
             .put(tag::AUC, &[0xFF, 0x00])
             .put(tag::APP_VERSION_CARD, &[0x00, 0x30])
@@ -109,15 +112,37 @@ impl CardApp {
         let r1 = r1.wrap(tag::RECORD_TEMPLATE);
         let r1_value = &r1[2..];
         let mut static_data = r1_value.to_vec();
+        // A proprietary record (SFI 11) listed for ODA counts whole (Book 3 §10.3).
+        let proprietary = p.behaviour.proprietary_record.as_deref().map(|r| hex_field(name, "behaviour.proprietary_record", r)).transpose()?;
+        if let (Some(r), true) = (&proprietary, p.behaviour.proprietary_record_oda) {
+            static_data.extend_from_slice(r);
+        }
         static_data.extend_from_slice(&aip);
+        let serial: [u8; 3] = match &p.keys.issuer_cert_serial {
+            Some(v) => {
+                hex_field(name, "keys.issuer_cert_serial", v)?.try_into().map_err(|_| field("keys.issuer_cert_serial", "a serial number is 3 bytes".into()))?
+            }
+            None => [0, 0, 1],
+        };
+        let cert_pan = match &p.keys.icc_cert_pan {
+            Some(v) if v.len() >= 12 && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()) => pan_to_cn(v),
+            Some(_) => return Err(field("keys.icc_cert_pan", "a PAN has 12 to 19 digits".into())),
+            None => pan_cn.clone(),
+        };
 
         // Issuer id: the leftmost 8 digits of the PAN (Book 2 §5.3 Table 6).
         let issuer_id: [u8; 4] = pan_cn[..4].try_into().map_err(|_| field("pan", "too short".into()))?;
-        let (ipk_cert, ipk_rem) =
-            pki::issuer_certificate(&ca, &issuer_key, issuer_id, mmyy("keys.issuer_cert_expiry", &p.keys.issuer_cert_expiry)?, [0, 0, 1]).map_err(pki_err)?;
-        let (icc_cert, icc_rem) =
-            pki::icc_certificate(&issuer_key, &icc_key, &pan_cn, mmyy("keys.icc_cert_expiry", &p.keys.icc_cert_expiry)?, [0, 0, 1], &static_data)
+        let (mut ipk_cert, ipk_rem) =
+            pki::issuer_certificate(&ca, &issuer_key, issuer_id, mmyy("keys.issuer_cert_expiry", &p.keys.issuer_cert_expiry)?, serial).map_err(pki_err)?;
+        let (mut icc_cert, icc_rem) =
+            pki::icc_certificate(&issuer_key, &icc_key, &cert_pan, mmyy("keys.icc_cert_expiry", &p.keys.icc_cert_expiry)?, [0, 0, 1], &static_data)
                 .map_err(pki_err)?;
+        // Failure switches: one flipped byte and the certificate no longer opens.
+        for (on, cert) in [(p.behaviour.corrupt_issuer_cert, &mut ipk_cert), (p.behaviour.corrupt_icc_cert, &mut icc_cert)] {
+            if let (true, Some(b)) = (on, cert.get_mut(20)) {
+                *b ^= 0x5A;
+            }
+        }
         let r2 = Builder::new()
             .put(tag::CA_PK_INDEX, &ca_index)
             .put(tag::ISSUER_PK_CERT, &ipk_cert)
@@ -141,8 +166,11 @@ impl CardApp {
             aip,
             issuer,
             icc_key,
-            records: vec![(1, 1, r1), (1, 2, r2), (1, 3, r3)],
-            afl: vec![0x08, 1, 3, 1],
+            records: [vec![(1, 1, r1), (1, 2, r2), (1, 3, r3)], proprietary.iter().map(|r| (11, 1, r.clone())).collect()].concat(),
+            afl: match proprietary {
+                Some(_) => vec![0x08, 1, 3, 1, 11 << 3, 1, 1, u8::from(p.behaviour.proprietary_record_oda)],
+                None => vec![0x08, 1, 3, 1],
+            },
             atc: p.atc,
             offline_balance: p.offline_balance,
             priority: p.priority,
@@ -179,6 +207,7 @@ impl Wallet {
             form: p.form,
             fingerprint: p.fingerprint,
             ppse_sw: sw_field(name, "ppse_sw", &p.ppse_sw)?,
+            ppse_extra: p.ppse_extra_entries.as_deref().map(|h| hex_field(name, "ppse_extra_entries", h)).transpose()?.unwrap_or_default(),
             cards,
             selected: None,
             prompt_shown: false,
@@ -252,6 +281,7 @@ impl Wallet {
                 return RApdu::sw(s);
             }
             let mut dir = Builder::new();
+            let extra = self.ppse_extra.clone();
             for card in &self.cards {
                 let mut e = Builder::new().put(tag::AID_CARD, &card.aid).put(tag::APPLICATION_LABEL, card.profile.label.as_bytes());
                 if let Some(p) = card.priority {
@@ -262,6 +292,7 @@ impl Wallet {
                 }
                 dir = dir.raw(&e.wrap(tag::DIRECTORY_ENTRY));
             }
+            dir = dir.raw(&extra);
             let a5 = Builder::new().raw(&dir.wrap(tag::FCI_ISSUER_DISCRETIONARY)).wrap(tag::FCI_PROPRIETARY);
             let fci = Builder::new().put(tag::DF_NAME, PPSE_NAME).raw(&a5).wrap(tag::FCI_TEMPLATE);
             return RApdu::new(fci, sw::OK);
@@ -370,12 +401,11 @@ impl Wallet {
         }
 
         // Issuer Application Data with the CVR; the AC type sits in CVR byte 2.
-        let iad = match card.issuer.method {
-            // Visa format 0: 06 ‖ DKI ‖ CVN 0A ‖ CVR(03 xx 00 00); CVR byte 2 b6-b5 = AC type.
-            CryptogramMethod::VisaCvn10 => vec![0x06, 0x01, 0x0A, 0x03, (ctype.cid() >> 6) << 4, 0x00, 0x00],
-            // PBOC-style: 07 ‖ DKI ‖ CVN ‖ CVR(03 xx 00 00) ‖ algorithm id; CVR byte 2 b8-b7 = AC type.
-            CryptogramMethod::EmvCsk => vec![0x07, 0x01, 0x01, 0x03, ctype.cid(), 0x00, 0x00, 0x01],
-        };
+        let format = card.profile.iad_format.unwrap_or(match card.issuer.method {
+            CryptogramMethod::VisaCvn10 => IadFormat::Visa0,
+            CryptogramMethod::EmvCsk => IadFormat::UnionPay,
+        });
+        let iad = issuer_application_data(format, ctype);
         let trailer = match card.issuer.method {
             CryptogramMethod::VisaCvn10 => iad[3..7].to_vec(),
             CryptogramMethod::EmvCsk => iad.clone(),
@@ -401,7 +431,11 @@ impl Wallet {
             let h = Sha1::new().chain_update(&card.pan_cn).chain_update(atc).chain_update(&un).finalize();
             [h[0], h[1], h[2], h[3]]
         };
-        let mut cad = vec![0x01];
+        let fdda_version = card.profile.fdda_version;
+        let mut cad = vec![match fdda_version {
+            FddaVersion::V00 => 0x00,
+            FddaVersion::V01 => 0x01,
+        }];
         cad.extend_from_slice(&card_un);
         cad.extend_from_slice(&ctq.0);
 
@@ -426,10 +460,13 @@ impl Wallet {
         }
         // fDDA: sign UN ‖ amount ‖ currency ‖ 9F69 on the offline path when the AIP offers DDA.
         if ctype == CryptogramType::Tc && card.aip[0] & 0x20 != 0 {
+            // Version 00 signs the unpredictable number only; 01 also amount, currency, 9F69.
             let mut tdd = un.clone();
-            tdd.extend(term(tag::AMOUNT_AUTHORISED).unwrap_or_else(|| vec![0; 6]));
-            tdd.extend_from_slice(&currency);
-            tdd.extend_from_slice(&cad);
+            if fdda_version == FddaVersion::V01 {
+                tdd.extend(term(tag::AMOUNT_AUTHORISED).unwrap_or_else(|| vec![0; 6]));
+                tdd.extend_from_slice(&currency);
+                tdd.extend_from_slice(&cad);
+            }
             let idn = Sha1::new().chain_update(b"IDN").chain_update(&card.pan_cn).chain_update(atc).finalize();
             match pki::sign_dynamic_data(&card.icc_key, &idn[..8], &tdd) {
                 Ok(mut sdad) => {
@@ -448,6 +485,23 @@ impl Wallet {
         }
         self.last = Some(LastTxn { cryptogram: ctype, cdcvm, atc: card.atc, amount: amount.0 });
         RApdu::new(resp.wrap(tag::RESPONSE_FORMAT_2), sw::OK)
+    }
+}
+
+/// The Issuer Application Data of `format` with the cryptogram type in its CVR, bits b6-b5 of
+/// CVR byte 2 (byte 1 in Visa format 2, whose CVR has no length byte): see `kernels::iad`.
+fn issuer_application_data(format: IadFormat, ctype: CryptogramType) -> Vec<u8> {
+    let ac = (ctype.cid() >> 6) << 4;
+    match format {
+        IadFormat::Visa0 => vec![0x06, 0x01, 0x0A, 0x03, ac, 0x00, 0x00],
+        IadFormat::Visa1 => vec![0x06, 0x01, 0x11, 0x03, ac, 0x00, 0x00],
+        IadFormat::Visa3 => vec![0x06, 0x01, 0x12, 0x03, ac, 0x00, 0x00],
+        IadFormat::Visa2 => {
+            let mut v = vec![0x1F, 0x22, 0x01, ac, 0x00, 0x00, 0x00, 0x00, 0x00];
+            v.resize(32, 0x00);
+            v
+        }
+        IadFormat::UnionPay => vec![0x07, 0x01, 0x01, 0x03, ac, 0x00, 0x00, 0x01],
     }
 }
 
@@ -488,6 +542,44 @@ mod tests {
         // One verification pays once.
         assert!(!w.fingerprint_given());
         assert_eq!(w.last.as_ref().map(|l| l.cryptogram), Some(CryptogramType::Arqc));
+    }
+
+    #[test]
+    fn iad_layouts_carry_the_cryptogram_type_where_the_terminal_reads_it() {
+        use kernels::iad::{cryptogram_type, IadScheme};
+        for ct in [CryptogramType::Aac, CryptogramType::Tc, CryptogramType::Arqc] {
+            for f in [IadFormat::Visa0, IadFormat::Visa1, IadFormat::Visa2, IadFormat::Visa3] {
+                assert_eq!(cryptogram_type(IadScheme::Visa, &issuer_application_data(f, ct)), Some(ct), "{f:?}");
+            }
+            assert_eq!(cryptogram_type(IadScheme::UnionPay, &issuer_application_data(IadFormat::UnionPay, ct)), Some(ct));
+        }
+        assert_eq!(issuer_application_data(IadFormat::Visa2, CryptogramType::Tc).len(), 32);
+    }
+
+    #[test]
+    fn conformance_knobs_shape_the_card() {
+        let mut p = Profile::load("unionpay-transit").unwrap();
+        p.ppse_extra_entries = Some("61054F03A00000".into());
+        p.cards[0].send_cid = false;
+        p.cards[0].fdda_version = FddaVersion::V00;
+        p.cards[0].behaviour.omit_expiry = true;
+        p.cards[0].behaviour.proprietary_record = Some("DF01021234".into());
+        let mut w = Wallet::from_profile("t", &p).unwrap();
+        let ppse = w.transmit(&CApdu::select(PPSE_NAME).to_bytes());
+        assert!(hex::encode_upper(&ppse).contains("61054F03A000009000"), "extra entry appended at the end of BF0C");
+        select(&mut w, "A000000333010101");
+        let r = w.transmit(&gpo_cmd([0x26, 0x00, 0x40, 0x80], 1000));
+        let data = &r[..r.len() - 2];
+        assert_eq!(tlv::find(data, tag::CID).unwrap(), None);
+        assert_eq!(tlv::find(data, tag::CARD_AUTH_RELATED_DATA).unwrap().and_then(|c| c.first().copied()), Some(0x00));
+        assert_eq!(tlv::find(data, tag::AFL).unwrap().unwrap(), &[0x08, 1, 3, 1, 0x58, 1, 1, 0][..]);
+        let rec = w.transmit(&CApdu::read_record(11, 1).to_bytes());
+        assert_eq!(rec, hex::decode("DF010212349000").unwrap());
+        let r1 = w.transmit(&CApdu::read_record(1, 1).to_bytes());
+        assert_eq!(tlv::find(&r1[2..r1.len() - 2], tag::EXPIRY_DATE).unwrap(), None, "5F24 left out");
+        // A serial that is not 3 bytes is refused.
+        p.cards[0].keys.issuer_cert_serial = Some("A1".into());
+        assert!(Wallet::from_profile("t", &p).is_err());
     }
 
     #[test]

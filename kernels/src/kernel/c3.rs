@@ -34,9 +34,9 @@ impl Policy for C3 {
     }
 
     /// C-3 §5.4.3.1: when the card omits the CID (9F27), as Visa cards do, the cryptogram type is
-    /// the IAD's CVR byte 2 bits b6-b5 (IAD byte 5).
+    /// read from the IAD by its Visa format (0/1/3: CVR byte 2; format 2 "1F…": CVR byte 1).
     fn cryptogram_type_without_cid(iad: Option<&[u8]>) -> CryptogramType {
-        qvsdc::ac_type_from_iad_cvr(iad)
+        crate::iad::cryptogram_type_or_aac(crate::iad::IadScheme::Visa, iad)
     }
 }
 
@@ -71,5 +71,8 @@ mod tests {
         assert_eq!(C3::cryptogram_type_without_cid(Some(&[0x06, 0x01, 0x0A, 0x03, 0x00, 0, 0])), CryptogramType::Aac);
         assert_eq!(C3::cryptogram_type_without_cid(Some(&[0x06, 0x01])), CryptogramType::Aac);
         assert_eq!(C3::cryptogram_type_without_cid(None), CryptogramType::Aac);
+        let mut f2 = vec![0x1F, 0x22, 0x01, 0x10];
+        f2.resize(32, 0);
+        assert_eq!(C3::cryptogram_type_without_cid(Some(&f2)), CryptogramType::Tc);
     }
 }

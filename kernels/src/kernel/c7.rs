@@ -19,10 +19,11 @@ impl Policy for C7 {
 
     // No look at the FCI before activation: Book B §3.3.3.6 is about Visa AIDs on Kernel 3.
 
-    /// C-7 cards send 9F27; for one that does not, the C-3 §5.4.3.1 fallback applies: the IAD's
-    /// CVR byte 2 bits b6-b5 (IAD byte 5).
+    /// C-7 cards send 9F27; for one that does not, the cryptogram type is read from the UnionPay
+    /// IAD (`07 ‖ DKI ‖ CVN ‖ 03 ‖ CVR`, CVR byte 2 b6-b5; layout unverified), as C-3 §5.4.3.1
+    /// does from the Visa IAD.
     fn cryptogram_type_without_cid(iad: Option<&[u8]>) -> CryptogramType {
-        qvsdc::ac_type_from_iad_cvr(iad)
+        crate::iad::cryptogram_type_or_aac(crate::iad::IadScheme::UnionPay, iad)
     }
 }
 
@@ -47,6 +48,9 @@ mod tests {
     #[test]
     fn cryptogram_type_without_cid_reads_the_iad_cvr() {
         assert_eq!(C7::cryptogram_type_without_cid(Some(&[0x07, 0x01, 0x01, 0x03, 0x20, 0, 0, 0])), CryptogramType::Arqc);
+        assert_eq!(C7::cryptogram_type_without_cid(Some(&[0x07, 0x01, 0x01, 0x03, 0x10, 0, 0, 1])), CryptogramType::Tc);
+        // A Visa-shaped IAD (length 06) is not a UnionPay one: not read.
+        assert_eq!(C7::cryptogram_type_without_cid(Some(&[0x06, 0x01, 0x0A, 0x03, 0x20, 0, 0])), CryptogramType::Aac);
         assert_eq!(C7::cryptogram_type_without_cid(None), CryptogramType::Aac);
     }
 }

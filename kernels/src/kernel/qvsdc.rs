@@ -61,7 +61,7 @@ pub struct Qvsdc<P: Policy> {
     card_tags: Vec<Tag>,
     records: VecDeque<(u8, u8, bool)>,
     static_data: Vec<u8>,
-    /// Records that could not take part in ODA (SFI 1-10 not coded as template 70).
+    /// A record read for ODA was not coded as template 70 (Book 3 §10.3: ODA fails).
     static_data_error: bool,
     ind: Indicators,
     online_capable: bool,
@@ -252,6 +252,10 @@ impl<P: Policy> Qvsdc<P> {
             }
             _ => return KernelStep::Outcome(Outcome::end_application("GPO response is neither format 1 nor format 2")),
         }
+        // C-3 §4.1.1.1: 9F6E is kept with byte 4's low nibble cleared.
+        if let Some(ff) = self.store.get(tag::FORM_FACTOR).map(mask_form_factor) {
+            self.store.set(tag::FORM_FACTOR, ff);
+        }
         let afl = match self.store.get(tag::AFL).map(Afl::parse).transpose() {
             Ok(a) => a.unwrap_or_default(),
             Err(e) => return KernelStep::Outcome(Outcome::end_application(format!("card AFL invalid: {e}"))),
@@ -283,15 +287,22 @@ impl<P: Policy> Qvsdc<P> {
                 crate::apdu::sw_meaning(r.sw)
             )));
         }
-        let top = match tlv::parse_all(&r.data) {
-            Ok(t) => t,
-            Err(e) => return KernelStep::Outcome(Outcome::end_application(format!("record SFI {sfi} malformed: {e}"))),
-        };
-        let Some(t70) = top.iter().find(|t| t.tag == tag::RECORD_TEMPLATE) else {
-            if oda && sfi <= 10 {
+        let top = tlv::parse_all(&r.data);
+        let Some(t70) = top.as_ref().ok().and_then(|top| top.iter().find(|t| t.tag == tag::RECORD_TEMPLATE)) else {
+            // Book 3 §10.2 / C-3 and C-7 read-record rule: SFI 11-30 are the issuer's own
+            // (proprietary) files, whose records need not be template 70: the transaction goes
+            // on without their data. A record read for ODA that is not template 70 makes ODA
+            // fail (Book 3 §10.3), whatever its SFI.
+            if oda {
                 self.static_data_error = true;
             }
-            return KernelStep::Outcome(Outcome::end_application(format!("record SFI {sfi} is not a template 70")));
+            if is_proprietary_sfi(sfi) {
+                return self.next_record();
+            }
+            return KernelStep::Outcome(Outcome::end_application(match top {
+                Err(e) => format!("record SFI {sfi} malformed: {e}"),
+                Ok(_) => format!("record SFI {sfi} is not a template 70"),
+            }));
         };
         if oda {
             if sfi <= 10 {
@@ -355,6 +366,17 @@ impl<P: Policy> Qvsdc<P> {
         let ctq = self.store.get(tag::CTQ).and_then(Ctq::from_slice);
         let ttq = self.ttq();
 
+        // Processing restrictions (C-3 §5.5.1.1; Book 3 §10.5.2-10.5.3). The TVR records them
+        // on every path, an offline decline by the card (AAC) included; they decide only an
+        // offline (TC) approval.
+        let expired = expiry_passed(self.store.get(tag::EXPIRY_DATE), self.date);
+        let not_effective = self.store.get(tag::EFFECTIVE_DATE).and_then(EmvDate::from_bcd).is_some_and(|e| self.date < e);
+        self.summary.tvr.set_expired_application(expired);
+        self.summary.tvr.set_not_yet_effective(not_effective);
+        if self.ind.floor_limit_exceeded {
+            self.summary.tvr.set_floor_limit_exceeded(true);
+        }
+
         // C-3 §5.4.3.2: the card's decision first.
         let mut online = false;
         match ctype {
@@ -368,19 +390,14 @@ impl<P: Policy> Qvsdc<P> {
             CryptogramType::Rfu => return self.declined("card returned an RFU cryptogram type", false),
         }
 
-        // Processing restrictions (C-3 §5.5.1.1; Book 3 §10.5.2-10.5.3). The TVR records them
-        // on every path; they decide only an offline (TC) approval.
-        let expired = match self.store.get(tag::EXPIRY_DATE).and_then(EmvDate::from_bcd) {
-            Some(e) => self.date > e,
-            None => true,
-        };
-        let not_effective = self.store.get(tag::EFFECTIVE_DATE).and_then(EmvDate::from_bcd).is_some_and(|e| self.date < e);
-        self.summary.tvr.set_expired_application(expired);
-        self.summary.tvr.set_not_yet_effective(not_effective);
-        if self.ind.floor_limit_exceeded {
-            self.summary.tvr.set_floor_limit_exceeded(true);
-        }
         if !online {
+            // The processing restrictions of an offline approval need the date itself: a card
+            // without 5F24 is declined offline with "ICC data missing", not taken as expired
+            // (project rule; C-3 lists 5F24 for offline approvals, unverified).
+            if !self.store.has(tag::EXPIRY_DATE) {
+                self.summary.tvr.set_icc_data_missing(true);
+                return self.declined("card data missing for an offline approval: Application Expiration Date (5F24)", true);
+            }
             if expired {
                 // C-3 §5.5.1.1: expired → online if the card allows (CTQ byte 1 b4), else decline.
                 if ctq.is_some_and(|c| c.online_if_expired()) && self.online_capable {
@@ -520,8 +537,9 @@ impl<P: Policy> Qvsdc<P> {
         Ok(Cvm::NoCvm)
     }
 
-    /// fDDA (Book 2 §6.5, C-3 Annex / qPBOC): CA key by RID + 8F, chain to the ICC key, SDAD over
-    /// 9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69.
+    /// fDDA (Book 2 §6.5, C-3 Annex / qPBOC): CA key by RID + 8F, chain to the ICC key (issuer
+    /// certificate serial checked against the revocation list), SDAD over the terminal dynamic
+    /// data of the card's fDDA version ([`fdda_terminal_dynamic_data`]).
     fn run_fdda(&mut self, capks: &CapkStore) -> Result<(), String> {
         let s = &self.store;
         let need = |t: Tag| s.get(t).ok_or_else(|| format!("{} ({t}) missing", tag::name(t)));
@@ -531,10 +549,6 @@ impl<P: Policy> Qvsdc<P> {
         let aid = self.summary.aid.clone().unwrap_or_default();
         let index = *need(tag::CA_PK_INDEX)?.first().ok_or("empty CA key index")?;
         let capk = capks.get(aid.get(..5).ok_or("AID shorter than a RID")?, index, self.date).map_err(|e| e.to_string())?;
-        let cad = need(tag::CARD_AUTH_RELATED_DATA)?;
-        if cad.first() != Some(&0x01) {
-            return Err("fDDA version in 9F69 is not 01".into());
-        }
         let mut static_data = self.static_data.clone();
         // Book 2 §5.4 / C-3: 9F4A may list only the AIP.
         if let Some(list) = s.get(tag::SDA_TAG_LIST) {
@@ -543,11 +557,14 @@ impl<P: Policy> Qvsdc<P> {
             }
             static_data.extend_from_slice(need(tag::AIP)?);
         }
-        let mut dyn_data = Vec::new();
-        for t in [tag::UNPREDICTABLE_NUMBER, tag::AMOUNT_AUTHORISED, tag::TXN_CURRENCY] {
-            dyn_data.extend_from_slice(need(t)?);
-        }
-        dyn_data.extend_from_slice(cad);
+        // fDDA version 00 signs the unpredictable number only, version 01 also the amount, the
+        // currency and 9F69.
+        let dyn_data = fdda_terminal_dynamic_data(
+            s.get(tag::CARD_AUTH_RELATED_DATA),
+            need(tag::UNPREDICTABLE_NUMBER)?,
+            need(tag::AMOUNT_AUTHORISED)?,
+            need(tag::TXN_CURRENCY)?,
+        )?;
         let input = FddaInput {
             capk,
             pan: need(tag::PAN)?,
@@ -561,16 +578,92 @@ impl<P: Policy> Qvsdc<P> {
             sdad: need(tag::SDAD)?,
             terminal_dynamic_data: &dyn_data,
             txn_date: self.date,
+            revoked_issuer_serials: &capks.revoked_issuer_serials(&capk.rid, capk.index),
         };
         oda::verify_fdda(&input).map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
-/// The cryptogram type in the CVR carried by the IAD: CVR byte 2 bits b6-b5 (IAD byte 5), as
-/// `00` AAC, `01` TC, `10` ARQC; no IAD byte 5 = AAC.
-pub fn ac_type_from_iad_cvr(iad: Option<&[u8]>) -> CryptogramType {
-    match iad.and_then(|iad| iad.get(4)) {
-        Some(b) => CryptogramType::from_cid(((b >> 4) & 0x03) << 6),
-        None => CryptogramType::Aac,
+/// Book 3 §10.2: short file identifiers 11 to 30 are the issuer's proprietary files.
+pub fn is_proprietary_sfi(sfi: u8) -> bool {
+    (11..=30).contains(&sfi)
+}
+
+/// Book 3 §10.5.3 / C-3 §5.5.1.1: whether the application expired before `today`. Only a present
+/// Application Expiration Date (5F24) can have passed: a card that sends none (online-only cards
+/// may leave it to track 2) is not "expired" (the TVR bit stays clear). A 5F24 that is not a
+/// valid YYMMDD counts as passed.
+pub fn expiry_passed(expiry: Option<&[u8]>, today: EmvDate) -> bool {
+    match expiry {
+        None => false,
+        Some(v) => EmvDate::from_bcd(v).is_none_or(|e| crate::capk::is_past(e, today)),
+    }
+}
+
+/// C-3 §4.1.1.1 (REFERENCE §2.5): the Form Factor Indicator (9F6E) is kept, and goes into the
+/// data record, with the low nibble of its byte 4 cleared. Shorter values are kept as sent.
+pub fn mask_form_factor(v: &[u8]) -> Vec<u8> {
+    let mut out = v.to_vec();
+    if let Some(b) = out.get_mut(3) {
+        *b &= 0xF0;
+    }
+    out
+}
+
+/// fDDA's terminal dynamic data by the fDDA version in the Card Authentication Related Data
+/// (9F69 byte 1; REFERENCE §3.4-§3.5, C-3 / C-7 fDDA):
+/// - version `01`: `9F37 ‖ 9F02 ‖ 5F2A ‖ 9F69` (the whole 9F69 as read);
+/// - version `00`, or no 9F69 at all: `9F37` only (Visa fDDA 00; unverified, the digest names
+///   version 01 only);
+/// - any other version: not supported, fDDA fails.
+pub fn fdda_terminal_dynamic_data(cad: Option<&[u8]>, un: &[u8], amount: &[u8], currency: &[u8]) -> Result<Vec<u8>, String> {
+    match cad.map(|c| (c.first().copied(), c)) {
+        None | Some((Some(0x00), _)) => Ok(un.to_vec()),
+        Some((Some(0x01), c)) => Ok([un, amount, currency, c].concat()),
+        Some((Some(v), _)) => Err(format!("fDDA version {v:02X} in 9F69 is not supported (00 or 01)")),
+        Some((None, _)) => Err("card authentication related data (9F69) is empty".into()),
+    }
+}
+
+#[cfg(test)]
+mod conformance_tests {
+    use super::*;
+
+    #[test]
+    fn proprietary_sfis_are_11_to_30() {
+        assert!(!is_proprietary_sfi(10));
+        assert!(is_proprietary_sfi(11));
+        assert!(is_proprietary_sfi(30));
+        assert!(!is_proprietary_sfi(31));
+    }
+
+    #[test]
+    fn expiry_only_when_present() {
+        let today = EmvDate(261205);
+        assert!(!expiry_passed(None, today));
+        assert!(!expiry_passed(Some(&[0x29, 0x12, 0x31]), today));
+        assert!(!expiry_passed(Some(&[0x26, 0x12, 0x05]), today), "valid through its last day");
+        assert!(expiry_passed(Some(&[0x26, 0x12, 0x04]), today));
+        assert!(expiry_passed(Some(&[0x99, 0x12, 0x31]), today), "1999");
+        assert!(expiry_passed(Some(&[0x26, 0x13, 0x01]), today), "month 13 is not a date");
+        assert!(expiry_passed(Some(&[0x26]), today), "too short");
+    }
+
+    #[test]
+    fn form_factor_byte_4_low_nibble_cleared() {
+        assert_eq!(mask_form_factor(&[0x20, 0x70, 0x00, 0x0F]), vec![0x20, 0x70, 0x00, 0x00]);
+        assert_eq!(mask_form_factor(&[0x20, 0x70, 0x00, 0xA5, 0x11]), vec![0x20, 0x70, 0x00, 0xA0, 0x11]);
+        assert_eq!(mask_form_factor(&[0x20, 0x70, 0x0F]), vec![0x20, 0x70, 0x0F]);
+    }
+
+    #[test]
+    fn fdda_dynamic_data_by_version() {
+        let (un, amt, cur) = ([1, 2, 3, 4], [0, 0, 0, 0, 0x20, 0], [0x01, 0x56]);
+        let v1 = [0x01, 9, 9, 9, 9, 0x00, 0x00];
+        assert_eq!(fdda_terminal_dynamic_data(Some(&v1), &un, &amt, &cur).unwrap(), [&un[..], &amt, &cur, &v1].concat());
+        assert_eq!(fdda_terminal_dynamic_data(Some(&[0x00, 9, 9, 9, 9]), &un, &amt, &cur).unwrap(), un.to_vec());
+        assert_eq!(fdda_terminal_dynamic_data(None, &un, &amt, &cur).unwrap(), un.to_vec());
+        assert!(fdda_terminal_dynamic_data(Some(&[0x02, 9]), &un, &amt, &cur).unwrap_err().contains("version 02"));
+        assert!(fdda_terminal_dynamic_data(Some(&[]), &un, &amt, &cur).unwrap_err().contains("empty"));
     }
 }
