@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cert;
 pub mod clock;
 pub mod decode;
+pub mod gate;
 pub mod host;
 pub mod journal;
 pub mod online;
