@@ -192,13 +192,21 @@ impl PurseDateTime {
 
 /// The 8-byte card serial number the keys are diversified with: the rightmost 8 bytes of the
 /// 10-byte application serial number of EF 15 (transit.md step 3: "application serial (8)").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `Debug` shows only its last 4 digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CardSerial(pub [u8; 8]);
+
+impl std::fmt::Debug for CardSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CardSerial(…{:02X}{:02X})", self.0[6], self.0[7])
+    }
+}
 
 /// EF 0x15 public information, 30 bytes (JT/T 978 layout as commonly documented; unverified):
 /// issuer id 8 | application type 1 | application version 1 | application serial number 10 (BCD;
 /// its first two bytes are the city code) | start date 4 | expiry date 4 | issuer data 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows the card number masked like a PAN.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PublicInfo {
     pub issuer_id: [u8; 8],
     pub app_type: u8,
@@ -250,11 +258,28 @@ impl PublicInfo {
         crate::types::digits(&self.app_serial)
     }
 
+    /// The card number masked for logs and screens (first 6, last 4, like a PAN).
+    pub fn masked_card_number(&self) -> String {
+        crate::types::mask_pan(&self.card_number())
+    }
+
     /// The serial the purse keys are diversified with.
     pub fn serial(&self) -> CardSerial {
         let mut s = [0u8; 8];
         s.copy_from_slice(&self.app_serial[2..]);
         CardSerial(s)
+    }
+}
+
+impl std::fmt::Debug for PublicInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicInfo")
+            .field("issuer_id", &hex::encode_upper(self.issuer_id))
+            .field("app_type", &self.app_type)
+            .field("card_number", &self.masked_card_number())
+            .field("start", &self.start)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
     }
 }
 
@@ -561,8 +586,11 @@ mod tests {
         assert_eq!(p.issuer_id, h("0311310000000001").as_slice());
         assert_eq!((p.app_type, p.app_version), (0x02, 0x01));
         assert_eq!(p.card_number(), "31000000000012345678");
+        assert_eq!(p.masked_card_number(), "310000**********5678");
+        assert!(!format!("{p:?}").contains("0000000012345678") && format!("{p:?}").contains("310000**********5678"));
         assert_eq!(p.city_code(), [0x31, 0x00]);
         assert_eq!(p.serial(), CardSerial(h("0000000012345678").try_into().unwrap()));
+        assert_eq!(format!("{:?}", p.serial()), "CardSerial(…5678)");
         assert_eq!(p.start, PurseDate([0x20, 0x24, 0x01, 0x01]));
         assert_eq!(p.to_bytes(), ef15());
         assert!(matches!(PublicInfo::parse(&ef15()[..29]), Err(PurseError::Length { .. })));
