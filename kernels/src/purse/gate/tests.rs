@@ -508,3 +508,66 @@ fn torn_debits_of_other_cards_are_left_alone() {
     let (mut t, _) = PurseTxn::start(setup(Direction::Exit), now(), vec![other]);
     assert_eq!(run(&mut t, vec![fci(), ef15(&card())]), Action::Transmit(crate::purse::read_trip_record()));
 }
+
+/// A plausible answer to each purse command (what `in_state` feeds), for the property test.
+fn plausible(c: &CApdu) -> RApdu {
+    use crate::purse::ins as i;
+    let ok = |d: Vec<u8>| RApdu::new(d, 0x9000);
+    match c.ins {
+        crate::apdu::ins::SELECT => match fci() {
+            Event::Card(r) => r,
+            _ => unreachable!(),
+        },
+        i::READ_BINARY => ok(card().to_bytes()),
+        i::READ_RECORD => ok(entered_at(THERE, at(8, 0)).to_bytes()),
+        i::INITIALIZE => ok(init(1000, 7).to_bytes()),
+        i::DEBIT | i::GET_TRANSACTION_PROVE => ok(PROOF.to_bytes()),
+        _ => ok(vec![]),
+    }
+}
+
+proptest::proptest! {
+    /// Driven by a loop that answers what is asked, the transaction always ends — whatever the
+    /// card says (plausible answers mixed with junk, lost cards), whatever the PSAM and the fare
+    /// rule say — without a panic and without an `Unexpected`.
+    #[test]
+    fn any_card_any_psam_always_ends(
+        answers in proptest::collection::vec(proptest::option::of((proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..40), proptest::arbitrary::any::<u16>())), 0..12),
+        lose_at in proptest::option::of(0usize..12),
+        fare in proptest::arbitrary::any::<u32>(),
+        psam_ok in proptest::arbitrary::any::<bool>(),
+        exit in proptest::arbitrary::any::<bool>(),
+        with_torn in proptest::arbitrary::any::<bool>(),
+    ) {
+        let dir = if exit { Direction::Exit } else { Direction::Entry };
+        let (mut t, mut a) = PurseTxn::start(setup(dir), now(), if with_torn { vec![torn()] } else { vec![] });
+        let mut sent = 0usize;
+        for _ in 0..32 {
+            let ev = match &a {
+                Action::Done(_) => break,
+                Action::Transmit(c) => {
+                    let i = sent;
+                    sent += 1;
+                    if lose_at == Some(i) {
+                        Event::CardLost
+                    } else {
+                        match answers.get(i) {
+                            Some(Some((d, sw))) => Event::Card(RApdu::new(d.clone(), *sw)),
+                            _ => Event::Card(plausible(c)),
+                        }
+                    }
+                }
+                Action::ComputeMac1(_) => if psam_ok { Event::Mac1(MAC1) } else { Event::PsamFailed("x".into()) },
+                Action::VerifyMac2(_) => Event::Mac2Verified(psam_ok),
+                Action::QuoteFare(_) => Event::Fare(fare),
+            };
+            a = t.step(ev).unwrap();
+        }
+        proptest::prop_assert!(matches!(a, Action::Done(_)));
+        proptest::prop_assert_eq!(t.state(), State::Done);
+        if let Action::Done(GateOutcome::Open(_) | GateOutcome::Recovered(_)) = &a {
+            // An open gate always rests on a MAC2 the PSAM verified.
+            proptest::prop_assert!(psam_ok);
+        }
+    }
+}
