@@ -170,8 +170,10 @@ pub enum Failure {
     Card(PurseError),
     #[error("the card refused MAC1 (9302)")]
     Mac1Refused,
+    /// The card answered DEBIT, so it may well have debited itself: the gate stays closed and
+    /// hands the would-be receipt (with the card's TAC) to the back office to reconcile.
     #[error("MAC2 from the card does not verify")]
-    Mac2Invalid { tac: [u8; 4] },
+    Mac2Invalid(Box<Receipt>),
     #[error("the proof of the torn debit does not verify")]
     ProofInvalid,
     #[error("torn debit at ATC {torn_atc} cannot be settled (card ATC {card_atc}, proof {proof})")]
@@ -286,12 +288,21 @@ pub struct Unexpected {
     pub event: EventKind,
 }
 
+/// A purchase the card has opened (INITIALIZE answered), waiting for MAC1.
+#[derive(Debug, Clone)]
+struct Pending {
+    card: PublicInfo,
+    plan: Plan,
+    init: InitResponse,
+}
+
+/// A purchase with its MAC1: UPDATE CAPP DATA CACHE, then DEBIT.
 #[derive(Debug, Clone)]
 struct Debit {
     card: PublicInfo,
     plan: Plan,
     init: InitResponse,
-    session: Option<Session>,
+    session: Session,
     mac1: [u8; 4],
 }
 
@@ -303,7 +314,7 @@ enum Phase {
     Quoting { card: PublicInfo, trip: TripRecord },
     Initializing { card: PublicInfo, plan: Plan, torn: Option<TornDebit> },
     Proving { card: PublicInfo, torn: TornDebit, init: InitResponse },
-    AwaitingMac1(Debit),
+    AwaitingMac1(Pending),
     Updating(Debit),
     Debiting(Debit),
     CheckingMac2 { debit: Debit, proof: DebitProof },
@@ -357,10 +368,7 @@ impl PurseTxn {
         let unexpected = Unexpected { state, event: ev.kind() };
         let phase = std::mem::replace(&mut self.phase, Phase::Done);
         let next = match (phase, ev) {
-            (Phase::Debiting(d), Event::CardLost) => {
-                let Some(session) = d.session else { return self.restore(Phase::Debiting(d), unexpected) };
-                done(GateOutcome::Torn(TornDebit { session, plan: d.plan }))
-            }
+            (Phase::Debiting(d), Event::CardLost) => done(GateOutcome::Torn(TornDebit { session: d.session, plan: d.plan })),
             (
                 Phase::Selecting
                 | Phase::ReadingPublic
@@ -385,31 +393,31 @@ impl PurseTxn {
                 Ok(None) => failed(Failure::TornUnresolved { torn_atc: torn.session.request.offline_atc, card_atc: init.offline_atc, proof: false }),
                 Err(e) => failed(Failure::Card(e)),
             },
-            (Phase::AwaitingMac1(mut d), Event::Mac1(a)) => {
-                d.session = Some(Session { request: self.mac1_request(&d.card, &d.plan, &d.init), ttsn: a.ttsn });
-                d.mac1 = a.mac1;
-                let c = update_capp_data_cache(&d.plan.record);
-                (Phase::Updating(d), Action::Transmit(c))
+            (Phase::AwaitingMac1(p), Event::Mac1(a)) => {
+                let session = Session { request: self.mac1_request(&p.card, &p.plan, &p.init), ttsn: a.ttsn };
+                let c = update_capp_data_cache(&p.plan.record);
+                (Phase::Updating(Debit { card: p.card, plan: p.plan, init: p.init, session, mac1: a.mac1 }), Action::Transmit(c))
             }
-            (Phase::Updating(d), Event::Card(r)) => match (parse_update(&r), d.session) {
-                (Ok(()), Some(s)) => {
-                    let c = debit(s.ttsn, self.now, d.mac1);
+            (Phase::Updating(d), Event::Card(r)) => match parse_update(&r) {
+                Ok(()) => {
+                    let c = debit(d.session.ttsn, self.now, d.mac1);
                     (Phase::Debiting(d), Action::Transmit(c))
                 }
-                (Ok(()), None) => return self.restore(Phase::Updating(d), unexpected),
-                (Err(e), _) => failed(Failure::Card(e)),
+                Err(e) => failed(Failure::Card(e)),
             },
-            (Phase::Debiting(d), Event::Card(r)) => match (parse_debit(&r), d.session) {
-                (Ok(proof), Some(session)) => (Phase::CheckingMac2 { debit: d, proof }, Action::VerifyMac2(Mac2Check { session, mac2: proof.mac2 })),
-                (Err(PurseError::Status { sw: sw::MAC_ERROR, .. }), _) => failed(Failure::Mac1Refused),
-                (Err(e), _) => failed(Failure::Card(e)),
-                (Ok(_), None) => return self.restore(Phase::Debiting(d), unexpected),
+            (Phase::Debiting(d), Event::Card(r)) => match parse_debit(&r) {
+                Ok(proof) => {
+                    let check = Mac2Check { session: d.session, mac2: proof.mac2 };
+                    (Phase::CheckingMac2 { debit: d, proof }, Action::VerifyMac2(check))
+                }
+                Err(PurseError::Status { sw: sw::MAC_ERROR, .. }) => failed(Failure::Mac1Refused),
+                Err(e) => failed(Failure::Card(e)),
             },
-            (Phase::CheckingMac2 { debit: d, proof }, Event::Mac2Verified(ok)) => match (ok, d.session) {
-                (true, Some(s)) => done(GateOutcome::Open(Receipt {
+            (Phase::CheckingMac2 { debit: d, proof }, Event::Mac2Verified(ok)) => {
+                let receipt = Receipt {
                     balance_after: d.init.balance.saturating_sub(d.plan.amount),
                     offline_atc: d.init.offline_atc,
-                    ttsn: s.ttsn,
+                    ttsn: d.session.ttsn,
                     tac: proof.tac,
                     when: self.now,
                     passage: d.plan.passage,
@@ -417,9 +425,13 @@ impl PurseTxn {
                     missed_exit: d.plan.missed_exit,
                     record: d.plan.record,
                     card: d.card,
-                })),
-                _ => failed(Failure::Mac2Invalid { tac: proof.tac }),
-            },
+                };
+                if ok {
+                    done(GateOutcome::Open(receipt))
+                } else {
+                    failed(Failure::Mac2Invalid(Box::new(receipt)))
+                }
+            }
             (Phase::CheckingProof { card, torn, init, proof }, Event::Mac2Verified(ok)) => {
                 if ok {
                     let s = torn.session;
@@ -576,7 +588,7 @@ impl PurseTxn {
             return done(GateOutcome::Reject(Reject::InsufficientBalance { balance: Some(init.balance), amount: plan.amount }));
         }
         let req = self.mac1_request(&card, &plan, &init);
-        (Phase::AwaitingMac1(Debit { card, plan, init, session: None, mac1: [0; 4] }), Action::ComputeMac1(req))
+        (Phase::AwaitingMac1(Pending { card, plan, init }), Action::ComputeMac1(req))
     }
 }
 

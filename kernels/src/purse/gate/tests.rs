@@ -411,7 +411,10 @@ fn card_refusals_and_bad_macs() {
     let mut t = in_state(State::Debiting);
     assert_eq!(outcome(t.step(sw_ev(0x9302)).unwrap()), GateOutcome::Failed(Failure::Mac1Refused));
     let mut t = in_state(State::CheckingMac2);
-    assert_eq!(outcome(t.step(Event::Mac2Verified(false)).unwrap()), GateOutcome::Failed(Failure::Mac2Invalid { tac: PROOF.tac }));
+    match outcome(t.step(Event::Mac2Verified(false)).unwrap()) {
+        GateOutcome::Failed(Failure::Mac2Invalid(r)) => assert_eq!((r.tac, r.amount, r.offline_atc), (PROOF.tac, 300, 7)),
+        other => panic!("{other:?}"),
+    }
     let mut t = in_state(State::Updating);
     assert!(matches!(outcome(t.step(sw_ev(0x6581)).unwrap()), GateOutcome::Failed(Failure::Card(_))));
     let mut t = at_initialize(300);
