@@ -13,7 +13,7 @@ use des::{Des, TdesEde2};
 
 type Block = [u8; 8];
 
-fn tdes_encrypt(key: &[u8; 16], block: Block) -> Block {
+pub(crate) fn tdes_encrypt(key: &[u8; 16], block: Block) -> Block {
     let mut b = GenericArray::from(block);
     TdesEde2::new(&GenericArray::from(*key)).encrypt_block(&mut b);
     b.into()

@@ -8,6 +8,8 @@
 //! - [`tlv`], [`tag`], [`dol`], [`types`], [`apdu`]: codecs and the data dictionary (Book 3);
 //! - [`capk`], [`oda`], [`cryptogram`]: CA keys, fDDA, application cryptograms (Book 2);
 //! - [`entry_point`]: pre-processing, PPSE, combination selection, kernel activation (Book B);
+//! - [`purse`]: the T-Union transit purse (PBOC e-purse, CAPP purchase) and the gate's purse
+//!   transaction (JR/T 0025, JT/T 978);
 //! - [`kernel`]: the `Kernel` trait and the registry by kernel id; the qVSDC-shaped kernels C-3
 //!   (Visa) and C-7 (UnionPay QuickPass) over their shared steps.
 
@@ -21,6 +23,7 @@ pub mod iad;
 pub mod kernel;
 pub mod oda;
 pub mod outcome;
+pub mod purse;
 pub mod tag;
 pub mod tlv;
 pub mod types;

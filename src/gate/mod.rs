@@ -10,6 +10,9 @@
 //! - [`aggregate`]: taps of one card aggregated into one authorization up to a cumulative spend
 //!   limit or a maximum travel time.
 //! - [`decision`]: open or reject, with the reason, from the kernel's outcome and the above.
+//! - [`lane`] / [`cli`]: the open-loop gate loop (`shanfu gate`).
+//! - Closed loop: the T-Union purse tap ([`tap`]) between a card, the pure purse transaction of
+//!   `kernels::purse::gate` and a software PSAM ([`psam`]); not yet in the gate loop.
 
 pub mod aggregate;
 #[cfg(feature = "simulators")]
@@ -21,6 +24,8 @@ pub mod deny;
 pub mod fare;
 pub mod lane;
 pub mod passback;
+pub mod psam;
+pub mod tap;
 
 /// Seconds since the Unix epoch: the gate's clock, always passed in.
 pub type UnixSeconds = u64;

@@ -4,6 +4,7 @@
 pub mod issuers;
 pub mod pki;
 pub mod profile;
+pub mod purse;
 pub mod vpcd;
 pub mod wallet;
 
