@@ -133,6 +133,8 @@ pub struct Acquirer {
     pub(crate) lock: Mutex<()>,
     /// Current month override (YYMM) for tests.
     pub(crate) today: Option<u32>,
+    /// A one-shot fault for the next transaction request (admin `faults …`).
+    pub(crate) next_fault: Mutex<Option<crate::next_fault::NextFault>>,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -204,6 +206,7 @@ impl Acquirer {
             requests: AtomicU64::new(0),
             lock: Mutex::new(()),
             today: None,
+            next_fault: Mutex::new(None),
         };
         acq.apply_seed(seed)?;
         Ok(acq)
@@ -234,6 +237,11 @@ impl Acquirer {
             self.db.flush()?;
         }
         Ok(())
+    }
+
+    /// Takes the one-shot fault set for the next transaction request, if any.
+    pub(crate) fn take_next_fault(&self) -> Option<crate::next_fault::NextFault> {
+        self.next_fault.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The fault settings [`crate::serve`] applies.
@@ -416,7 +424,9 @@ impl Acquirer {
 
     fn admin_apply(&self, line: &str) -> Result<String, AcquirerError> {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let usage = || AcquirerError::Admin("expected `token suspend|resume|delete|status TOKEN` or `account balance PAN`".into());
+        let usage = || {
+            AcquirerError::Admin("expected `token suspend|resume|delete|status TOKEN`, `account balance PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into())
+        };
         match words.as_slice() {
             ["token", _, token] | ["account", "balance", token] if !crate::seed::valid_pan(token) => {
                 Err(AcquirerError::Admin(format!("{} is not a PAN (12 to 19 digits)", mask_pan(token))))
@@ -435,7 +445,12 @@ impl Acquirer {
                 self.set_token_status(token, status)?;
                 Ok("ok".into())
             }
-            ["account", "balance", pan] => match self.balance(pan)? {
+            ["faults", rest @ ..] => {
+                let f = crate::next_fault::NextFault::parse(rest).map_err(AcquirerError::Admin)?;
+                *self.next_fault.lock().unwrap_or_else(|p| p.into_inner()) = f;
+                Ok("ok".into())
+            }
+                        ["account", "balance", pan] => match self.balance(pan)? {
                 Some(b) => Ok(format!("ok {b}")),
                 None => Err(AcquirerError::Token(format!("unknown card or token {}", mask_pan(pan)))),
             },
