@@ -484,8 +484,7 @@ fn pay(g: &Global, a: PayArgs) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
     let exp = settings.ep.terminal.currency_exponent;
     let amount = Amount::parse(&a.amount, u32::from(exp)).with_context(|| format!("amount {:?}", a.amount))?;
-    let amount_other =
-        a.amount_other.as_deref().map(|o| Amount::parse(o, u32::from(exp)).with_context(|| format!("--amount-other {o:?}"))).transpose()?;
+    let amount_other = a.amount_other.as_deref().map(|o| Amount::parse(o, u32::from(exp)).with_context(|| format!("--amount-other {o:?}"))).transpose()?;
     a.txn_type.check_amounts(amount, amount_other).map_err(|e| anyhow::anyhow!("--type {}: {e}", a.txn_type.name()))?;
     let req = SaleRequest {
         amount,

@@ -425,7 +425,9 @@ impl Acquirer {
     fn admin_apply(&self, line: &str) -> Result<String, AcquirerError> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let usage = || {
-            AcquirerError::Admin("expected `token suspend|resume|delete|status TOKEN`, `account balance PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into())
+            AcquirerError::Admin(
+                "expected `token suspend|resume|delete|status TOKEN`, `account balance PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into(),
+            )
         };
         match words.as_slice() {
             ["token", _, token] | ["account", "balance", token] if !crate::seed::valid_pan(token) => {
@@ -450,7 +452,7 @@ impl Acquirer {
                 *self.next_fault.lock().unwrap_or_else(|p| p.into_inner()) = f;
                 Ok("ok".into())
             }
-                        ["account", "balance", pan] => match self.balance(pan)? {
+            ["account", "balance", pan] => match self.balance(pan)? {
                 Some(b) => Ok(format!("ok {b}")),
                 None => Err(AcquirerError::Token(format!("unknown card or token {}", mask_pan(pan)))),
             },

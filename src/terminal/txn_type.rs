@@ -104,7 +104,9 @@ mod tests {
 
     #[test]
     fn codes_follow_9c_and_de3() {
-        for (t, c, pc) in [(TxnType::Purchase, 0x00, "000000"), (TxnType::Cash, 0x01, "010000"), (TxnType::Cashback, 0x09, "090000"), (TxnType::Refund, 0x20, "200000")] {
+        for (t, c, pc) in
+            [(TxnType::Purchase, 0x00, "000000"), (TxnType::Cash, 0x01, "010000"), (TxnType::Cashback, 0x09, "090000"), (TxnType::Refund, 0x20, "200000")]
+        {
             assert_eq!((t.code_9c(), t.processing_code()), (c, pc), "{t:?}");
             assert_eq!(format!("{:02X}", t.code_9c()), &pc[..2]);
         }
