@@ -599,6 +599,31 @@ expect = { outcome = "ONLINE_REQUEST" }
     }
 
     #[test]
+    fn cashback_holder_and_host_fault_keys_load() {
+        let text = OK.replace(
+            "expect =",
+            "type = \"cashback\"\namount_other = \"0.40\"\nhost = \"embedded\"\nhost_faults = { delay_ms = 800, code = \"Q7\" }\nexpect =",
+        );
+        // `code` is not a key: the fault's field is `response_code`.
+        assert!(parse(&text).unwrap_err().to_string().contains("code"));
+        let text = text.replace("code = ", "response_code = ");
+        let c = parse(&text).unwrap();
+        assert_eq!((c[0].txn_type, c[0].amount_other_minor), (TxnType::Cashback, Some(40)));
+        assert_eq!(c[0].host_faults.as_ref().unwrap().admin_line(), "faults delay=800 code=Q7");
+        let text = OK.replace("expect =", "holder = { second_card = \"visa-phone\", remove_second_after = 2, tap_again = true }\nexpect =");
+        let h = &parse(&text).unwrap()[0].holder;
+        assert_eq!((h.second_card.as_deref(), h.remove_second_after, h.tap_again), (Some("visa-phone"), Some(2), true));
+        let e = parse(&OK.replace("expect =", "holder = { second_card = \"visa-phone\", remove_second_after = 0 }\nexpect =")).unwrap_err().to_string();
+        assert!(e.contains("remove_second_after = 0"), "{e}");
+        let e = parse(&OK.replace("outcome = \"ONLINE_REQUEST\"", "reversal = true")).unwrap_err().to_string();
+        assert!(e.contains("expect.reversal"), "{e}");
+        let e = parse(&OK.replace("expect =", "host = \"embedded\"\nexpect =").replace("outcome = \"ONLINE_REQUEST\"", "journal_state = \"DONE\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("journal_state \"DONE\""), "{e}");
+    }
+
+    #[test]
     fn duplicate_ids_are_refused_across_files() {
         let dir = std::env::temp_dir().join(format!("shanfu-cert-dup-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

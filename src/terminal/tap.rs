@@ -231,3 +231,52 @@ pub fn poll(reader: &mut dyn Reader, timeout: Duration, display: &mut impl FnMut
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that answers the polls from a script.
+    struct Polls(Vec<Result<(), ReaderError>>);
+    impl Reader for Polls {
+        fn name(&self) -> String {
+            "polls".into()
+        }
+        fn wait_for_card(&mut self, t: Duration) -> Result<(), ReaderError> {
+            if self.0.is_empty() {
+                return Err(ReaderError::NoCard(t));
+            }
+            self.0.remove(0)
+        }
+        fn transmit_raw(&mut self, _: &[u8]) -> Result<Vec<u8>, ReaderError> {
+            Err(ReaderError::CardRemoved)
+        }
+        fn wait_for_removal(&mut self, _: Duration) -> Result<(), ReaderError> {
+            Ok(())
+        }
+    }
+
+    fn shown(polls: Vec<Result<(), ReaderError>>) -> (Result<(), ReaderError>, Vec<(MessageId, UiStatus)>) {
+        let mut seen = vec![];
+        let r = poll(&mut Polls(polls), Duration::from_secs(5), &mut |d| {
+            if let Display::Ui(u) = d {
+                seen.push((u.message, u.status));
+            }
+        });
+        (r, seen)
+    }
+
+    #[test]
+    fn a_collision_asks_for_one_card_once_and_again_when_it_is_resolved() {
+        let c = || Err(ReaderError::Collision);
+        let (r, seen) = shown(vec![c(), c(), c(), Ok(())]);
+        assert_eq!(r, Ok(()));
+        assert_eq!(seen, vec![(MessageId::PresentOneCardOnly, UiStatus::ProcessingError), (MessageId::PresentOneCardOnly, UiStatus::ReadyToRead)]);
+        let (r, seen) = shown(vec![Ok(())]);
+        assert_eq!((r, seen.len()), (Ok(()), 0));
+        let (r, seen) = shown(vec![c()]);
+        assert!(matches!(r, Err(ReaderError::NoCard(_))) && seen.len() == 1, "{r:?} {seen:?}");
+        let (r, _) = shown(vec![c(), Err(ReaderError::Cancelled)]);
+        assert_eq!(r, Err(ReaderError::Cancelled));
+    }
+}
