@@ -79,3 +79,24 @@ mod tests {
         assert_eq!(with_code(b"junk", "Q7"), b"junk");
     }
 }
+
+#[cfg(test)]
+mod admin_tests {
+    use crate::{Acquirer, Faults, Seed};
+
+    #[test]
+    fn the_admin_line_sets_one_fault_for_the_next_request_only() {
+        let dir = std::env::temp_dir().join(format!("shanfu-next-fault-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let acq = Acquirer::open(&dir, &Seed::builtin().unwrap(), Faults::default()).unwrap();
+        assert_eq!(acq.admin_line("faults drop"), "ok");
+        assert!(acq.take_next_fault().is_some_and(|f| f.drop));
+        assert!(acq.take_next_fault().is_none(), "one shot");
+        assert_eq!(acq.admin_line("faults delay=50 code=Q7"), "ok");
+        assert_eq!(acq.admin_line("faults clear"), "ok");
+        assert!(acq.take_next_fault().is_none());
+        assert!(acq.admin_line("faults sometimes").starts_with("error: "));
+        drop(acq);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -107,8 +107,10 @@ impl NfcReader {
         let Some(d) = self.device.as_mut() else { return Ok(false) };
         // Book B §3.2.1.4 / ISO/IEC 14443-3: two Type A targets answering the poll is a
         // collision. nfc1's list call does not return the count: slots it did not fill keep
-        // an empty UID.
-        if let Ok(found) = d.initiator_list_passive_targets(&MODULATIONS[0], 2) {
+        // an empty UID. Not through libnfc's pcsc driver: behind pcscd one card is activated
+        // and a second is never reported.
+        let listed = if self.connstring.starts_with("pcsc") { None } else { d.initiator_list_passive_targets(&MODULATIONS[0], 2).ok() };
+        if let Some(found) = listed {
             let cards = found.iter().filter(|t| matches!(&t.target_info, nfc1::target_info::TargetInfo::Iso14443a(a) if a.uid_len > 0)).count();
             if cards > 1 {
                 return Err(ReaderError::Collision);
