@@ -145,7 +145,10 @@ impl Reader for Recording {
     fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
         self.inner.wait_for_removal(timeout)
     }
+    /// Logged in the trace as a line without a C-APDU (the evidence shows it as the field off).
     fn field_off(&mut self, off: Duration) {
+        let at = self.start.elapsed();
+        self.log.push(TraceLine { at, tap: self.tap, c: vec![], r: Err(format!("field off for {} ms", off.as_millis())) });
         self.inner.field_off(off)
     }
     fn air_time(&self) -> Option<Duration> {
@@ -350,7 +353,7 @@ fn actual(report: &PayReport, tap: &crate::terminal::TapResult, ui: Vec<String>,
         ui_message: report.ui_message.clone(),
         tvr: report.tvr.clone(),
         record: tap.outcome.data_record.clone().unwrap_or_default(),
-        capdus: trace.iter().map(|t| t.c.clone()).collect(),
+        capdus: trace.iter().filter(|t| !t.c.is_empty()).map(|t| t.c.clone()).collect(),
         available_offline_amount: report.available_offline_amount.clone(),
         ..Default::default()
     }
