@@ -96,6 +96,13 @@ mod admin_tests {
         assert_eq!(acq.admin_line("faults clear"), "ok");
         assert!(acq.take_next_fault().is_none());
         assert!(acq.admin_line("faults sometimes").starts_with("error: "));
+        // `account block` reaches the funding account of a token.
+        assert_eq!(acq.admin_line("account block 6235880000000017"), "ok");
+        let funding = acq.token("6235880000000017").unwrap().unwrap().funding_pan;
+        assert_eq!(acq.account(&funding).unwrap().unwrap().status, crate::seed::AccountStatus::Blocked);
+        assert_eq!(acq.admin_line("account unblock 6235880000000017"), "ok");
+        assert_eq!(acq.account(&funding).unwrap().unwrap().status, crate::seed::AccountStatus::Active);
+        assert!(acq.admin_line("account block 1234").starts_with("error: "));
         drop(acq);
         let _ = std::fs::remove_dir_all(&dir);
     }

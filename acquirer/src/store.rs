@@ -287,6 +287,23 @@ impl Acquirer {
         Ok(self.account(&account)?.map(|a| a.balance))
     }
 
+    /// Blocks (every authorization declined 05) or unblocks the account a PAN spends from (the
+    /// funding account of a token).
+    pub fn set_account_status(&self, pan: &str, status: AccountStatus) -> Result<(), AcquirerError> {
+        {
+            let _g = self.guard();
+            let account = match self.token(pan)? {
+                Some(t) => t.funding_pan,
+                None => pan.to_string(),
+            };
+            let mut rec = self.account(&account)?.ok_or_else(|| AcquirerError::Token(format!("unknown card or token {}", mask_pan(pan))))?;
+            rec.status = status;
+            self.accounts.insert(account.as_bytes(), encode(&rec)?)?;
+            tracing::info!(account = %mask_pan(&account), ?status, "account status changed");
+        }
+        self.flush()
+    }
+
     pub(crate) fn auth(&self, key: &[u8]) -> Result<Option<AuthRecord>, AcquirerError> {
         self.auths.get(key)?.map(|v| decode("auths", &v)).transpose()
     }
@@ -413,7 +430,8 @@ impl Acquirer {
         self.flush()
     }
 
-    /// One admin line: `token suspend|resume|delete|status TOKEN` or `account balance PAN`.
+    /// One admin line: `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock
+    /// PAN`, or `faults …` (a one-shot fault, [`crate::next_fault`]).
     /// Answers `ok` (`ok <value>` for queries) or `error: <reason>`; never fails otherwise.
     pub fn admin_line(&self, line: &str) -> String {
         match self.admin_apply(line) {
@@ -426,11 +444,11 @@ impl Acquirer {
         let words: Vec<&str> = line.split_whitespace().collect();
         let usage = || {
             AcquirerError::Admin(
-                "expected `token suspend|resume|delete|status TOKEN`, `account balance PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into(),
+                "expected `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into(),
             )
         };
         match words.as_slice() {
-            ["token", _, token] | ["account", "balance", token] if !crate::seed::valid_pan(token) => {
+            ["token", _, token] | ["account", _, token] if !crate::seed::valid_pan(token) => {
                 Err(AcquirerError::Admin(format!("{} is not a PAN (12 to 19 digits)", mask_pan(token))))
             }
             ["token", action, token] => {
@@ -445,6 +463,10 @@ impl Acquirer {
                     _ => return Err(usage()),
                 };
                 self.set_token_status(token, status)?;
+                Ok("ok".into())
+            }
+            ["account", verb @ ("block" | "unblock"), pan] => {
+                self.set_account_status(pan, if *verb == "block" { AccountStatus::Blocked } else { AccountStatus::Active })?;
                 Ok("ok".into())
             }
             ["faults", rest @ ..] => {

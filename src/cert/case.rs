@@ -52,6 +52,9 @@ pub struct Case {
     /// Faults the acquirer simulator injects for this case (`host = "embedded"`; the case gets
     /// an acquirer of its own).
     pub host_faults: Option<HostFaults>,
+    /// The paying card's account at the acquirer before the tap (`"blocked"`: every
+    /// authorization is declined 05); `host = "embedded"`, own acquirer.
+    pub account: Option<AccountState>,
     /// Transaction date YYMMDD (default: today).
     pub date: Option<String>,
     /// What the holder does at the reader.
@@ -89,6 +92,13 @@ pub enum TokenState {
 }
 
 pub use crate::terminal::txn_type::TxnType;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountState {
+    /// The acquirer declines every authorization of the account 05 (do not honour).
+    Blocked,
+}
 
 /// What the acquirer simulator does wrong for one case (its admin `faults` line).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -364,9 +374,11 @@ impl Case {
             let b = hex_of("date", d, Some(3))?;
             kernels::types::EmvDate::from_bcd(&b).ok_or_else(|| format!("date {d:?} is not a valid YYMMDD"))?;
         }
-        if (self.token.is_some() || self.host_faults.is_some() || self.settings.host_timeout_ms.is_some()) && self.host != HostMode::Embedded {
+        if (self.token.is_some() || self.host_faults.is_some() || self.account.is_some() || self.settings.host_timeout_ms.is_some())
+            && self.host != HostMode::Embedded
+        {
             if self.token.is_none() {
-                return Err("`host_faults` and `settings.host_timeout_ms` act on the acquirer: they need host = \"embedded\"".into());
+                return Err("`host_faults`, `account` and `settings.host_timeout_ms` act on the acquirer: they need host = \"embedded\"".into());
             }
             return Err("`token` sets the acquirer's token state: it needs host = \"embedded\"".into());
         }

@@ -372,7 +372,7 @@ fn scripted_reader(case: &Case, wallet: test_cards::Wallet, holder: Holder) -> V
 /// Whether the case changes the acquirer or the host link beyond a token state (faults, the
 /// answer timeout): it gets a terminal and acquirer of its own.
 fn needs_own_acquirer(case: &Case) -> bool {
-    case.host_faults.is_some() || case.settings.host_timeout_ms.is_some()
+    case.host_faults.is_some() || case.account.is_some() || case.settings.host_timeout_ms.is_some()
 }
 
 /// A terminal over an acquirer of its own in `dir`, with the case's token state, one-shot host
@@ -386,6 +386,9 @@ fn own_terminal(case: &Case, settings: &Settings, profile: &test_cards::Profile,
             TokenState::Deleted => "delete",
         };
         acquirer_admin(&db, &format!("token {verb} {}", paying_pan(profile)))?;
+    }
+    if let Some(case::AccountState::Blocked) = case.account {
+        acquirer_admin(&db, &format!("account block {}", paying_pan(profile)))?;
     }
     if let Some(f) = &case.host_faults {
         acquirer_admin(&db, &f.admin_line())?;
