@@ -23,6 +23,10 @@ fn stan_ahead(a: u32, b: u32) -> bool {
 pub enum TxnKind {
     Purchase,
     Refund,
+    /// Cash with the card (9C 01).
+    Cash,
+    /// Purchase with cashback (9C 09): the amount is the total, cashback included.
+    Cashback,
 }
 
 /// One journal record. `pan` is kept for reversals and advices (never shown: every view uses

@@ -225,8 +225,16 @@ enum AcquirerCmd {
 
 #[derive(Args)]
 struct PayArgs {
-    /// Amount in major units, e.g. 12.34.
+    /// Amount in major units, e.g. 12.34: the total the card is asked for (with cashback, the
+    /// purchase and the cashback together).
     amount: String,
+    /// Transaction type (9C): purchase 00, refund 20, cash 01, cashback 09 (purchase with
+    /// cashback: give --amount-other).
+    #[arg(long = "type", value_enum, default_value = "purchase")]
+    txn_type: shanfu::terminal::txn_type::TxnType,
+    /// The cashback part of the amount (Amount, Other 9F03), for --type cashback.
+    #[arg(long)]
+    amount_other: Option<String>,
     /// Reader: virtual[:PROFILE], pcsc[:NAME], nfc[:CONNSTRING].
     #[arg(long, default_value = "virtual:unionpay-phone")]
     reader: String,
@@ -480,12 +488,16 @@ fn pay(g: &Global, a: PayArgs) -> Result<i32> {
     let settings = Settings::load(g.config.as_deref())?;
     let exp = settings.ep.terminal.currency_exponent;
     let amount = Amount::parse(&a.amount, u32::from(exp)).with_context(|| format!("amount {:?}", a.amount))?;
+    let amount_other = a.amount_other.as_deref().map(|o| Amount::parse(o, u32::from(exp)).with_context(|| format!("--amount-other {o:?}"))).transpose()?;
+    a.txn_type.check_amounts(amount, amount_other).map_err(|e| anyhow::anyhow!("--type {}: {e}", a.txn_type.name()))?;
     let req = SaleRequest {
         amount,
         date: a.date.as_deref().map(parse_date).transpose()?,
         time: None,
         unpredictable_number: a.unpredictable_number.as_deref().map(|s| parse_hex::<4>("unpredictable number", s)).transpose()?,
         restart_numbers: vec![],
+        txn_type: a.txn_type,
+        amount_other,
     };
     let mut policy = TapPolicy::default();
     if let Some(ms) = a.tap_timeout_ms {
@@ -624,6 +636,7 @@ fn replay(g: &Global, path: &PathBuf, json: bool) -> Result<i32> {
         time: t.time.as_deref().map(|s| parse_hex::<3>("time", s)).transpose()?,
         unpredictable_number: Some(t.unpredictable_number.as_deref().map(|s| parse_hex::<4>("unpredictable_number", s)).transpose()?.unwrap_or([0; 4])),
         restart_numbers: t.unpredictable_numbers.iter().map(|s| parse_hex::<4>("unpredictable_numbers", s)).collect::<Result<Vec<_>>>()?,
+        ..Default::default()
     };
     if script.masked {
         tracing::warn!("this recording was made without --reveal: its card data is masked, so signatures over it will not verify");

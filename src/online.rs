@@ -72,12 +72,22 @@ fn message_times(id: &Identity) -> (String, String, String) {
     (transmission_date_time(), de12, de13)
 }
 
+/// DE 3 of a request for a transaction of this kind (the contract's processing codes).
+pub fn processing_code(kind: TxnKind) -> &'static str {
+    match kind {
+        TxnKind::Purchase => host_contract::processing::PURCHASE,
+        TxnKind::Refund => host_contract::processing::REFUND,
+        TxnKind::Cash => host_contract::processing::CASH,
+        TxnKind::Cashback => host_contract::processing::CASHBACK,
+    }
+}
+
 fn base(mti: Mti, id: &Identity, r: &TxnRecord) -> Message {
     let mut m = Message::new(mti);
     if let Some(p) = &r.pan {
         m.set_str(field::PAN, p);
     }
-    m.set_str(field::PROCESSING_CODE, if r.kind == TxnKind::Refund { "200000" } else { "000000" })
+    m.set_str(field::PROCESSING_CODE, processing_code(r.kind))
         .set_str(field::AMOUNT, &format!("{:012}", r.amount))
         .set_str(field::STAN, &format!("{:06}", r.stan.unwrap_or(0)))
         .set_str(field::TERMINAL_ID, &id.terminal_id)
@@ -305,7 +315,8 @@ pub async fn settle(journal: &Journal, link: &mut HostLink, id: &Identity) -> Re
     let mut t = Totals::default();
     for r in &counted {
         match r.kind {
-            TxnKind::Purchase => {
+            // Cash and cashback are debits of their whole amount (cashback included).
+            TxnKind::Purchase | TxnKind::Cash | TxnKind::Cashback => {
                 t.debits += 1;
                 t.debits_amount += r.amount;
             }

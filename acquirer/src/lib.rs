@@ -18,6 +18,7 @@
 
 mod crypto;
 mod logic;
+mod next_fault;
 mod seed;
 mod server;
 mod store;

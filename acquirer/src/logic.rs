@@ -93,9 +93,10 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
         return Err("DE 3 is not 6 digits".into());
     }
     let credit = match &processing_code[..2] {
-        "00" => false,
+        // 00 purchase, 01 cash, 09 purchase with cashback (DE 4 the total): debits; 20 refund.
+        "00" | "01" | "09" => false,
         "20" => true,
-        other => return Err(format!("processing code {other}xxxx is not supported (00 purchase, 20 refund)")),
+        other => return Err(format!("processing code {other}xxxx is not supported (00 purchase, 01 cash, 09 cashback, 20 refund)")),
     };
     let amount = number(req, field::AMOUNT, 12)?;
     let stan = number(req, field::STAN, 6)?;

@@ -134,7 +134,20 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
                     None
                 }
             };
-            let frame = match if network { Fault::None } else { fault_for(&faults, n) } {
+            // A one-shot fault set over the admin port (`faults …`) hits this request.
+            let shot = if network { None } else { state.take_next_fault() };
+            let answer = match (&shot, answer) {
+                (Some(s), Some(a)) if s.code.is_some() => Some(crate::next_fault::with_code(&a, s.code.as_deref().unwrap_or("96"))),
+                (_, a) => a,
+            };
+            let fault = match &shot {
+                Some(s) if s.drop => Fault::Drop,
+                Some(s) if s.close => Fault::Close,
+                _ if network => Fault::None,
+                _ => fault_for(&faults, n),
+            };
+            let delay = shot.as_ref().and_then(|s| s.delay_ms).map(Duration::from_millis).unwrap_or(delay);
+            let frame = match fault {
                 Fault::Drop => {
                     tracing::info!(request = n, "fault injection: answer dropped");
                     None

@@ -133,6 +133,8 @@ pub struct Acquirer {
     pub(crate) lock: Mutex<()>,
     /// Current month override (YYMM) for tests.
     pub(crate) today: Option<u32>,
+    /// A one-shot fault for the next transaction request (admin `faults …`).
+    pub(crate) next_fault: Mutex<Option<crate::next_fault::NextFault>>,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -204,6 +206,7 @@ impl Acquirer {
             requests: AtomicU64::new(0),
             lock: Mutex::new(()),
             today: None,
+            next_fault: Mutex::new(None),
         };
         acq.apply_seed(seed)?;
         Ok(acq)
@@ -234,6 +237,11 @@ impl Acquirer {
             self.db.flush()?;
         }
         Ok(())
+    }
+
+    /// Takes the one-shot fault set for the next transaction request, if any.
+    pub(crate) fn take_next_fault(&self) -> Option<crate::next_fault::NextFault> {
+        self.next_fault.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The fault settings [`crate::serve`] applies.
@@ -277,6 +285,23 @@ impl Acquirer {
             None => pan.to_string(),
         };
         Ok(self.account(&account)?.map(|a| a.balance))
+    }
+
+    /// Blocks (every authorization declined 05) or unblocks the account a PAN spends from (the
+    /// funding account of a token).
+    pub fn set_account_status(&self, pan: &str, status: AccountStatus) -> Result<(), AcquirerError> {
+        {
+            let _g = self.guard();
+            let account = match self.token(pan)? {
+                Some(t) => t.funding_pan,
+                None => pan.to_string(),
+            };
+            let mut rec = self.account(&account)?.ok_or_else(|| AcquirerError::Token(format!("unknown card or token {}", mask_pan(pan))))?;
+            rec.status = status;
+            self.accounts.insert(account.as_bytes(), encode(&rec)?)?;
+            tracing::info!(account = %mask_pan(&account), ?status, "account status changed");
+        }
+        self.flush()
     }
 
     pub(crate) fn auth(&self, key: &[u8]) -> Result<Option<AuthRecord>, AcquirerError> {
@@ -405,7 +430,8 @@ impl Acquirer {
         self.flush()
     }
 
-    /// One admin line: `token suspend|resume|delete|status TOKEN` or `account balance PAN`.
+    /// One admin line: `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock
+    /// PAN`, or `faults …` (a one-shot fault, [`crate::next_fault`]).
     /// Answers `ok` (`ok <value>` for queries) or `error: <reason>`; never fails otherwise.
     pub fn admin_line(&self, line: &str) -> String {
         match self.admin_apply(line) {
@@ -416,9 +442,13 @@ impl Acquirer {
 
     fn admin_apply(&self, line: &str) -> Result<String, AcquirerError> {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let usage = || AcquirerError::Admin("expected `token suspend|resume|delete|status TOKEN` or `account balance PAN`".into());
+        let usage = || {
+            AcquirerError::Admin(
+                "expected `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into(),
+            )
+        };
         match words.as_slice() {
-            ["token", _, token] | ["account", "balance", token] if !crate::seed::valid_pan(token) => {
+            ["token", _, token] | ["account", _, token] if !crate::seed::valid_pan(token) => {
                 Err(AcquirerError::Admin(format!("{} is not a PAN (12 to 19 digits)", mask_pan(token))))
             }
             ["token", action, token] => {
@@ -433,6 +463,15 @@ impl Acquirer {
                     _ => return Err(usage()),
                 };
                 self.set_token_status(token, status)?;
+                Ok("ok".into())
+            }
+            ["account", verb @ ("block" | "unblock"), pan] => {
+                self.set_account_status(pan, if *verb == "block" { AccountStatus::Blocked } else { AccountStatus::Active })?;
+                Ok("ok".into())
+            }
+            ["faults", rest @ ..] => {
+                let f = crate::next_fault::NextFault::parse(rest).map_err(AcquirerError::Admin)?;
+                *self.next_fault.lock().unwrap_or_else(|p| p.into_inner()) = f;
                 Ok("ok".into())
             }
             ["account", "balance", pan] => match self.balance(pan)? {

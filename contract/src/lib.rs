@@ -204,6 +204,10 @@ pub mod processing {
     pub const PURCHASE: &str = "000000";
     /// Refund (credit to the card).
     pub const REFUND: &str = "200000";
+    /// Cash (disbursement).
+    pub const CASH: &str = "010000";
+    /// Purchase with cashback (DE 4 is the total, cashback included).
+    pub const CASHBACK: &str = "090000";
 }
 
 /// DE 22 POS entry mode: contactless EMV (07), PIN entry capability 1.

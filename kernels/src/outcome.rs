@@ -231,7 +231,9 @@ impl Outcome {
     }
 
     /// Mobile "See Phone" (C-3 §5.2.2.2 via [MHN] `try_again`): Try Again at Start B, message 0x20
-    /// held 1.3 s, field off 1.3 s, then "Present card" on restart.
+    /// held 1.3 s, field off 1.3 s, then "Present card again" (0x21) on restart: a restart asks
+    /// for the card again, Book B §3.2.1.2 ([MHN] sends 0x15 here; the two-tap flow is a second
+    /// presentation of the same card, so 0x21 — unverified against Book A).
     pub fn see_phone() -> Self {
         let mut o = Outcome::new(Status::TryAgain, "wallet asks the holder to verify on the phone (CDCVM)").ui(UiRequest::new(
             MessageId::SeePhone,
@@ -240,7 +242,7 @@ impl Outcome {
         .hold(1300));
         o.start = Some(Start::B);
         o.field_off_ms = Some(1300);
-        o.ui_on_restart = Some(UiRequest::new(MessageId::PresentCard, UiStatus::ReadyToRead));
+        o.ui_on_restart = Some(UiRequest::new(MessageId::PresentCardAgain, UiStatus::ReadyToRead));
         o
     }
 

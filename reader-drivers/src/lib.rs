@@ -50,6 +50,12 @@ pub enum ReaderError {
     NotRemoved(Duration),
     #[error("cancelled by the cashier")]
     Cancelled,
+    /// More than one card answered the poll (ISO/IEC 14443-3 anticollision found two targets):
+    /// the terminal asks for one card only (Book B §3.2.1.4) and polls again. libnfc (hardware
+    /// drivers) and the virtual reader report it; PC/SC cannot (the IFD handler activates one
+    /// card and says nothing about a second), nor libnfc's pcsc driver.
+    #[error("more than one card in the field")]
+    Collision,
 }
 
 /// One reader as `shanfu readers` lists it.

@@ -89,32 +89,49 @@ impl NfcReader {
     }
 
     /// One polling attempt: open the device if needed and select a target.
-    fn try_select(&mut self) -> bool {
+    fn try_select(&mut self) -> Result<bool, ReaderError> {
         if self.device.is_none() {
             match self.ctx.open_with_connstring(&self.connstring) {
                 Ok(mut d) => {
                     if d.initiator_init().is_err() {
-                        return false;
+                        return Ok(false);
                     }
                     // initiator_init turns on infinite select: one select would then take
                     // the chip's whole timeout (~300 ms on PN53x) when no card is there.
                     let _ = d.set_property_bool(Property::InfiniteSelect, false);
                     self.device = Some(d);
                 }
-                Err(_) => return false,
+                Err(_) => return Ok(false),
             }
         }
-        let Some(d) = self.device.as_mut() else { return false };
+        let Some(d) = self.device.as_mut() else { return Ok(false) };
+        // Book B §3.2.1.4 / ISO/IEC 14443-3: two Type A targets answering the poll is a
+        // collision. nfc1's list call does not return the count: slots it did not fill keep
+        // an empty UID. Not through libnfc's pcsc driver: behind pcscd one card is activated
+        // and a second is never reported.
+        let listed = if self.connstring.starts_with("pcsc") { None } else { d.initiator_list_passive_targets(&MODULATIONS[0], 2).ok() };
+        if let Some(found) = listed {
+            let cards = found.iter().filter(|t| matches!(&t.target_info, nfc1::target_info::TargetInfo::Iso14443a(a) if a.uid_len > 0)).count();
+            if cards > 1 {
+                return Err(ReaderError::Collision);
+            }
+            // Listing halts the targets it found: a field reset wakes the card for the select
+            // (unverified on every PN53x firmware).
+            if cards == 1 {
+                let _ = d.initiator_init();
+                let _ = d.set_property_bool(Property::InfiniteSelect, false);
+            }
+        }
         for m in &MODULATIONS {
             if d.initiator_select_passive_target(m).is_ok() {
-                return true;
+                return Ok(true);
             }
         }
         // The pcsc driver's device is bound to the card that was present when it opened.
         if self.connstring.starts_with("pcsc") {
             self.device = None;
         }
-        false
+        Ok(false)
     }
 
     /// A clear error instead of "no card" when the reader went away during the wait.
@@ -158,7 +175,7 @@ impl crate::Reader for NfcReader {
         }
         let mut misses = 0u32;
         loop {
-            if self.try_select() {
+            if self.try_select()? {
                 self.card_seen = true;
                 return Ok(());
             }

@@ -23,11 +23,55 @@ pub struct VirtualReader {
     taps: u32,
     exchanges: usize,
     air: Duration,
+    script: Script,
+    /// Every field-off (RF reset) the terminal asked for, with its hold time.
+    field_offs: Vec<Duration>,
+}
+
+/// What the holder does beyond [`Holder`] (set with the `with_*` builders).
+#[derive(Debug, Clone, Default)]
+struct Script {
+    /// A second card held next to the paying one on the first tap: `Some(n)` — it leaves after
+    /// `n` polls that saw both; `None` — it never leaves.
+    second_card: Option<Option<usize>>,
+    /// Collisions reported so far.
+    collisions: usize,
+    /// The holder presents the card again whenever the terminal asks (after a Try Again).
+    tap_again: bool,
 }
 
 impl VirtualReader {
     pub fn new(profile: &str, wallet: Wallet, holder: Holder) -> Self {
-        VirtualReader { profile: profile.into(), wallet, holder, in_field: false, taps: 0, exchanges: 0, air: Duration::ZERO }
+        VirtualReader {
+            profile: profile.into(),
+            wallet,
+            holder,
+            in_field: false,
+            taps: 0,
+            exchanges: 0,
+            air: Duration::ZERO,
+            script: Script::default(),
+            field_offs: vec![],
+        }
+    }
+
+    /// A second card is in the field with the first on the first tap (ISO/IEC 14443-3
+    /// collision): it leaves after `leaves_after` polls, or never (`None`: the virtual holder
+    /// never resolves it and the next poll finds no single card).
+    pub fn with_second_card(mut self, leaves_after: Option<usize>) -> Self {
+        self.script.second_card = Some(leaves_after);
+        self
+    }
+
+    /// The holder taps again whenever the terminal asks for the card again (Try Again).
+    pub fn with_tap_again(mut self, again: bool) -> Self {
+        self.script.tap_again = again;
+        self
+    }
+
+    /// The field-offs the terminal asked for, in order, with their hold times.
+    pub fn field_offs(&self) -> &[Duration] {
+        &self.field_offs
     }
     pub fn wallet(&self) -> &Wallet {
         &self.wallet
@@ -63,12 +107,26 @@ impl Reader for VirtualReader {
         if self.in_field {
             return Ok(());
         }
+        if self.taps == 0 {
+            if let Some(leaves_after) = self.script.second_card {
+                match leaves_after {
+                    Some(n) if self.script.collisions >= n => self.script.second_card = None,
+                    // Nobody takes the second card away: after the first report the terminal
+                    // is left without a single card (the virtual holder's answer is immediate).
+                    None if self.script.collisions > 0 => return Err(ReaderError::NoCard(timeout)),
+                    _ => {
+                        self.script.collisions += 1;
+                        return Err(ReaderError::Collision);
+                    }
+                }
+            }
+        }
         let tap = if self.taps == 0 {
             true
         } else if self.wallet.prompt_shown && self.holder.fingerprint_on_prompt {
             self.wallet.give_fingerprint()
         } else {
-            false
+            self.script.tap_again
         };
         if !tap {
             // Nobody will come back: the virtual holder's answer is immediate.
@@ -100,6 +158,13 @@ impl Reader for VirtualReader {
         self.in_field = false;
         self.wallet.power_off();
         Ok(())
+    }
+
+    /// The field goes off: the card is powered down and a following poll is a new tap.
+    fn field_off(&mut self, off: Duration) {
+        self.in_field = false;
+        self.wallet.power_off();
+        self.field_offs.push(off);
     }
 
     fn air_time(&self) -> Option<Duration> {
@@ -267,6 +332,31 @@ mod tests {
             // Within one transaction, no second tap unless the phone asked for one.
             assert_eq!(r.wait_for_card(Duration::ZERO), Err(ReaderError::NoCard(Duration::ZERO)));
         }
+    }
+
+    #[test]
+    fn a_second_card_collides_until_it_leaves() {
+        let w = || Wallet::load("unionpay-phone").unwrap();
+        let mut r = VirtualReader::new("unionpay-phone", w(), Holder::default()).with_second_card(Some(2));
+        r.begin_transaction();
+        assert_eq!(r.wait_for_card(Duration::ZERO), Err(ReaderError::Collision));
+        assert_eq!(r.wait_for_card(Duration::ZERO), Err(ReaderError::Collision));
+        assert_eq!(r.wait_for_card(Duration::ZERO), Ok(()));
+        let mut r = VirtualReader::new("unionpay-phone", w(), Holder::default()).with_second_card(None);
+        assert_eq!(r.wait_for_card(Duration::ZERO), Err(ReaderError::Collision));
+        assert_eq!(r.wait_for_card(Duration::ZERO), Err(ReaderError::NoCard(Duration::ZERO)));
+    }
+
+    #[test]
+    fn a_holder_who_taps_again_comes_back_after_the_field_off() {
+        let mut r = VirtualReader::new("unionpay-phone", Wallet::load("unionpay-phone").unwrap(), Holder::default()).with_tap_again(true);
+        r.begin_transaction();
+        assert_eq!(r.wait_for_card(Duration::ZERO), Ok(()));
+        r.field_off(Duration::from_millis(100));
+        assert_eq!(r.transmit_raw(&[0, 0xA4, 4, 0]), Err(ReaderError::CardRemoved));
+        assert_eq!(r.field_offs(), &[Duration::from_millis(100)]);
+        assert_eq!(r.wait_for_card(Duration::ZERO), Ok(()));
+        assert_eq!(r.taps(), 2);
     }
 
     #[test]

@@ -42,12 +42,19 @@ pub struct Case {
     pub host: HostMode,
     /// The token's state at the acquirer before the tap (`host = "embedded"` only).
     pub token: Option<TokenState>,
-    /// Transaction type; only `purchase` in this slice.
+    /// Transaction type: purchase (default), refund, cash, cashback.
     #[serde(default, rename = "type")]
     pub txn_type: TxnType,
+    /// Amount, Authorised (9F02): the total, cashback included.
     pub amount: String,
-    /// Amount Other (9F03): accepted by the format, refused by the loader until cashback is run.
+    /// Amount, Other (9F03): the cashback part of `amount` (`type = "cashback"` only).
     pub amount_other: Option<String>,
+    /// Faults the acquirer simulator injects for this case (`host = "embedded"`; the case gets
+    /// an acquirer of its own).
+    pub host_faults: Option<HostFaults>,
+    /// The paying card's account at the acquirer before the tap (`"blocked"`: every
+    /// authorization is declined 05); `host = "embedded"`, own acquirer.
+    pub account: Option<AccountState>,
     /// Transaction date YYMMDD (default: today).
     pub date: Option<String>,
     /// What the holder does at the reader.
@@ -61,6 +68,8 @@ pub struct Case {
     pub source: String,
     #[serde(skip)]
     pub amount_minor: u64,
+    #[serde(skip)]
+    pub amount_other_minor: Option<u64>,
     #[serde(skip)]
     pub profile_data: Option<test_cards::profile::Profile>,
 }
@@ -82,11 +91,49 @@ pub enum TokenState {
     Deleted,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub use crate::terminal::txn_type::TxnType;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TxnType {
-    #[default]
-    Purchase,
+pub enum AccountState {
+    /// The acquirer declines every authorization of the account 05 (do not honour).
+    Blocked,
+}
+
+/// What the acquirer simulator does wrong for one case (its admin `faults` line).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFaults {
+    /// Answer every request this many ms late.
+    pub delay_ms: Option<u64>,
+    /// Process the request but never answer it.
+    #[serde(default)]
+    pub drop: bool,
+    /// Close the connection instead of answering.
+    #[serde(default)]
+    pub close: bool,
+    /// Answer with this DE 39 instead of the issuer's (e.g. an unknown code `"Q7"`).
+    pub response_code: Option<String>,
+}
+
+impl HostFaults {
+    /// The acquirer admin line that sets these faults.
+    pub fn admin_line(&self) -> String {
+        let mut s = String::from("faults");
+        if let Some(ms) = self.delay_ms {
+            s += &format!(" delay={ms}");
+        }
+        if self.drop {
+            s += " drop";
+        }
+        if self.close {
+            s += " close";
+        }
+        if let Some(rc) = &self.response_code {
+            s += &format!(" code={rc}");
+        }
+        s
+    }
 }
 
 /// The simulated holder: the taps.
@@ -98,6 +145,13 @@ pub struct HolderToml {
     pub fingerprint: bool,
     /// Pull the card away after N APDUs of the first tap.
     pub remove_after: Option<usize>,
+    /// Present the card again whenever the terminal asks for it again (after a Try Again).
+    #[serde(default)]
+    pub tap_again: bool,
+    /// A second card (a profile) held in the field with the first on the first tap.
+    pub second_card: Option<String>,
+    /// The second card leaves after this many polls that saw both (default: never).
+    pub remove_second_after: Option<usize>,
 }
 
 /// Terminal setting overrides, applied to every combination (or only to `aid`'s).
@@ -115,6 +169,8 @@ pub struct SettingsOverride {
     pub status_check: Option<bool>,
     /// TTQ 9F66, 4 bytes hex.
     pub ttq: Option<String>,
+    /// How long the terminal waits for the host's answer (host = "embedded").
+    pub host_timeout_ms: Option<u64>,
 }
 
 /// Pass criteria: every field given must match; absent fields are not checked.
@@ -158,6 +214,17 @@ pub struct Expect {
     #[serde(default)]
     pub capdu: Vec<CapduCheck>,
     pub available_offline_amount: Option<String>,
+    /// Whether the field was switched off before a restart (Book B §3.5.1.2).
+    pub field_off: Option<bool>,
+    /// The hold time of the first field-off, in ms.
+    pub field_off_ms: Option<u64>,
+    /// Whether the terminal reversed the request (0400 queued or sent: no answer in time).
+    pub reversal: Option<bool>,
+    /// DE 3 of the request the terminal sent (`"090000"`).
+    pub processing_code: Option<String>,
+    /// The journal's state of the transaction after the case (COMPLETED, REVERSAL_PENDING,
+    /// REVERSED …).
+    pub journal_state: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,14 +375,17 @@ impl Case {
             return Err("no group (give `group` in the case or at the top of the file)".into());
         }
         self.amount_minor = Amount::parse(&self.amount, exp).map_err(|e| format!("amount {:?}: {e}", self.amount))?.0;
-        if let Some(a) = &self.amount_other {
-            return Err(format!("amount_other = {a:?}: purchase with cashback is not run yet (only `type = \"purchase\"` without Amount Other)"));
-        }
+        self.validate_txn_and_holder(exp)?;
         if let Some(d) = &self.date {
             let b = hex_of("date", d, Some(3))?;
             kernels::types::EmvDate::from_bcd(&b).ok_or_else(|| format!("date {d:?} is not a valid YYMMDD"))?;
         }
-        if self.token.is_some() && self.host != HostMode::Embedded {
+        if (self.token.is_some() || self.host_faults.is_some() || self.account.is_some() || self.settings.host_timeout_ms.is_some())
+            && self.host != HostMode::Embedded
+        {
+            if self.token.is_none() {
+                return Err("`host_faults`, `account` and `settings.host_timeout_ms` act on the acquirer: they need host = \"embedded\"".into());
+            }
             return Err("`token` sets the acquirer's token state: it needs host = \"embedded\"".into());
         }
         let s = &self.settings;
@@ -368,6 +438,68 @@ impl Case {
             if !UI_NAMES.contains(&u.as_str()) {
                 return Err(format!("expect.ui {u:?} is not one of {}", UI_NAMES.join(", ")));
             }
+        }
+        Ok(())
+    }
+}
+
+/// Journal states `expect.journal_state` may name.
+pub const JOURNAL_STATES: &[&str] =
+    &["STARTED", "CARD_READ", "SENT", "ANSWERED", "COMPLETED", "REVERSAL_PENDING", "REVERSED", "ADVICE_PENDING", "ADVISED", "SETTLED"];
+
+impl Case {
+    /// The keys of the transaction-type, holder, host-fault and evidence slice (issue 10):
+    /// `type` / `amount_other`, `holder.tap_again` / `second_card` / `remove_second_after`,
+    /// `host_faults`, `expect.field_off*` / `reversal` / `processing_code` / `journal_state`.
+    fn validate_txn_and_holder(&mut self, exp: u32) -> Result<(), String> {
+        self.amount_other_minor = match &self.amount_other {
+            Some(a) => Some(Amount::parse(a, exp).map_err(|e| format!("amount_other {a:?}: {e}"))?.0),
+            None => None,
+        };
+        self.txn_type
+            .check_amounts(Amount(self.amount_minor), self.amount_other_minor.map(Amount))
+            .map_err(|e| format!("type = {:?}: {e}", self.txn_type.name()))?;
+        let h = &self.holder;
+        if let Some(p) = &h.second_card {
+            test_cards::profile::Profile::load(p).map_err(|e| format!("holder.second_card {p:?}: {e}"))?;
+        }
+        match (h.remove_second_after, &h.second_card) {
+            (Some(_), None) => return Err("holder.remove_second_after needs holder.second_card (the card that leaves)".into()),
+            (Some(0), _) => return Err("holder.remove_second_after = 0: a second card that leaves before any poll is no second card".into()),
+            _ => {}
+        }
+        if let Some(f) = &self.host_faults {
+            if f.drop && f.close {
+                return Err("host_faults: `drop` and `close` both set (the answer is either lost or the connection closed)".into());
+            }
+            if let Some(rc) = &f.response_code {
+                if rc.len() != 2 || !rc.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(format!("host_faults.response_code {rc:?} is not two letters or digits (DE 39)"));
+                }
+            }
+            if f.delay_ms == Some(0) {
+                return Err("host_faults.delay_ms = 0: leave it out for no delay".into());
+            }
+        }
+        if self.settings.host_timeout_ms == Some(0) {
+            return Err("settings.host_timeout_ms = 0: the terminal would not wait for any answer".into());
+        }
+        let e = &self.expect;
+        if let Some(pc) = &e.processing_code {
+            if pc.len() != 6 || !pc.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("expect.processing_code {pc:?} is not 6 digits (DE 3)"));
+            }
+        }
+        if let Some(st) = &e.journal_state {
+            if !JOURNAL_STATES.contains(&st.as_str()) {
+                return Err(format!("expect.journal_state {st:?} is not one of {}", JOURNAL_STATES.join(", ")));
+            }
+        }
+        if e.field_off_ms.is_some() && e.field_off == Some(false) {
+            return Err("expect.field_off_ms with expect.field_off = false".into());
+        }
+        if (e.reversal.is_some() || e.processing_code.is_some() || e.journal_state.is_some()) && self.host != HostMode::Embedded {
+            return Err("expect.reversal / processing_code / journal_state are about the host exchange: they need host = \"embedded\"".into());
         }
         Ok(())
     }
@@ -495,6 +627,31 @@ expect = { outcome = "ONLINE_REQUEST" }
         assert!(p.cards[0].behaviour.omit_expiry);
         // An unknown nested key is still refused.
         assert!(profile_with("unionpay-transit", Some(&toml::from_str("card = { keys = { colour = 1 } }").unwrap())).unwrap_err().contains("colour"));
+    }
+
+    #[test]
+    fn cashback_holder_and_host_fault_keys_load() {
+        let text = OK.replace(
+            "expect =",
+            "type = \"cashback\"\namount_other = \"0.40\"\nhost = \"embedded\"\nhost_faults = { delay_ms = 800, code = \"Q7\" }\nexpect =",
+        );
+        // `code` is not a key: the fault's field is `response_code`.
+        assert!(parse(&text).unwrap_err().to_string().contains("code"));
+        let text = text.replace("code = ", "response_code = ");
+        let c = parse(&text).unwrap();
+        assert_eq!((c[0].txn_type, c[0].amount_other_minor), (TxnType::Cashback, Some(40)));
+        assert_eq!(c[0].host_faults.as_ref().unwrap().admin_line(), "faults delay=800 code=Q7");
+        let text = OK.replace("expect =", "holder = { second_card = \"visa-phone\", remove_second_after = 2, tap_again = true }\nexpect =");
+        let h = &parse(&text).unwrap()[0].holder;
+        assert_eq!((h.second_card.as_deref(), h.remove_second_after, h.tap_again), (Some("visa-phone"), Some(2), true));
+        let e = parse(&OK.replace("expect =", "holder = { second_card = \"visa-phone\", remove_second_after = 0 }\nexpect =")).unwrap_err().to_string();
+        assert!(e.contains("remove_second_after = 0"), "{e}");
+        let e = parse(&OK.replace("outcome = \"ONLINE_REQUEST\"", "reversal = true")).unwrap_err().to_string();
+        assert!(e.contains("expect.reversal"), "{e}");
+        let e = parse(&OK.replace("expect =", "host = \"embedded\"\nexpect =").replace("outcome = \"ONLINE_REQUEST\"", "journal_state = \"DONE\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("journal_state \"DONE\""), "{e}");
     }
 
     #[test]

@@ -17,6 +17,11 @@ pub fn trace_text(run: &CaseRun) -> String {
     let mut s = String::new();
     for t in &run.trace {
         let ms = t.at.as_secs_f64() * 1000.0;
+        // A reader event without an APDU (the field switched off before a restart).
+        if t.c.is_empty() {
+            s += &format!("+{ms:9.3} ms  tap {}  -- {}\n", t.tap, t.r.as_ref().err().map(String::as_str).unwrap_or("reader event"));
+            continue;
+        }
         s += &format!("+{ms:9.3} ms  tap {}  C> {}  {}\n", t.tap, hex::encode_upper(&t.c), command_name(&t.c));
         match &t.r {
             Ok(r) => s += &format!("{:13}  tap {}  R< {}\n", "", t.tap, hex::encode_upper(redact::mask_card_data(r))),

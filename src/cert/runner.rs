@@ -51,6 +51,12 @@ pub struct Actual {
     pub record: Vec<u8>,
     pub capdus: Vec<Vec<u8>>,
     pub available_offline_amount: Option<String>,
+    /// Field-offs before restarts, with their hold times.
+    pub field_offs: Vec<Duration>,
+    /// The journal record after an online case: DE 3 sent, state, whether it was reversed.
+    pub processing_code: Option<String>,
+    pub journal_state: Option<String>,
+    pub reversal: bool,
 }
 
 /// One case, run and judged.
@@ -139,7 +145,10 @@ impl Reader for Recording {
     fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
         self.inner.wait_for_removal(timeout)
     }
+    /// Logged in the trace as a line without a C-APDU (the evidence shows it as the field off).
     fn field_off(&mut self, off: Duration) {
+        let at = self.start.elapsed();
+        self.log.push(TraceLine { at, tap: self.tap, c: vec![], r: Err(format!("field off for {} ms", off.as_millis())) });
         self.inner.field_off(off)
     }
     fn air_time(&self) -> Option<Duration> {
@@ -248,9 +257,15 @@ impl Runner {
         };
         let wallet = test_cards::Wallet::from_profile(&case.profile, &profile)?;
         let holder = Holder { fingerprint_on_prompt: case.holder.fingerprint, remove_after: case.holder.remove_after };
-        let mut reader = Recording { inner: VirtualReader::new(&case.profile, wallet, holder), start: Instant::now(), tap: 0, log: vec![] };
+        let mut reader = Recording { inner: scripted_reader(case, wallet, holder), start: Instant::now(), tap: 0, log: vec![] };
         let date = case.date.as_deref().map(|d| hex::decode(d).ok().and_then(|b| EmvDate::from_bcd(&b)).ok_or_else(|| anyhow!("date {d:?}"))).transpose()?;
-        let req = SaleRequest { amount: Amount(case.amount_minor), date, ..Default::default() };
+        let req = SaleRequest {
+            amount: Amount(case.amount_minor),
+            date,
+            txn_type: case.txn_type,
+            amount_other: case.amount_other_minor.map(Amount),
+            ..Default::default()
+        };
         let mut ui: Vec<String> = Vec::new();
         let mut progress = |p: Progress| match p {
             Progress::PresentCard => ui.push("PRESENT_CARD".into()),
@@ -258,6 +273,7 @@ impl Runner {
             // "Hold still" and "sending": reader and host states, not Book A UI requests.
             Progress::CardDetected | Progress::Authorizing => {}
         };
+        let mut journal: Option<crate::journal::TxnRecord> = None;
         let (report, tap) = match case.host {
             HostMode::None => {
                 let t = service::tap(&settings, &req, &mut reader, &TapPolicy::default(), &mut progress);
@@ -265,7 +281,11 @@ impl Runner {
             }
             HostMode::Embedded => {
                 let mut own: Option<Terminal> = None;
-                let terminal: &mut Terminal = if let Some(state) = case.token {
+                let terminal: &mut Terminal = if needs_own_acquirer(case) {
+                    self.isolated += 1;
+                    let dir = self.dir.join(format!("isolated-{}", self.isolated));
+                    own.insert(own_terminal(case, &settings, &profile, &dir)?)
+                } else if let Some(state) = case.token {
                     self.isolated += 1;
                     let dir = self.dir.join(format!("isolated-{}", self.isolated));
                     let t = own.insert(Terminal::open(settings.clone(), &dir, HostChoice::Embedded).context("opening a terminal over its own acquirer")?);
@@ -285,12 +305,20 @@ impl Runner {
                 };
                 terminal.settings = settings.clone();
                 let sale = terminal.sale(&req, &mut reader, &mut progress)?;
+                journal = sale.report.journal_id.and_then(|id| terminal.journal.get(id).ok());
                 drop(own);
                 (sale.report, sale.tap)
             }
         };
         *trace = std::mem::take(&mut reader.log);
-        Ok((actual(&report, &tap, ui, trace), serde_json::to_value(&report)?))
+        let mut a = actual(&report, &tap, ui, trace);
+        a.field_offs = reader.inner.field_offs().to_vec();
+        if let Some(r) = &journal {
+            a.processing_code = r.stan.map(|_| crate::online::processing_code(r.kind).to_string());
+            a.journal_state = serde_json::to_value(r.state).ok().and_then(|v| v.as_str().map(String::from));
+            a.reversal = matches!(r.state, crate::journal::TxnState::ReversalPending | crate::journal::TxnState::Reversed);
+        }
+        Ok((a, serde_json::to_value(&report)?))
     }
 }
 
@@ -325,7 +353,48 @@ fn actual(report: &PayReport, tap: &crate::terminal::TapResult, ui: Vec<String>,
         ui_message: report.ui_message.clone(),
         tvr: report.tvr.clone(),
         record: tap.outcome.data_record.clone().unwrap_or_default(),
-        capdus: trace.iter().map(|t| t.c.clone()).collect(),
+        capdus: trace.iter().filter(|t| !t.c.is_empty()).map(|t| t.c.clone()).collect(),
         available_offline_amount: report.available_offline_amount.clone(),
+        ..Default::default()
     }
+}
+
+/// The virtual reader with the case's holder: taps again after a Try Again, a second card in
+/// the field.
+fn scripted_reader(case: &Case, wallet: test_cards::Wallet, holder: Holder) -> VirtualReader {
+    let r = VirtualReader::new(&case.profile, wallet, holder).with_tap_again(case.holder.tap_again);
+    match case.holder.second_card {
+        Some(_) => r.with_second_card(case.holder.remove_second_after),
+        None => r,
+    }
+}
+
+/// Whether the case changes the acquirer or the host link beyond a token state (faults, the
+/// answer timeout): it gets a terminal and acquirer of its own.
+fn needs_own_acquirer(case: &Case) -> bool {
+    case.host_faults.is_some() || case.account.is_some() || case.settings.host_timeout_ms.is_some()
+}
+
+/// A terminal over an acquirer of its own in `dir`, with the case's token state, one-shot host
+/// faults (admin `faults …`) and host timeout.
+fn own_terminal(case: &Case, settings: &Settings, profile: &test_cards::Profile, dir: &Path) -> Result<Terminal> {
+    let mut t = Terminal::open(settings.clone(), dir, HostChoice::Embedded).context("opening a terminal over its own acquirer")?;
+    let db = dir.join("acquirer");
+    if let Some(state) = case.token {
+        let verb = match state {
+            TokenState::Suspended => "suspend",
+            TokenState::Deleted => "delete",
+        };
+        acquirer_admin(&db, &format!("token {verb} {}", paying_pan(profile)))?;
+    }
+    if let Some(case::AccountState::Blocked) = case.account {
+        acquirer_admin(&db, &format!("account block {}", paying_pan(profile)))?;
+    }
+    if let Some(f) = &case.host_faults {
+        acquirer_admin(&db, &f.admin_line())?;
+    }
+    if let Some(ms) = case.settings.host_timeout_ms {
+        t.timeout = Duration::from_millis(ms);
+    }
+    Ok(t)
 }

@@ -73,6 +73,22 @@ pub fn judge(e: &Expect, a: &Actual) -> Vec<Check> {
     if let Some(x) = &e.tvr {
         eq("tvr", x.to_uppercase(), a.tvr.clone());
     }
+    if let Some(x) = e.field_off {
+        eq("field_off", x.to_string(), (!a.field_offs.is_empty()).to_string());
+    }
+    if let Some(x) = e.field_off_ms {
+        let got = a.field_offs.first().map(|d| d.as_millis().to_string()).unwrap_or_else(|| "(no field off)".into());
+        eq("field_off_ms", x.to_string(), got);
+    }
+    if let Some(x) = e.reversal {
+        eq("reversal", x.to_string(), a.reversal.to_string());
+    }
+    if let Some(x) = &e.processing_code {
+        eq("processing_code", x.clone(), opt(&a.processing_code));
+    }
+    if let Some(x) = &e.journal_state {
+        eq("journal_state", x.clone(), opt(&a.journal_state));
+    }
     let tvr = hex::decode(&a.tvr).unwrap_or_default();
     for (names, want) in [(&e.tvr_set, true), (&e.tvr_clear, false)] {
         for n in names {

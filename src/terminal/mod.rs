@@ -9,6 +9,7 @@
 //!   a time, every answer checked); `crate::host` is its TCP driver.
 //! - [`lifecycle`]: the transaction's states and the only transitions allowed between them.
 //! - [`local`]: the running terminal's local socket (`journal` from another shell).
+//! - [`txn_type`]: purchase, refund, cash, cashback: 9C, 9F03, DE 3 and their limits.
 
 pub mod answer;
 pub mod disposition;
@@ -18,6 +19,7 @@ pub mod local;
 pub mod receipt;
 pub mod service;
 pub mod tap;
+pub mod txn_type;
 
 pub use service::{HostChoice, SaleRequest, Terminal};
 pub use tap::*;

@@ -32,7 +32,8 @@ impl Slip {
             (TxnKind::Purchase, TxnState::ReversalPending | TxnState::Reversed) if r.disposition == Some(Disposition::ApprovedOnline) => {
                 Slip::Void { confirmed: r.state == TxnState::Reversed }
             }
-            (TxnKind::Purchase, _) => Slip::Sale,
+            // Cash and cashback print as a sale slip (their type is not on the slip yet).
+            (TxnKind::Purchase | TxnKind::Cash | TxnKind::Cashback, _) => Slip::Sale,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct SaleRequest {
     /// Unpredictable numbers of the restarts, in order (replay); after them, or when empty with a
     /// fixed first number, restart n uses first XOR n; else random.
     pub restart_numbers: Vec<[u8; 4]>,
+    /// Purchase (default), refund, cash, or purchase with cashback.
+    pub txn_type: crate::terminal::txn_type::TxnType,
+    /// Amount, Other (9F03): the cashback part of `amount` (purchase with cashback only).
+    pub amount_other: Option<Amount>,
 }
 
 /// What one tap (with its restarts) produced, before any journal or host.
@@ -76,13 +80,13 @@ pub fn tap(settings: &Settings, req: &SaleRequest, reader: &mut dyn Reader, poli
     let first = req.unpredictable_number.unwrap_or_else(unpredictable_number);
     let txn = Transaction {
         amount: req.amount,
-        amount_other: None,
-        txn_type: 0x00,
+        amount_other: req.amount_other,
+        txn_type: req.txn_type.code_9c(),
         date: req.date.unwrap_or(today),
         time: req.time.unwrap_or(now),
         unpredictable_number: first,
     };
-    let mut ep = EntryPoint::new(Arc::new(settings.ep.clone()), Arc::new(settings.capks.clone()), txn);
+    let mut ep = EntryPoint::new(Arc::new(req.txn_type.ep_config(&settings.ep)), Arc::new(settings.capks.clone()), txn);
     let mut restarts = req.restart_numbers.clone().into_iter();
     let mut n = 0u32;
     let fixed = req.unpredictable_number.is_some();
@@ -334,7 +338,7 @@ impl Terminal {
     /// One purchase: journaled before the card is asked for, tap(s) through the Entry Point and
     /// kernel ([`tap`]), then the host if the card asks, or the advice queue, or closed.
     pub fn sale(&self, req: &SaleRequest, reader: &mut dyn Reader, progress: &mut dyn FnMut(Progress)) -> Result<SaleResult> {
-        let mut rec = self.journal.begin(TxnKind::Purchase, req.amount.0, &self.currency())?;
+        let mut rec = self.journal.begin(req.txn_type.kind(), req.amount.0, &self.currency())?;
         let Tapped { ep, result, mut report } = tap(&self.settings, req, reader, &self.policy, progress);
         // Done with the card: release it (a PC/SC handle, the demo phone leaves the field).
         let _ = reader.wait_for_removal(Duration::ZERO);

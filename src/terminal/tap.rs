@@ -4,7 +4,7 @@
 
 use kernels::apdu::RApdu;
 use kernels::entry_point::{Action, EntryPoint, Event};
-use kernels::outcome::{Outcome, Status, UiRequest};
+use kernels::outcome::{MessageId, Outcome, Status, UiRequest, UiStatus};
 use reader_drivers::{Reader, ReaderError};
 use std::time::{Duration, Instant};
 
@@ -77,7 +77,7 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
     reader.begin_transaction();
     if !refused_before_tap {
         display(Display::PresentCard);
-        match reader.wait_for_card(policy.first_tap) {
+        match poll(reader, policy.first_tap, &mut display) {
             Ok(()) => {
                 tap_started = Instant::now();
                 display(Display::CardDetected);
@@ -144,21 +144,28 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
                 if o.status == Status::TryAgain && ep.taps < policy.max_taps {
                     let wait = if o.is_see_phone() { policy.see_phone } else { policy.try_again };
                     let removal = reader.wait_for_removal(Duration::from_secs(5));
-                    // Book A: the field goes off before the restart, so a phone that stayed in
-                    // the field (the holder confirmed on it there) is a new tap too.
-                    if let Err(ReaderError::NotRemoved(_)) = removal {
-                        let ms = o.field_off_ms.unwrap_or(0);
-                        tracing::debug!(ms, "card still in the field: field off before restart");
-                        reader.field_off(Duration::from_millis(u64::from(ms)));
-                    }
-                    if let Some(ui) = &ep.restart_ui {
-                        display(Display::Ui(ui.clone()));
+                    // Book B §3.5.1.2: a Field Off Request switches the field off for its hold
+                    // time before the restart; without one, a card still in the field (the
+                    // holder confirmed on the phone there) needs the field off too, to be a new
+                    // tap.
+                    match (o.field_off_ms, &removal) {
+                        (Some(ms), _) => {
+                            tracing::debug!(ms, "field off before restart");
+                            reader.field_off(Duration::from_millis(u64::from(ms)));
+                        }
+                        (None, Err(ReaderError::NotRemoved(_))) => reader.field_off(Duration::ZERO),
+                        _ => {}
                     }
                     let tap = match removal {
                         Err(e @ (ReaderError::Cancelled | ReaderError::Unavailable(_))) => Err(e),
                         _ => {
-                            display(Display::PresentCard);
-                            reader.wait_for_card(wait)
+                            // Book B §3.2.1.2: the retained UI Request on Restart ("Present card
+                            // again") is what the holder sees; "Present card" only without one.
+                            match &ep.restart_ui {
+                                Some(ui) => display(Display::Ui(ui.clone())),
+                                None => display(Display::PresentCard),
+                            }
+                            poll(reader, wait, &mut display)
                         }
                     };
                     match tap {
@@ -193,5 +200,83 @@ pub fn run(ep: &mut EntryPoint, reader: &mut dyn Reader, policy: &TapPolicy, mut
                 };
             }
         };
+    }
+}
+
+/// Polls for one card until `timeout` (Book B §3.2.1.3-3.2.1.5): while two cards answer, "Present
+/// one card only" (status Processing Error) once, and again with Ready to Read when one is left;
+/// no APDU is sent meanwhile.
+pub fn poll(reader: &mut dyn Reader, timeout: Duration, display: &mut impl FnMut(Display)) -> Result<(), ReaderError> {
+    let deadline = Instant::now() + timeout;
+    let mut collided = false;
+    loop {
+        match reader.wait_for_card(deadline.saturating_duration_since(Instant::now())) {
+            Err(ReaderError::Collision) => {
+                if !collided {
+                    tracing::info!("more than one card in the field");
+                    display(Display::Ui(UiRequest::new(MessageId::PresentOneCardOnly, UiStatus::ProcessingError)));
+                    collided = true;
+                }
+                if Instant::now() >= deadline {
+                    return Err(ReaderError::NoCard(timeout));
+                }
+            }
+            Ok(()) => {
+                if collided {
+                    display(Display::Ui(UiRequest::new(MessageId::PresentOneCardOnly, UiStatus::ReadyToRead)));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that answers the polls from a script.
+    struct Polls(Vec<Result<(), ReaderError>>);
+    impl Reader for Polls {
+        fn name(&self) -> String {
+            "polls".into()
+        }
+        fn wait_for_card(&mut self, t: Duration) -> Result<(), ReaderError> {
+            if self.0.is_empty() {
+                return Err(ReaderError::NoCard(t));
+            }
+            self.0.remove(0)
+        }
+        fn transmit_raw(&mut self, _: &[u8]) -> Result<Vec<u8>, ReaderError> {
+            Err(ReaderError::CardRemoved)
+        }
+        fn wait_for_removal(&mut self, _: Duration) -> Result<(), ReaderError> {
+            Ok(())
+        }
+    }
+
+    fn shown(polls: Vec<Result<(), ReaderError>>) -> (Result<(), ReaderError>, Vec<(MessageId, UiStatus)>) {
+        let mut seen = vec![];
+        let r = poll(&mut Polls(polls), Duration::from_secs(5), &mut |d| {
+            if let Display::Ui(u) = d {
+                seen.push((u.message, u.status));
+            }
+        });
+        (r, seen)
+    }
+
+    #[test]
+    fn a_collision_asks_for_one_card_once_and_again_when_it_is_resolved() {
+        let c = || Err(ReaderError::Collision);
+        let (r, seen) = shown(vec![c(), c(), c(), Ok(())]);
+        assert_eq!(r, Ok(()));
+        assert_eq!(seen, vec![(MessageId::PresentOneCardOnly, UiStatus::ProcessingError), (MessageId::PresentOneCardOnly, UiStatus::ReadyToRead)]);
+        let (r, seen) = shown(vec![Ok(())]);
+        assert_eq!((r, seen.len()), (Ok(()), 0));
+        let (r, seen) = shown(vec![c()]);
+        assert!(matches!(r, Err(ReaderError::NoCard(_))) && seen.len() == 1, "{r:?} {seen:?}");
+        let (r, _) = shown(vec![c(), Err(ReaderError::Cancelled)]);
+        assert_eq!(r, Err(ReaderError::Cancelled));
     }
 }

@@ -53,7 +53,9 @@ impl App {
         let Some(Busy::Sale { stage, wait_from, wait, .. }) = &mut self.busy else { return };
         let policy = &self.pos.policy;
         match p {
-            Progress::PresentCard => {
+            // The restart's "Present card again" (Book B §3.2.1.2) starts the wait for the next
+            // tap like "Present card" does; after See Phone the phone's prompt stays on screen.
+            Progress::PresentCard | Progress::Message(MessageId::PresentCardAgain) => {
                 if *stage != Stage::Present && *stage != Stage::SeePhone && *stage != Stage::PresentAgain {
                     *stage = Stage::PresentAgain;
                 }
@@ -67,7 +69,6 @@ impl App {
             Progress::CardDetected => *stage = Stage::HoldStill,
             Progress::Message(MessageId::SeePhone) => *stage = Stage::SeePhone,
             Progress::Message(MessageId::CardReadOk | MessageId::RemoveCard) => *stage = Stage::CardRead,
-            Progress::Message(MessageId::PresentCardAgain) => *stage = Stage::PresentAgain,
             Progress::Message(_) => {}
             Progress::Authorizing => *stage = Stage::Authorizing,
         }
