@@ -229,6 +229,8 @@ texts! {
     GateSeePhone => "See phone", "请查看手机";
     GateInsufficientBalance => "Insufficient balance — top up", "余额不足 — 请充值";
     GateIssuerNotAccepted => "Card of this city not accepted", "不支持该城市交通卡";
+    GateNoEntry => "No entry recorded — see staff", "无进站记录 — 请咨询工作人员";
+    GateAlreadyEntered => "Already entered — see staff", "已有进站记录 — 请咨询工作人员";
 }
 
 impl T {

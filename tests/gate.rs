@@ -112,3 +112,36 @@ fn open_cmd_runs_once_per_opening() {
     assert_eq!(opened.len(), 2);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn the_city_transport_card_pays_from_its_purse_and_a_torn_debit_is_never_charged_twice() {
+    let data = scratch("purse");
+    // Balance 10.00, fare 2.00 at this entry gate. The second phone holds 1.00.
+    let holders = "tunion-phone+tear=6,tunion-phone,tunion-phone,tunion-phone-low,unionpay-transit";
+    let (lines, summary) = gate(&data, holders, &[]);
+    assert_eq!(
+        decisions(&lines),
+        vec![
+            d("REJECT", "READ_ERROR"),           // the phone left while the card answered DEBIT
+            d("OPEN", ""),                       // next tap: the torn debit proven, nothing charged again
+            d("REJECT", "ALREADY_ENTERED"),      // the card's trip record says it is inside
+            d("REJECT", "INSUFFICIENT_BALANCE"), // 1.00 for a 2.00 fare
+            d("OPEN", ""),                       // a bank card at the same gate, open loop
+        ]
+    );
+    let open = &lines[1];
+    assert_eq!((open["kernel"].as_str(), open["fare"].as_str(), open["balance"].as_str()), (Some("T-Union"), Some("2.00"), Some("8.00")));
+    assert_eq!(open["recovered"], true, "{open}");
+    assert_eq!(open["tac"].as_str().map(str::len), Some(8));
+    assert!(open["display"].as_str().unwrap().contains("余额 ¥8.00"), "{open}");
+    assert!(open["pan_masked"].as_str().unwrap().contains("****"));
+    assert_eq!(lines[4]["kernel"], "C-7");
+    assert_eq!((summary["opens"].as_u64(), summary["rejects"].as_u64()), (Some(2), Some(3)));
+
+    // Without the tear the same phone pays at once: 10.00 → 8.00, not recovered.
+    let plain_dir = scratch("purse-plain");
+    let (plain, _) = gate(&plain_dir, "tunion-phone", &[]);
+    assert_eq!((plain[0]["balance"].as_str(), plain[0].get("recovered")), (Some("8.00"), None));
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&plain_dir);
+}

@@ -2,8 +2,9 @@
 //! gate): each transaction the next holder in the list taps. A wallet named twice is the same
 //! phone (its counters go on), so a double tap or a returning passenger is the same card.
 //!
-//! An entry is `PROFILE[+fingerprint][+remove=N]`: the holder confirms on the phone when it asks,
-//! or pulls the card away after N exchanges.
+//! An entry is `PROFILE[+fingerprint][+remove=N][+tear=N]`: the holder confirms on the phone when
+//! it asks, pulls the card away after N exchanges, or leaves while the card answers exchange N
+//! (the card did the command, the reader never hears it: a torn transaction).
 
 use crate::virtual_reader::{Holder, VirtualReader};
 use crate::{Reader, ReaderError};
@@ -17,6 +18,8 @@ pub struct QueueEntry {
     pub profile: String,
     pub fingerprint: bool,
     pub remove_after: Option<usize>,
+    /// The card runs exchange N and leaves before its answer arrives (torn transaction).
+    pub tear_at: Option<usize>,
 }
 
 impl QueueEntry {
@@ -27,14 +30,17 @@ impl QueueEntry {
         if profile.is_empty() {
             return Err(ReaderError::Unavailable(format!("virtual queue entry {s:?} names no profile")));
         }
-        let mut e = QueueEntry { profile, fingerprint: false, remove_after: None };
+        let mut e = QueueEntry { profile, fingerprint: false, remove_after: None, tear_at: None };
         for p in parts {
             match p.trim().split_once('=') {
                 None if p.trim() == "fingerprint" => e.fingerprint = true,
+                Some(("tear", n)) => {
+                    e.tear_at = Some(n.parse().map_err(|_| ReaderError::Unavailable(format!("virtual queue entry {s:?}: tear=N needs a number")))?)
+                }
                 Some(("remove", n)) => {
                     e.remove_after = Some(n.parse().map_err(|_| ReaderError::Unavailable(format!("virtual queue entry {s:?}: remove=N needs a number")))?)
                 }
-                _ => return Err(ReaderError::Unavailable(format!("virtual queue entry {s:?}: unknown option {p:?} (fingerprint, remove=N)"))),
+                _ => return Err(ReaderError::Unavailable(format!("virtual queue entry {s:?}: unknown option {p:?} (fingerprint, remove=N, tear=N)"))),
             }
         }
         Ok(e)
@@ -95,6 +101,7 @@ impl Reader for VirtualQueue {
         if let Some(e) = self.entries.get(next).cloned() {
             if let Some(r) = self.phones.get_mut(&e.profile) {
                 r.set_holder(Holder { fingerprint_on_prompt: e.fingerprint, remove_after: e.remove_after });
+                r.set_tear_at(e.tear_at);
                 r.begin_transaction();
             }
         }

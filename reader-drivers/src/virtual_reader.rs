@@ -38,6 +38,9 @@ struct Script {
     collisions: usize,
     /// The holder presents the card again whenever the terminal asks (after a Try Again).
     tap_again: bool,
+    /// The card answers the Nth exchange of the first tap, and the holder is gone before the
+    /// answer reaches the reader (a torn transaction: the card did the command).
+    tear_at: Option<usize>,
 }
 
 impl VirtualReader {
@@ -61,6 +64,12 @@ impl VirtualReader {
     pub fn with_second_card(mut self, leaves_after: Option<usize>) -> Self {
         self.script.second_card = Some(leaves_after);
         self
+    }
+
+    /// A torn transaction: on the first tap the card runs exchange `n` (1-based) and leaves
+    /// before its answer reaches the reader.
+    pub fn set_tear_at(&mut self, n: Option<usize>) {
+        self.script.tear_at = n;
     }
 
     /// The holder taps again whenever the terminal asks for the card again (Try Again).
@@ -151,6 +160,11 @@ impl Reader for VirtualReader {
         self.exchanges += 1;
         let r = self.wallet.transmit(capdu);
         self.air += air::exchange(capdu.len(), r.len());
+        if self.taps == 1 && self.script.tear_at == Some(self.exchanges) {
+            self.in_field = false;
+            self.wallet.power_off();
+            return Err(ReaderError::CardRemoved);
+        }
         Ok(r)
     }
 

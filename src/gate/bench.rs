@@ -31,7 +31,7 @@ pub fn section(settings: &Settings, data: &Path, taps: usize) -> Result<String> 
     let mut reader = VirtualQueue::parse(&holders)?;
     let mut cfg_nb = cfg.clone();
     cfg_nb.anti_passback_s = 0;
-    let mut lane = Lane::open(cfg_nb, settings.clone(), &dir, Duration::from_secs(1))?;
+    let mut lane = Lane::open(cfg_nb, settings.clone(), &dir, Duration::from_secs(1), None)?;
     let mut by_kind: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     let mut all = Vec::new();
     let mut in_field = Vec::new();

@@ -72,8 +72,8 @@ pub fn main(args: &GateArgs, config: Option<&Path>, data: &Path) -> Result<i32> 
     let cfg = GateConfig::load(config, u32::from(settings.ep.terminal.currency_exponent))?;
     let mut reader = open_reader(&args.reader)?;
     let dir = args.gate_data.clone().unwrap_or_else(|| data.join("gate-lane"));
-    let mut lane =
-        Lane::open(cfg, settings, &dir, Duration::from_secs(args.wait_s)).with_context(|| format!("opening the gate journal under {}", dir.display()))?;
+    let mut lane = Lane::open(cfg, settings, &dir, Duration::from_secs(args.wait_s), config)
+        .with_context(|| format!("opening the gate journal under {}", dir.display()))?;
     if let Some(p) = &args.deny_list {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading the deny list {}", p.display()))?;
         let full: super::deny::FullList = serde_json::from_str(&text).with_context(|| format!("deny list {}", p.display()))?;

@@ -35,6 +35,40 @@ struct GateToml {
     fare: FareSection,
     aggregation: AggregationSection,
     deny_list: DenySection,
+    transit: Option<TransitSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitSection {
+    psam_key_file: String,
+    psam_terminal_id: String,
+    issuers: Vec<String>,
+    transfer_window_minutes: i64,
+    max_trip_minutes: i64,
+}
+
+/// Where the PSAM's purchase key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PsamKeys {
+    /// `builtin-test`: the TEST ONLY transit keys compiled into a simulators build.
+    BuiltinTest,
+    /// A key file (relative paths from the configuration directory).
+    File(std::path::PathBuf),
+}
+
+/// The city transport card (T-Union purse) at this gate: `[transit]` of gate.toml.
+#[derive(Debug, Clone)]
+pub struct TransitConfig {
+    pub psam_keys: PsamKeys,
+    /// The PSAM's terminal number, 12 hex digits.
+    pub psam_terminal_id: String,
+    /// Issuer ids (EF 15, 8 bytes) of the cities' cards this gate takes.
+    pub issuers: Vec<[u8; 8]>,
+    pub transfer_window_minutes: i64,
+    pub max_trip_minutes: i64,
+    /// The gate's station as the card's trip record numbers it (`station` "LLSS").
+    pub station: kernels::purse::Station,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +122,8 @@ pub struct GateConfig {
     pub nominal_amount: Amount,
     pub fare: FareTable,
     pub aggregation: Limits,
+    /// The city transport card, when the gate takes it.
+    pub transit: Option<TransitConfig>,
     /// The deny-list HMAC key (never logged: `Debug` of the config shows its length only).
     pub deny_key: DenyKey,
 }
@@ -169,7 +205,49 @@ impl GateConfig {
         if aggregation.cumulative_spend_limit < fare.max_fare() {
             return Err(field("aggregation.cumulative_spend_limit", "below the highest fare: every tap would be an authorization of its own"));
         }
+        let transit = match t.transit {
+            None => None,
+            Some(tr) => {
+                if g.direction == Direction::Both {
+                    return Err(field(
+                        "gate.direction",
+                        "a gate that takes transport cards is either \"entry\" or \"exit\" (the card's trip record says which way it went)",
+                    ));
+                }
+                let digits = |s: &str| s.parse::<u8>().ok();
+                let station = match (g.station.len(), g.station.get(..2).and_then(digits), g.station.get(2..).and_then(digits)) {
+                    (4, Some(line), Some(station)) => kernels::purse::Station { line, station },
+                    _ => return Err(field("gate.station", "a gate that takes transport cards needs a station code \"LLSS\" (line, station: 4 digits)")),
+                };
+                let issuers = tr
+                    .issuers
+                    .iter()
+                    .map(|h| {
+                        hex::decode(h)
+                            .ok()
+                            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                            .ok_or_else(|| field("transit.issuers", format!("{h:?} is not 8 bytes of hex")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if hex::decode(&tr.psam_terminal_id).map(|v| v.len()) != Ok(6) {
+                    return Err(field("transit.psam_terminal_id", "12 hex digits"));
+                }
+                if tr.transfer_window_minutes < 0 || tr.max_trip_minutes <= 0 {
+                    return Err(field("transit.max_trip_minutes", "minutes must be positive"));
+                }
+                let psam_keys = if tr.psam_key_file == "builtin-test" { PsamKeys::BuiltinTest } else { PsamKeys::File(tr.psam_key_file.into()) };
+                Some(TransitConfig {
+                    psam_keys,
+                    psam_terminal_id: tr.psam_terminal_id,
+                    issuers,
+                    transfer_window_minutes: tr.transfer_window_minutes,
+                    max_trip_minutes: tr.max_trip_minutes,
+                    station,
+                })
+            }
+        };
         Ok(GateConfig {
+            transit,
             gate_id: g.gate_id,
             station: g.station,
             direction: g.direction,

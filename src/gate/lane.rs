@@ -77,6 +77,15 @@ pub struct TapEvent {
     /// What the gate's display shows (GREEN / RED and the line).
     pub light: String,
     pub display: String,
+    /// The transport card's balance after the tap (closed loop).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub balance: Option<String>,
+    /// The card's TAC over the debit (closed loop), hex: what the back office clears with.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tac: Option<String>,
+    /// A torn debit of an earlier tap proven done: the gate opens, nothing charged again.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub recovered: bool,
     /// Uploads this tap closed (aggregates reaching their limit).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub uploads: Vec<Upload>,
@@ -99,6 +108,87 @@ pub enum LaneError {
     Journal(#[from] sled::Error),
     #[error("gate journal record: {0}")]
     Record(#[from] serde_json::Error),
+    #[error("gate PSAM: {0}")]
+    Psam(#[from] super::psam::PsamError),
+    #[error("gate configuration: {0}")]
+    Config(String),
+}
+
+/// The closed-loop side of a gate: the purse transaction's setup, the PSAM, the torn debits.
+struct PurseGate {
+    setup: kernels::purse::gate::GateSetup,
+    psam: super::psam::Psam,
+    torn: super::tap::TornDebits,
+}
+
+/// A reader whose card the lane already activated (and probed for the transport card): the
+/// EMV flow's "begin" and first "wait for card" find it there.
+struct Activated<'a> {
+    inner: &'a mut dyn Reader,
+    fresh: bool,
+}
+
+impl Reader for Activated<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn wait_for_card(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        if std::mem::take(&mut self.fresh) {
+            return Ok(());
+        }
+        self.inner.wait_for_card(timeout)
+    }
+    fn transmit_raw(&mut self, capdu: &[u8]) -> Result<Vec<u8>, ReaderError> {
+        self.inner.transmit_raw(capdu)
+    }
+    fn wait_for_removal(&mut self, timeout: Duration) -> Result<(), ReaderError> {
+        self.inner.wait_for_removal(timeout)
+    }
+    fn field_off(&mut self, off: Duration) {
+        self.inner.field_off(off)
+    }
+    fn air_time(&self) -> Option<Duration> {
+        self.inner.air_time()
+    }
+}
+
+/// The PSAM's key text for `keys`.
+fn psam_key_text(keys: &super::config::PsamKeys, config_dir: Option<&Path>) -> Result<(String, std::path::PathBuf), LaneError> {
+    match keys {
+        #[cfg(feature = "simulators")]
+        super::config::PsamKeys::BuiltinTest => Ok((test_cards::purse::TRANSIT_TOML.to_string(), "builtin-test".into())),
+        #[cfg(not(feature = "simulators"))]
+        super::config::PsamKeys::BuiltinTest => {
+            Err(LaneError::Config("transit.psam_key_file = \"builtin-test\": this build has no test keys; name a key file".into()))
+        }
+        super::config::PsamKeys::File(p) => {
+            let path = match config_dir {
+                Some(d) if p.is_relative() => d.join(p),
+                _ => p.clone(),
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| LaneError::Config(format!("transit.psam_key_file {}: {e}", path.display())))?;
+            Ok((text, path))
+        }
+    }
+}
+
+/// The purse's date-time of `now` in the terminal's time zone.
+fn purse_time(now: UnixSeconds, tz: &jiff::tz::TimeZone) -> Option<kernels::purse::PurseDateTime> {
+    let z = tz.to_datetime(jiff::Timestamp::from_second(i64::try_from(now).ok()?).ok()?);
+    kernels::purse::PurseDateTime::new(u16::try_from(z.year()).ok()?, z.month() as u8, z.day() as u8, z.hour() as u8, z.minute() as u8, z.second() as u8)
+}
+
+/// The contract name and display text of a purse rejection.
+fn purse_reject(r: &kernels::purse::gate::Reject, lang: Lang) -> (&'static str, String) {
+    use kernels::purse::gate::Reject as P;
+    match r {
+        P::NotWhitelisted { .. } => ("NOT_WHITELISTED", T::GateIssuerNotAccepted.s(lang).into()),
+        P::Expired { .. } | P::NotYetValid { .. } => ("CARD_NOT_VALID", T::GateNotAccepted.s(lang).into()),
+        P::InsufficientBalance { .. } => ("INSUFFICIENT_BALANCE", T::GateInsufficientBalance.s(lang).into()),
+        P::NoEntryRecorded => ("NO_ENTRY", T::GateNoEntry.s(lang).into()),
+        P::AlreadyEntered { .. } => ("ALREADY_ENTERED", T::GateAlreadyEntered.s(lang).into()),
+        P::Blocked => ("CARD_BLOCKED", T::GateNotAccepted.s(lang).into()),
+    }
 }
 
 /// A gate lane and what it remembers.
@@ -115,12 +205,14 @@ pub struct Lane {
     uploads: sled::Tree,
     /// The gate's own deny entries (card key → reason), so a restart keeps them.
     denied: sled::Tree,
+    meta: sled::Tree,
+    purse: Option<PurseGate>,
     policy: TapPolicy,
 }
 
 impl Lane {
     /// Opens the gate journal under `data` (created owner-only).
-    pub fn open(cfg: GateConfig, settings: Settings, data: &Path, wait_for_card: Duration) -> Result<Lane, LaneError> {
+    pub fn open(cfg: GateConfig, settings: Settings, data: &Path, wait_for_card: Duration, config_dir: Option<&Path>) -> Result<Lane, LaneError> {
         std::fs::create_dir_all(data).map_err(sled::Error::Io)?;
         {
             use std::os::unix::fs::PermissionsExt;
@@ -138,7 +230,34 @@ impl Lane {
             }
         }
         let lang = settings.lang;
+        let meta = db.open_tree("meta")?;
+        let purse = match &cfg.transit {
+            None => None,
+            Some(t) => {
+                let (text, path) = psam_key_text(&t.psam_keys, config_dir)?;
+                // The terminal transaction number goes on from the last run (never reused).
+                let ttsn = meta.get("psam_ttsn")?.and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok()).map_or(0, u32::from_be_bytes);
+                let psam = super::psam::Psam::from_key_text(&text, &path, &t.psam_terminal_id, ttsn)?;
+                let setup = kernels::purse::gate::GateSetup {
+                    terminal_id: [0; 6], // the PSAM's
+                    station: t.station,
+                    direction: if cfg.direction == super::config::Direction::Exit {
+                        kernels::purse::gate::Direction::Exit
+                    } else {
+                        kernels::purse::gate::Direction::Entry
+                    },
+                    key_index: 0, // the PSAM's
+                    issuers: t.issuers.clone(),
+                    transfer_window_minutes: t.transfer_window_minutes,
+                    max_trip_minutes: t.max_trip_minutes,
+                    entry_fare: if cfg.fare.charged_at_exit() { 0 } else { u32::try_from(cfg.fare.max_fare().0).unwrap_or(u32::MAX) },
+                };
+                Some(PurseGate { setup, psam, torn: super::tap::TornDebits::default() })
+            }
+        };
         Ok(Lane {
+            meta,
+            purse,
             passback: AntiPassback::new(cfg.anti_passback_s),
             aggregates: Aggregator::new(cfg.aggregation),
             deny,
@@ -189,8 +308,126 @@ impl Lane {
         Ok(())
     }
 
-    /// One passenger. `Ok(None)`: nobody tapped within the wait.
+    /// One passenger. `Ok(None)`: nobody tapped within the wait. A gate that takes transport
+    /// cards activates the card and SELECTs the T-Union purse first (express transit); a card
+    /// without it goes on to the EMV flow on the same activation, its SELECT answer reused.
     pub fn tap(&mut self, reader: &mut dyn Reader, now: UnixSeconds) -> Result<Option<TapEvent>, LaneError> {
+        if self.purse.is_none() {
+            return self.emv_tap(reader, now);
+        }
+        reader.begin_transaction();
+        match reader.wait_for_card(self.policy.first_tap) {
+            Err(ReaderError::NoCard(_)) => return Ok(None),
+            Err(_) => return self.emv_tap(&mut Activated { inner: reader, fresh: false }, now),
+            Ok(()) => {}
+        }
+        match reader.transceive(&kernels::purse::select().to_bytes()) {
+            Ok(r) if r.ends_with(&[0x90, 0x00]) => self.purse_tap(reader, now, r).map(Some),
+            _ => self.emv_tap(&mut Activated { inner: reader, fresh: true }, now),
+        }
+    }
+
+    /// The closed-loop tap: the purse transaction with the PSAM, the fare from the trip record.
+    fn purse_tap(&mut self, reader: &mut dyn Reader, now: UnixSeconds, select_answer: Vec<u8>) -> Result<TapEvent, LaneError> {
+        use kernels::purse::gate::GateOutcome;
+        let exp = u32::from(self.settings.ep.terminal.currency_exponent);
+        let when = purse_time(now, &self.settings.time_zone).ok_or_else(|| LaneError::Config(format!("clock {now} out of the purse's range")))?;
+        let fares = self.cfg.fare.clone();
+        let Some(pg) = self.purse.as_mut() else {
+            return Err(LaneError::Config("no transit configuration".into()));
+        };
+        let mut cached = Some(select_answer);
+        let mut apdus = 0usize;
+        let card = |c: &kernels::apdu::CApdu| {
+            if c.ins == 0xA4 {
+                if let Some(r) = cached.take() {
+                    return kernels::apdu::RApdu::parse(&r);
+                }
+            }
+            apdus += 1;
+            reader.transceive(&c.to_bytes()).ok().and_then(|r| kernels::apdu::RApdu::parse(&r))
+        };
+        let fare = |q: &kernels::purse::gate::FareQuery| {
+            let st = |s: kernels::purse::Station| format!("{:02}{:02}", s.line, s.station);
+            let a = fares.journey(Some(&st(q.entry)), &st(q.exit)).unwrap_or_else(|_| fares.max_fare());
+            u32::try_from(a.0).unwrap_or(u32::MAX)
+        };
+        let outcome = super::tap::run_purse_tap(pg.setup.clone(), when, &pg.torn, card, &mut pg.psam, fare);
+        let _ = apdus;
+        let decided_from = Instant::now();
+        if let Ok(o) = &outcome {
+            pg.torn.settle(o);
+        }
+        self.meta.insert("psam_ttsn", &pg.psam.ttsn().to_be_bytes())?;
+        let air = reader.air_time().unwrap_or_default();
+        let _ = reader.wait_for_removal(Duration::from_secs(1));
+        self.counters.taps += 1;
+        let seq = self.db.generate_id()?;
+        let sym = self.settings.currency_symbol.clone();
+        let mut ev = TapEvent {
+            seq,
+            at: now,
+            gate: self.cfg.gate_id.clone(),
+            station: self.cfg.station.clone(),
+            decision: "REJECT".into(),
+            reason: None,
+            fare: None,
+            settlement: None,
+            pan_masked: None,
+            card: None,
+            kernel: Some("T-Union".into()),
+            oda: OdaResult::NotPerformed.name().into(),
+            light: "RED".into(),
+            display: String::new(),
+            balance: None,
+            tac: None,
+            recovered: false,
+            uploads: Vec::new(),
+            card_in_field_ms: air.as_secs_f64() * 1e3,
+            decision_us: 0,
+        };
+        let receipt = match &outcome {
+            Ok(GateOutcome::Open(r)) => Some((r, false)),
+            Ok(GateOutcome::Recovered(r)) => Some((r, true)),
+            _ => None,
+        };
+        if let Some((r, recovered)) = receipt {
+            let number = hex::encode_upper(r.card.app_serial);
+            ev.pan_masked = Some(kernels::types::mask_pan(&number));
+            ev.card = Some(CardKey::of_pan(&self.cfg.deny_key.0, &number).to_hex()[..12].to_string());
+            ev.decision = "OPEN".into();
+            ev.light = "GREEN".into();
+            ev.fare = Some(Amount(u64::from(r.amount)).display(exp));
+            ev.balance = Some(Amount(u64::from(r.balance_after)).display(exp));
+            ev.tac = Some(hex::encode_upper(r.tac));
+            ev.recovered = recovered;
+            ev.display = T::GateWelcomeBalance
+                .fmt(self.lang, &[&format!("{sym}{}", ev.fare.as_deref().unwrap_or("")), &format!("{sym}{}", ev.balance.as_deref().unwrap_or(""))]);
+            self.counters.opens += 1;
+        } else {
+            let (name, text) = match &outcome {
+                Ok(GateOutcome::Reject(r)) => purse_reject(r, self.lang),
+                // A torn debit, a card gone, a MAC that does not verify: tap again (a torn debit
+                // is settled at the card's next tap, never charged twice).
+                _ => ("READ_ERROR", T::GateReadError.s(self.lang).to_string()),
+            };
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, "purse tap ended outside the protocol");
+            } else if let Ok(GateOutcome::Failed(f)) = &outcome {
+                tracing::info!(failure = %f, "purse tap failed: tap again");
+            }
+            ev.reason = Some(name.into());
+            ev.display = text;
+            self.counters.rejects += 1;
+        }
+        self.taps.insert(seq.to_be_bytes(), serde_json::to_vec(&ev)?)?;
+        self.db.flush()?;
+        ev.decision_us = decided_from.elapsed().as_micros() as u64;
+        Ok(ev)
+    }
+
+    /// The open-loop tap: Entry Point and kernel through the terminal core, then the decision.
+    fn emv_tap(&mut self, reader: &mut dyn Reader, now: UnixSeconds) -> Result<Option<TapEvent>, LaneError> {
         let req = SaleRequest { amount: self.kernel_amount(), ..SaleRequest::default() };
         let t = service::tap(&self.settings, &req, reader, &self.policy, &mut |_| {});
         if matches!(t.result.reader_error, Some(ReaderError::NoCard(_))) && t.result.exchanges.is_empty() {
@@ -223,6 +460,9 @@ impl Lane {
             oda: oda.name().into(),
             light: String::new(),
             display: String::new(),
+            balance: None,
+            tac: None,
+            recovered: false,
             uploads: Vec::new(),
             card_in_field_ms: t.report.card_in_field_ms,
             decision_us: 0,

@@ -19,8 +19,21 @@ pub struct Profile {
     /// Raw bytes (hex) appended inside the PPSE's BF0C after the directory entries of the cards:
     /// malformed or extra entries (`61` without `4F`, a length running past the entry …).
     pub ppse_extra_entries: Option<String>,
-    #[serde(rename = "card")]
+    /// The city transport card (T-Union electronic purse, AID A000000632010105) the wallet
+    /// also carries, served in express mode (no fingerprint).
+    pub transit: Option<TransitProfile>,
+    #[serde(rename = "card", default)]
     pub cards: Vec<CardProfile>,
+}
+
+/// A T-Union purse in the wallet (test card of the built-in test issuer, TEST ONLY keys).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitProfile {
+    /// Last 8 digits of the application serial (the card number).
+    pub serial: u32,
+    /// Balance in fen (minor units).
+    pub balance: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -220,13 +233,15 @@ builtin!(
     "no-supported-aid",
     "unionpay-phone-nofunds",
     "unionpay-ecash",
+    "tunion-phone",
+    "tunion-phone-low",
 );
 
 impl Profile {
     /// Parses profile text.
     pub fn parse(name: &str, text: &str) -> Result<Profile, ProfileError> {
         let p: Profile = toml::from_str(text).map_err(|source| ProfileError::Toml { name: name.into(), source })?;
-        if p.cards.is_empty() || p.cards.len() > 8 {
+        if (p.cards.is_empty() && p.transit.is_none()) || p.cards.len() > 8 {
             return Err(ProfileError::CardCount { name: name.into(), count: p.cards.len() });
         }
         Ok(p)

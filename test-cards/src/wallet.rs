@@ -51,6 +51,10 @@ pub struct Wallet {
     /// The phone is showing "confirm with your fingerprint" after a See Phone answer.
     pub prompt_shown: bool,
     pub last: Option<LastTxn>,
+    /// The city transport card (T-Union purse), if the wallet carries one.
+    purse: Option<crate::purse::PurseCard>,
+    /// The last SELECT chose the purse: its commands go to it.
+    purse_selected: bool,
 }
 
 fn hex_field(name: &str, field: &str, v: &str) -> Result<Vec<u8>, ProfileError> {
@@ -212,6 +216,18 @@ impl Wallet {
             selected: None,
             prompt_shown: false,
             last: None,
+            purse: match &p.transit {
+                Some(t) => {
+                    let keys = crate::purse::TransitKeys::builtin().map_err(|e| ProfileError::Field {
+                        name: name.into(),
+                        field: "transit".into(),
+                        problem: e.to_string(),
+                    })?;
+                    Some(crate::purse::PurseCard::new(crate::purse::PurseProfile::test_card(t.serial, t.balance), &keys))
+                }
+                None => None,
+            },
+            purse_selected: false,
         })
     }
 
@@ -252,6 +268,15 @@ impl Wallet {
     /// Field off / card removed: the application is deselected.
     pub fn power_off(&mut self) {
         self.selected = None;
+        self.purse_selected = false;
+        if let Some(p) = &mut self.purse {
+            p.power_off();
+        }
+    }
+
+    /// The wallet's transit purse (balance, trip record), if it has one.
+    pub fn purse(&self) -> Option<&crate::purse::PurseCard> {
+        self.purse.as_ref()
     }
 
     /// One C-APDU in, one R-APDU out — never a panic, whatever the bytes.
@@ -264,6 +289,15 @@ impl Wallet {
     }
 
     fn process(&mut self, c: &CApdu) -> RApdu {
+        // Express transit: a SELECT of the T-Union AID reaches the purse without the holder.
+        if c.cla == 0x00 && c.ins == ins::SELECT && c.p1 == 0x04 {
+            self.purse_selected = self.purse.is_some() && c.data == kernels::purse::AID;
+        }
+        if self.purse_selected {
+            if let Some(p) = &mut self.purse {
+                return p.process(c);
+            }
+        }
         match (c.cla, c.ins) {
             (0x00, ins::SELECT) if c.p1 == 0x04 => self.select(&c.data),
             (0x80, ins::GET_PROCESSING_OPTIONS) => self.gpo(&c.data),
