@@ -152,6 +152,11 @@ enum Cmd {
         /// Pull the phone away after N APDUs of the first tap.
         #[arg(long)]
         remove_after: Option<usize>,
+        /// Off the reader until told: stdin lines `load PROFILE`, `holder fingerprint=ok|none
+        /// remove-after=N|none`, `tap`, `remove`, … switch the card per case (`shanfu cert
+        /// --reader pcsc:…` drives it; docs/cert-suite.md).
+        #[arg(long, conflicts_with_all = ["fingerprint", "remove_after"])]
+        in_hand: bool,
     },
     /// Every reader of every backend, with its state.
     Readers {
@@ -380,7 +385,12 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         #[cfg(feature = "simulators")]
-        Cmd::Phone { profile, vpcd, fingerprint, remove_after } => {
+        Cmd::Phone { in_hand: true, vpcd, .. } => {
+            shanfu::cert::phone::run_in_hand(vpcd)?;
+            Ok(0)
+        }
+        #[cfg(feature = "simulators")]
+        Cmd::Phone { profile, vpcd, fingerprint, remove_after, in_hand: false } => {
             let wallet = test_cards::Wallet::load(&profile)?;
             let opts = test_cards::vpcd::PhoneOptions { fingerprint_on_prompt: fingerprint == "ok", remove_after };
             test_cards::vpcd::run_stdin(vpcd, wallet, opts)?;
