@@ -136,6 +136,12 @@ enum Cmd {
         pcsc: Option<String>,
         #[arg(long, default_value = "127.0.0.1:35963")]
         vpcd: std::net::SocketAddr,
+        /// Also run the cert suite (the cases matching these comma-separated globs; all without a
+        /// value) and report cases/s over the virtual reader and, with --pcsc, over pcscd.
+        #[arg(long, num_args = 0..=1, default_missing_value = "*")]
+        cert: Option<String>,
+        #[arg(long, default_value = "test-cards/suite")]
+        suite: PathBuf,
     },
     #[cfg(feature = "simulators")]
     /// The virtual phone wallet as its own process, plugged into the vpcd virtual reader so any
@@ -372,12 +378,15 @@ fn run(cli: Cli) -> Result<i32> {
         #[cfg(feature = "simulators")]
         Cmd::Acquirer(a) => acquirer_cmd(&cli.global, a),
         #[cfg(feature = "simulators")]
-        Cmd::Bench { terminals, requests, output, pcsc, vpcd } => {
+        Cmd::Bench { terminals, requests, output, pcsc, vpcd, cert, suite } => {
             let settings = Settings::load(cli.global.config.as_deref())?;
             let dir = data_dir(&cli.global);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let readers = pcsc.map(|pcsc_reader| bench::ReaderBench { pcsc_reader, vpcd });
-            let report = bench::run(&settings, &dir, terminals, requests, readers.as_ref())?;
+            let mut report = bench::run(&settings, &dir, terminals, requests, readers.as_ref())?;
+            if let Some(globs) = cert {
+                report += &bench::cert_section(&settings, &suite, &globs, readers.as_ref())?;
+            }
             out!("{report}");
             if let Some(p) = output {
                 std::fs::write(&p, &report).with_context(|| format!("writing {}", p.display()))?;

@@ -92,4 +92,24 @@ mod tests {
         assert_eq!(escape_text("收银 ¥1.00\tok"), "收银 ¥1.00\tok");
         assert!(!escape_attr("]]><x a=\"1\"/>").contains(['<', '>', '"']));
     }
+
+    #[test]
+    fn a_skipped_case_is_reported_as_skipped_not_failed() {
+        let text =
+            "[[case]]\nid = \"X.1\"\ntitle = \"t\"\ngroup = \"g\"\nprofile = \"unionpay-phone\"\namount = \"1.00\"\nexpect = { outcome = \"APPROVED\" }\n";
+        let case = crate::cert::case::parse_file(std::path::Path::new("t.toml"), text, 2).unwrap().remove(0);
+        let why = "holder.second_card is played only by the virtual reader's scripted holder";
+        let (actual, error, report, phone_log) = (None, None, None, None);
+        let elapsed = std::time::Duration::ZERO;
+        let run = CaseRun { case, actual, checks: vec![], error, trace: vec![], report, elapsed, skipped: Some(why.into()), phone_log };
+        assert!(!run.passed() && !run.failed());
+        assert_eq!(crate::cert::status(&run), "skipped");
+        let runs = [run];
+        let x = write(&runs, elapsed);
+        assert!(x.contains("tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"1\""), "{x}");
+        assert!(x.contains("<skipped message=\"holder.second_card is played only by the virtual reader&apos;s scripted holder\"/>"), "{x}");
+        let t = crate::cert::summary_table(&runs);
+        assert!(t.lines().last().is_some_and(|l| l.split_whitespace().collect::<Vec<_>>() == ["total", "1", "0", "0", "1"]), "{t}");
+        assert!(crate::cert::summary_line(&runs, elapsed).ends_with("0 passed, 0 failed, 1 skipped\n"));
+    }
 }
