@@ -151,11 +151,11 @@ struct Served {
 }
 
 impl Served {
-    fn start() -> Served {
+    fn start(idle_secs: &str) -> Served {
         use std::io::BufRead;
         let suite = suite_dir();
         let mut child = Command::new(env!("CARGO_BIN_EXE_shanfu"))
-            .args(["cert", "--suite", suite.to_str().unwrap(), "--serve", "127.0.0.1:0"])
+            .args(["cert", "--suite", suite.to_str().unwrap(), "--serve", "127.0.0.1:0", "--idle-timeout", idle_secs])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -217,7 +217,7 @@ impl Client {
 #[test]
 fn the_automation_server_lists_runs_initiates_and_archives_over_tcp() {
     use serde_json::json;
-    let srv = Served::start();
+    let srv = Served::start("300");
     let mut c = srv.connect();
     let v = c.ask(json!({ "cmd": "list_cases" }));
     let cases = v["cases"].as_array().unwrap_or_else(|| panic!("{v}"));
@@ -273,4 +273,18 @@ fn the_automation_server_lists_runs_initiates_and_archives_over_tcp() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert!(status.success());
+}
+
+#[test]
+fn the_automation_server_closes_an_idle_connection_and_takes_the_next() {
+    let srv = Served::start("1");
+    let mut c = srv.connect();
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    std::io::BufRead::read_line(&mut c.r, &mut answer).unwrap();
+    assert!(answer.contains("idle for 1 s"), "{answer:?}");
+    assert!(c.closed());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let mut c = srv.connect();
+    assert_eq!(c.ask(serde_json::json!({ "cmd": "shutdown" }))["ok"], true);
 }

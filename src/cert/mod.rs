@@ -47,6 +47,9 @@ pub struct CertArgs {
     /// running the suite once.
     #[arg(long)]
     pub serve: Option<std::net::SocketAddr>,
+    /// `--serve`: seconds without a request before a connection is closed.
+    #[arg(long, default_value_t = 300)]
+    pub idle_timeout: u64,
     /// Write a JUnit XML report here.
     #[arg(long)]
     pub junit: Option<PathBuf>,

@@ -9,7 +9,8 @@
 //!
 //! One client at a time (the reader and its card are one): the next connection is taken when
 //! the current one closes. A line longer than [`MAX_LINE`] or a connection idle for
-//! [`IDLE`] gets an error answer and is closed; a request that is not JSON gets an error answer.
+//! `--idle-timeout` seconds gets an error answer and is closed; a request that is not JSON gets
+//! an error answer.
 
 use super::case::{self, Case};
 use super::runner::{CaseRun, Runner};
@@ -24,8 +25,6 @@ use std::time::Duration;
 
 /// Longest request line accepted.
 pub const MAX_LINE: usize = 64 * 1024;
-/// A connection with no request for this long is closed.
-pub const IDLE: Duration = Duration::from_secs(300);
 
 /// What one request asks the connection to do next.
 enum Next {
@@ -42,6 +41,7 @@ struct Server {
     profile: String,
     last: Option<CaseRun>,
     initiated: usize,
+    idle: Duration,
 }
 
 fn err(e: impl std::fmt::Display) -> Value {
@@ -151,7 +151,7 @@ impl Server {
 
     /// Serves one connection until it quits, idles, sends too long a line, or shuts down.
     fn connection(&mut self, stream: TcpStream) -> std::io::Result<bool> {
-        stream.set_read_timeout(Some(IDLE))?;
+        stream.set_read_timeout(Some(self.idle))?;
         stream.set_write_timeout(Some(Duration::from_secs(10)))?;
         let mut out = stream.try_clone()?;
         let mut input = BufReader::new(stream);
@@ -170,7 +170,7 @@ impl Server {
                 }
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    send(&err(format!("idle for {} s; closing", IDLE.as_secs())))?;
+                    send(&err(format!("idle for {} s; closing", self.idle.as_secs())))?;
                     return Ok(false);
                 }
                 Err(e) => return Err(e),
@@ -206,7 +206,8 @@ pub fn main(args: &CertArgs, base: Settings, addr: SocketAddr) -> Result<i32> {
         let mut o = std::io::stdout().lock();
         writeln!(o, "listening {bound}").and_then(|()| o.flush())?;
     }
-    let mut server = Server { cases, runner, exp, profile: "unionpay-phone".into(), last: None, initiated: 0 };
+    let mut server =
+        Server { cases, runner, exp, profile: "unionpay-phone".into(), last: None, initiated: 0, idle: Duration::from_secs(args.idle_timeout.max(1)) };
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
