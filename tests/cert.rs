@@ -288,3 +288,56 @@ fn the_automation_server_closes_an_idle_connection_and_takes_the_next() {
     let mut c = srv.connect();
     assert_eq!(c.ask(serde_json::json!({ "cmd": "shutdown" }))["ok"], true);
 }
+
+/// `shanfu phone --in-hand` as the cert runner drives it, against a fake vpcd on 127.0.0.1:
+/// every control line answered, the loaded card on the reader only after `tap`, gone on `remove`.
+#[test]
+fn phone_in_hand_switches_cards_on_stdin_and_taps_a_fake_vpcd() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    fn frame(b: &[u8]) -> Vec<u8> {
+        let mut f = (b.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(b);
+        f
+    }
+    fn read_frame(s: &mut std::net::TcpStream) -> Vec<u8> {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut b = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut b).unwrap();
+        b
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let mut p = shanfu::cert::phone::PhoneProcess::start(Path::new(env!("CARGO_BIN_EXE_shanfu")), l.local_addr().unwrap()).unwrap();
+    let e = p.request("tap").unwrap_err().to_string();
+    assert!(e.contains("no profile loaded"), "{e}");
+    assert!(p.request("load no-such-card").is_err());
+    assert!(p.request("holder fingerprint=maybe").is_err());
+    p.request("load visa-phone").unwrap();
+    p.request("holder fingerprint=ok remove-after=none").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(l.accept().is_err(), "on the reader before the tap");
+    p.request("tap").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match l.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the phone never tapped: {e}"),
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&frame(&[0x04])).unwrap();
+    assert_eq!(read_frame(&mut s)[0], 0x3B, "an ATR");
+    s.write_all(&frame(&hex::decode("00A404000E325041592E5359532E444446303100").unwrap())).unwrap();
+    let r = read_frame(&mut s);
+    assert_eq!((r[0], &r[r.len() - 2..]), (0x6F, &[0x90, 0x00][..]), "PPSE FCI");
+    assert!(hex::encode_upper(&r).contains("A0000000031010"), "the loaded Visa card answers");
+    p.request("remove").unwrap();
+    let mut b = [0u8; 4];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "the phone left the reader");
+    let log = p.take_log().join("\n");
+    assert!(log.contains("connected tap=1") && log.contains("apdu 00A40400 9000"), "{log}");
+}
