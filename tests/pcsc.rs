@@ -518,3 +518,56 @@ fn whole_cert_suite_over_pcscd_every_playable_case_passes() {
     assert!(passed >= 150, "only {passed} passed ({skipped} skipped): {}", v["total"]);
     assert_eq!(v["total"].as_u64(), Some(passed + skipped));
 }
+
+/// The automation server on a pcscd reader: a suite case and an ad-hoc purchase, each played by
+/// the phone process, and the phone's log in the archive.
+#[test]
+fn cert_automation_server_runs_cases_over_pcscd() {
+    let lab = Lab::new("cert-serve");
+    let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/test-cards/suite");
+    let reader = format!("pcsc:{READER}");
+    let mut server = StopOnDrop(
+        lab.shanfu(&["cert", "--suite", suite, "--reader", &reader, "--serve", "127.0.0.1:0", "--idle-timeout", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start shanfu cert --serve"),
+    );
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr: std::net::SocketAddr = first.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("{first:?}")).parse().unwrap();
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let (mut r, mut w) = (BufReader::new(s.try_clone().unwrap()), s);
+    let mut ask = |req: Value| -> Value {
+        writeln!(w, "{req}").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    };
+    let v = ask(serde_json::json!({ "cmd": "run_case", "id": "C7.OUT.07" }));
+    assert_eq!(v["status"], "passed", "{v}");
+    let v = ask(serde_json::json!({ "cmd": "initiate", "amount": "400.00", "host": "embedded", "fingerprint": true }));
+    assert_eq!((v["outcome"].as_str(), v["taps"].as_u64(), v["cvm"].as_str()), (Some("APPROVED"), Some(2), Some("CDCVM")), "{v}");
+    let v = ask(serde_json::json!({ "cmd": "get_archive" }));
+    let phone = v["phone"].as_str().unwrap_or("");
+    assert!(phone.contains("see-phone") && phone.contains("connected tap=2"), "{v}");
+    assert_eq!(ask(serde_json::json!({ "cmd": "shutdown" }))["ok"], true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not stop on shutdown");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process of the test, killed by pid when the test ends (also on a failed assertion).
+struct StopOnDrop(Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
