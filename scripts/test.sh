@@ -17,6 +17,8 @@ fi
 cargo build --release --locked --bin shanfu
 # crash-test: the SHANFU_CRASH_AT hooks of the durability tests (never in the release binary).
 cargo test --workspace --locked --features shanfu/crash-test
+# The whole cert suite over pcscd and the phone process (minutes: an #[ignore] test run on purpose).
+cargo test --locked --test pcsc -- --ignored whole_cert_suite_over_pcscd
 contract=../shared/tools/check-contract
 if [ -x "$contract" ] || [ -f "$contract" ]; then
   bash "$contract"

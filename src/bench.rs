@@ -346,3 +346,74 @@ fn reader_stack(settings: &Settings, rb: &ReaderBench) -> Result<String> {
     out += "\nFor comparison, the same APDUs take the air time in the first table at 106 kbit/s on a real reader: the PC/SC stack adds well under a millisecond per APDU; a real tap is dominated by the air interface and, for the first tap, by the reader's polling.\n";
     Ok(out)
 }
+
+/// One `shanfu cert` pass for the report: reader, cases run, skipped, passed, wall time, p50 of
+/// a case.
+struct CertPass {
+    reader: String,
+    run: usize,
+    skipped: usize,
+    passed: usize,
+    wall: Duration,
+    p50: Duration,
+}
+
+fn cert_pass(settings: &Settings, cases: &[crate::cert::case::Case], reader: &str, vpcd: std::net::SocketAddr) -> Result<CertPass> {
+    let mut runner = crate::cert::runner_for(settings.clone(), reader, vpcd)?;
+    let started = Instant::now();
+    let runs: Vec<_> = cases.iter().map(|c| runner.run(c)).collect();
+    let wall = started.elapsed();
+    drop(runner);
+    let mut times: Vec<Duration> = runs.iter().filter(|r| r.skipped.is_none()).map(|r| r.elapsed).collect();
+    times.sort();
+    Ok(CertPass {
+        reader: reader.to_string(),
+        run: times.len(),
+        skipped: runs.len() - times.len(),
+        passed: runs.iter().filter(|r| r.passed()).count(),
+        wall,
+        p50: pct(&times, 0.5),
+    })
+}
+
+/// `shanfu bench --cert[=GLOBS]`: the certification suite's cases per second over the virtual
+/// reader and, with `--pcsc NAME`, over pcscd through pcsc-lite and libnfc with the phone
+/// process (src/cert/phone.rs) playing the cards.
+pub fn cert_section(settings: &Settings, suite: &std::path::Path, globs: &str, readers: Option<&ReaderBench>) -> Result<String> {
+    let exp = u32::from(settings.ep.terminal.currency_exponent);
+    let filter = (globs != "*").then_some(globs);
+    let cases = crate::cert::load_cases(suite, filter, exp)?;
+    let vpcd = readers.map(|r| r.vpcd).unwrap_or_else(|| ([127, 0, 0, 1], 35963).into());
+    let mut passes = vec![cert_pass(settings, &cases, "virtual", vpcd)?];
+    if let Some(rb) = readers {
+        for backend in ["pcsc", "nfc"] {
+            passes.push(cert_pass(settings, &cases, &format!("{backend}:{}", rb.pcsc_reader), vpcd)?);
+        }
+    }
+    let mut out = String::from("\n## Certification suite: cases per second\n\n");
+    out += &format!("`shanfu cert` over {} cases of {} (`--case {globs}`), one pass per reader.\n\n", cases.len(), suite.display());
+    out += "| reader | cases run | skipped | passed | seconds | cases/s | one case p50 |\n|---|---|---|---|---|---|---|\n";
+    for p in &passes {
+        let rate = if p.wall.is_zero() { 0.0 } else { p.run as f64 / p.wall.as_secs_f64() };
+        out += &format!(
+            "| {} | {} | {} | {} | {:.2} | {:.1} | {:.1} ms |\n",
+            p.reader,
+            p.run,
+            p.skipped,
+            p.passed,
+            p.wall.as_secs_f64(),
+            rate,
+            p.p50.as_secs_f64() * 1000.0
+        );
+    }
+    if readers.is_some() {
+        out += "\nOver pcscd a case is a real tap and a real removal: the runner tells the phone process to tap, \
+pcscd notices the card only at its next presence poll of vpcd (every 400 ms), and after the outcome the \
+phone leaves and pcscd must see the slot empty (another poll) before the next case may tap — a new card is \
+taken only after an empty slot. A card pulled away mid-exchange stays away 0.5 s more, and the fingerprint \
+flow's tap again comes 0.9 s after the phone asked. The APDUs themselves take well under a millisecond \
+each (the reader-stack table); the virtual reader has none of these waits, so a case there is kernel, \
+card simulator and (online cases) the embedded acquirer only.\n";
+    }
+    Ok(out)
+}

@@ -136,6 +136,12 @@ enum Cmd {
         pcsc: Option<String>,
         #[arg(long, default_value = "127.0.0.1:35963")]
         vpcd: std::net::SocketAddr,
+        /// Also run the cert suite (the cases matching these comma-separated globs; all without a
+        /// value) and report cases/s over the virtual reader and, with --pcsc, over pcscd.
+        #[arg(long, num_args = 0..=1, default_missing_value = "*")]
+        cert: Option<String>,
+        #[arg(long, default_value = "test-cards/suite")]
+        suite: PathBuf,
     },
     #[cfg(feature = "simulators")]
     /// The virtual phone wallet as its own process, plugged into the vpcd virtual reader so any
@@ -152,6 +158,11 @@ enum Cmd {
         /// Pull the phone away after N APDUs of the first tap.
         #[arg(long)]
         remove_after: Option<usize>,
+        /// Off the reader until told: stdin lines `load PROFILE`, `holder fingerprint=ok|none
+        /// remove-after=N|none`, `tap`, `remove`, … switch the card per case (`shanfu cert
+        /// --reader pcsc:…` drives it; docs/cert-suite.md).
+        #[arg(long, conflicts_with_all = ["fingerprint", "remove_after"])]
+        in_hand: bool,
     },
     /// Transit gate: taps back to back, open or reject with the reason, a JSON line per tap
     /// (config/gate.toml: fares, policy, deny list; docs/gate.md).
@@ -378,12 +389,15 @@ fn run(cli: Cli) -> Result<i32> {
         #[cfg(feature = "simulators")]
         Cmd::Acquirer(a) => acquirer_cmd(&cli.global, a),
         #[cfg(feature = "simulators")]
-        Cmd::Bench { terminals, requests, output, pcsc, vpcd } => {
+        Cmd::Bench { terminals, requests, output, pcsc, vpcd, cert, suite } => {
             let settings = Settings::load(cli.global.config.as_deref())?;
             let dir = data_dir(&cli.global);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let readers = pcsc.map(|pcsc_reader| bench::ReaderBench { pcsc_reader, vpcd });
-            let report = bench::run(&settings, &dir, terminals, requests, readers.as_ref())?;
+            let mut report = bench::run(&settings, &dir, terminals, requests, readers.as_ref())?;
+            if let Some(globs) = cert {
+                report += &bench::cert_section(&settings, &suite, &globs, readers.as_ref())?;
+            }
             out!("{report}");
             if let Some(p) = output {
                 std::fs::write(&p, &report).with_context(|| format!("writing {}", p.display()))?;
@@ -391,7 +405,12 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         #[cfg(feature = "simulators")]
-        Cmd::Phone { profile, vpcd, fingerprint, remove_after } => {
+        Cmd::Phone { in_hand: true, vpcd, .. } => {
+            shanfu::cert::phone::run_in_hand(vpcd)?;
+            Ok(0)
+        }
+        #[cfg(feature = "simulators")]
+        Cmd::Phone { profile, vpcd, fingerprint, remove_after, in_hand: false } => {
             let wallet = test_cards::Wallet::load(&profile)?;
             let opts = test_cards::vpcd::PhoneOptions { fingerprint_on_prompt: fingerprint == "ok", remove_after };
             test_cards::vpcd::run_stdin(vpcd, wallet, opts)?;

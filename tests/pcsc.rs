@@ -455,3 +455,119 @@ fn readers_names_every_backend_even_one_without_readers() {
         assert!(text.lines().any(|l| l.starts_with(backend) && l.contains("unavailable")), "{backend} missing:\n{text}");
     }
 }
+
+/// `shanfu cert --reader R --json ...` in the lab: the parsed JSON and the exit code.
+fn cert_run(lab: &Lab, reader: &str, extra: &[&str]) -> (Value, i32) {
+    let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/test-cards/suite");
+    let mut a = vec!["cert", "--suite", suite, "--reader", reader, "--json"];
+    a.extend_from_slice(extra);
+    let out = lab.shanfu(&a).output().expect("run shanfu cert");
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {:?} stderr {:?}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    (v, out.status.code().unwrap_or(-1))
+}
+
+/// Every case run passed; skipped ones say why. Returns (passed, skipped).
+fn assert_cert_passed(reader: &str, v: &Value, rc: i32) -> (u64, u64) {
+    let cases = v["cases"].as_array().unwrap_or_else(|| panic!("{reader}: {v}"));
+    let bad: Vec<String> = cases
+        .iter()
+        .filter(|c| c["status"] != "passed" && c["status"] != "skipped")
+        .map(|c| format!("{} {}: {} {}", c["id"], c["status"], c["error"], c["checks"]))
+        .collect();
+    assert!(bad.is_empty(), "{reader}: {} not passed:\n{}", bad.len(), bad.join("\n"));
+    for c in cases.iter().filter(|c| c["status"] == "skipped") {
+        assert!(c["skip_reason"].as_str().is_some_and(|r| !r.is_empty()), "{reader}: skipped without a reason: {c}");
+    }
+    assert_eq!(rc, 0, "{reader}: {v}");
+    assert_eq!(v["failed"], 0, "{reader}");
+    (v["passed"].as_u64().unwrap_or(0), v["skipped"].as_u64().unwrap_or(0))
+}
+
+/// A dozen suite cases over pcscd, through pcsc-lite and through libnfc: online and offline,
+/// the fingerprint two-tap flow, removal mid-tap, suspended and deleted tokens. The card of
+/// every case is the `shanfu phone --in-hand` process the cert runner starts and drives.
+#[test]
+fn cert_cases_run_over_pcscd_with_the_phone_process_over_pcsc_and_libnfc() {
+    let lab = Lab::new("cert");
+    let cases = "C7.OUT.0?,C7.CVM.01,C7.ODA.01,2EB.010.00";
+    for reader in [format!("pcsc:{READER}"), format!("nfc:{READER}")] {
+        let evidence = lab.dir.join(format!("evidence-{}", &reader[..4]));
+        let junit = lab.dir.join(format!("junit-{}.xml", &reader[..4]));
+        let (v, rc) = cert_run(&lab, &reader, &["--case", cases, "--evidence", evidence.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+        let (passed, skipped) = assert_cert_passed(&reader, &v, rc);
+        assert_eq!((passed, skipped), (12, 0), "{reader}: {v}");
+        // The phone's own log is in the evidence: the taps and the removal it played.
+        let phone = |id: &str| std::fs::read_to_string(evidence.join(id).join("phone.txt")).unwrap_or_else(|e| panic!("{reader} {id}: {e}"));
+        assert!(phone("C7.ODA.01").contains("connected tap=1"), "{}", phone("C7.ODA.01"));
+        assert!(phone("C7.OUT.07").contains("removed after 3 APDUs"), "{}", phone("C7.OUT.07"));
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(xml.contains("tests=\"12\" failures=\"0\" errors=\"0\" skipped=\"0\""), "{xml}");
+        lab.wait_empty();
+    }
+}
+
+/// The whole suite over pcscd (minutes: pcscd polls card presence every 400 ms, and every case
+/// is a tap and a removal). scripts/test.sh runs it with `--ignored`.
+#[test]
+#[ignore = "the whole suite over pcscd takes minutes; scripts/test.sh runs it"]
+fn whole_cert_suite_over_pcscd_every_playable_case_passes() {
+    let lab = Lab::new("cert-all");
+    let (v, rc) = cert_run(&lab, &format!("pcsc:{READER}"), &[]);
+    let (passed, skipped) = assert_cert_passed("pcsc", &v, rc);
+    assert!(passed >= 150, "only {passed} passed ({skipped} skipped): {}", v["total"]);
+    assert_eq!(v["total"].as_u64(), Some(passed + skipped));
+}
+
+/// The automation server on a pcscd reader: a suite case and an ad-hoc purchase, each played by
+/// the phone process, and the phone's log in the archive.
+#[test]
+fn cert_automation_server_runs_cases_over_pcscd() {
+    let lab = Lab::new("cert-serve");
+    let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/test-cards/suite");
+    let reader = format!("pcsc:{READER}");
+    let mut server = StopOnDrop(
+        lab.shanfu(&["cert", "--suite", suite, "--reader", &reader, "--serve", "127.0.0.1:0", "--idle-timeout", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start shanfu cert --serve"),
+    );
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr: std::net::SocketAddr = first.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("{first:?}")).parse().unwrap();
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let (mut r, mut w) = (BufReader::new(s.try_clone().unwrap()), s);
+    let mut ask = |req: Value| -> Value {
+        writeln!(w, "{req}").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    };
+    let v = ask(serde_json::json!({ "cmd": "run_case", "id": "C7.OUT.07" }));
+    assert_eq!(v["status"], "passed", "{v}");
+    let v = ask(serde_json::json!({ "cmd": "initiate", "amount": "400.00", "host": "embedded", "fingerprint": true }));
+    assert_eq!((v["outcome"].as_str(), v["taps"].as_u64(), v["cvm"].as_str()), (Some("APPROVED"), Some(2), Some("CDCVM")), "{v}");
+    let v = ask(serde_json::json!({ "cmd": "get_archive" }));
+    let phone = v["phone"].as_str().unwrap_or("");
+    assert!(phone.contains("see-phone") && phone.contains("connected tap=2"), "{v}");
+    assert_eq!(ask(serde_json::json!({ "cmd": "shutdown" }))["ok"], true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the server did not stop on shutdown");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process of the test, killed by pid when the test ends (also on a failed assertion).
+struct StopOnDrop(Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}

@@ -329,10 +329,18 @@ fn hex_of(field: &str, v: &str, len: Option<usize>) -> Result<Vec<u8>, String> {
 
 /// The profile of a case with its overrides applied.
 pub fn profile_with(name: &str, overrides: Option<&toml::Table>) -> Result<test_cards::profile::Profile, String> {
-    use test_cards::profile::{Profile, BUILTIN};
+    use test_cards::profile::Profile;
     let Some(o) = overrides else {
         return Profile::load(name).map_err(|e| e.to_string());
     };
+    let text = profile_text_with(name, o)?;
+    Profile::parse(&format!("{name} (with overrides)"), &text).map_err(|e| e.to_string())
+}
+
+/// The profile file text of a case with its overrides merged in (what [`profile_with`] parses;
+/// the phone process loads it from a file).
+pub fn profile_text_with(name: &str, o: &toml::Table) -> Result<String, String> {
+    use test_cards::profile::BUILTIN;
     let text = match BUILTIN.iter().find(|(n, _)| *n == name) {
         Some((_, t)) => t.to_string(),
         None => std::fs::read_to_string(name).map_err(|e| format!("profile {name:?}: {e}"))?,
@@ -361,8 +369,7 @@ pub fn profile_with(name: &str, overrides: Option<&toml::Table>) -> Result<test_
             doc.insert(k.clone(), v.clone());
         }
     }
-    let text = toml::to_string(&doc).map_err(|e| e.to_string())?;
-    Profile::parse(&format!("{name} (with overrides)"), &text).map_err(|e| e.to_string())
+    toml::to_string(&doc).map_err(|e| e.to_string())
 }
 
 impl Case {

@@ -34,10 +34,30 @@ pub fn trace_text(run: &CaseRun) -> String {
     s
 }
 
+/// The data record as decoded TLV (PAN masked).
+pub fn record_text(run: &CaseRun) -> String {
+    let record = run.actual.as_ref().map(|a| a.record.clone()).unwrap_or_default();
+    if record.is_empty() {
+        "(no data record: the kernel did not complete)\n".to_string()
+    } else {
+        decode::decode(&hex::encode(&record), false).unwrap_or_else(|e| format!("undecodable data record ({e}): {} bytes\n", record.len()))
+    }
+}
+
 /// The verdict as text.
 pub fn verdict_text(run: &CaseRun) -> String {
     let c = &run.case;
-    let mut s = format!("{} {}\n{}\ngroup: {}\nfile: {}\n\n", if run.passed() { "PASS" } else { "FAIL" }, c.id, c.title, c.group, c.file.display());
+    let word = if run.skipped.is_some() {
+        "SKIP"
+    } else if run.passed() {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    let mut s = format!("{word} {}\n{}\ngroup: {}\nfile: {}\n\n", c.id, c.title, c.group, c.file.display());
+    if let Some(why) = &run.skipped {
+        s += &format!("skipped: {why}\n");
+    }
     if let Some(e) = &run.error {
         s += &format!("error: {e}\n");
     }
@@ -45,7 +65,7 @@ pub fn verdict_text(run: &CaseRun) -> String {
     for k in &run.checks {
         s += &format!("{} {:w$}  expected: {}\n     {:w$}  actual:   {}\n", if k.ok { "ok  " } else { "FAIL" }, k.field, k.expected, "", k.actual);
     }
-    if !run.passed() && run.error.is_none() {
+    if run.failed() && run.error.is_none() {
         s += &format!("\ndiffering fields:\n{}", verdict::diff(&run.checks));
     }
     s
@@ -57,15 +77,13 @@ pub fn write(root: &Path, run: &CaseRun) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("case.toml"), &run.case.source)?;
     std::fs::write(dir.join("trace.txt"), trace_text(run))?;
-    let record = run.actual.as_ref().map(|a| a.record.clone()).unwrap_or_default();
-    let rec = if record.is_empty() {
-        "(no data record: the kernel did not complete)\n".to_string()
-    } else {
-        decode::decode(&hex::encode(&record), false).unwrap_or_else(|e| format!("undecodable data record ({e}): {} bytes\n", record.len()))
-    };
-    std::fs::write(dir.join("record.txt"), rec)?;
+    std::fs::write(dir.join("record.txt"), record_text(run))?;
     let report = run.report.as_ref().map(|r| serde_json::to_string_pretty(r).unwrap_or_default()).unwrap_or_else(|| "null".into());
     std::fs::write(dir.join("report.json"), report + "\n")?;
     std::fs::write(dir.join("verdict.txt"), verdict_text(run))?;
+    if let Some(log) = &run.phone_log {
+        // The phone process's own lines: APDU headers and status words, no card data.
+        std::fs::write(dir.join("phone.txt"), log)?;
+    }
     Ok(dir)
 }

@@ -70,11 +70,19 @@ pub struct CaseRun {
     pub trace: Vec<TraceLine>,
     pub report: Option<serde_json::Value>,
     pub elapsed: Duration,
+    /// Not run on this reader, and why (a case only the virtual reader can play).
+    pub skipped: Option<String>,
+    /// What the card process said during the case (`phone.txt` of the evidence), when it is one.
+    pub phone_log: Option<String>,
 }
 
 impl CaseRun {
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.checks.iter().all(|c| c.ok)
+        self.skipped.is_none() && self.error.is_none() && self.checks.iter().all(|c| c.ok)
+    }
+    /// Run and not passed (a skipped case has not failed).
+    pub fn failed(&self) -> bool {
+        self.skipped.is_none() && !self.passed()
     }
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
         self.checks.iter().filter(|c| !c.ok)
@@ -117,12 +125,27 @@ pub fn command_name(c: &[u8]) -> &'static str {
     }
 }
 
-/// The virtual reader, with every raw exchange logged and timed.
+/// Where the card of a case is when it is not the in-process virtual reader: a reader opened per
+/// case with the card played by another process (`--reader pcsc:…`, src/cert/phone.rs).
+pub trait CardSource {
+    /// Why this source cannot play `case`, if it cannot (the case is SKIPPED).
+    fn skip_reason(&self, case: &Case) -> Option<String>;
+    /// The reader of one case, its card set up as the case's profile and holder say.
+    fn reader(&mut self, case: &Case, profile: &test_cards::Profile) -> Result<Box<dyn Reader>>;
+    /// The terminal's waits for taps on this source.
+    fn policy(&self) -> TapPolicy;
+    /// What the card process logged since the last call.
+    fn take_log(&mut self) -> Option<String>;
+}
+
+/// The case's reader, with every raw exchange logged and timed.
 struct Recording {
-    inner: VirtualReader,
+    inner: Box<dyn Reader>,
     start: Instant,
     tap: u32,
     log: Vec<TraceLine>,
+    /// The field-offs the terminal asked for, in order, with their hold times.
+    field_offs: Vec<Duration>,
 }
 
 impl Reader for Recording {
@@ -149,6 +172,7 @@ impl Reader for Recording {
     fn field_off(&mut self, off: Duration) {
         let at = self.start.elapsed();
         self.log.push(TraceLine { at, tap: self.tap, c: vec![], r: Err(format!("field off for {} ms", off.as_millis())) });
+        self.field_offs.push(off);
         self.inner.field_off(off)
     }
     fn air_time(&self) -> Option<Duration> {
@@ -224,6 +248,7 @@ pub struct Runner {
     dir: PathBuf,
     shared: Option<Terminal>,
     isolated: usize,
+    source: Option<Box<dyn CardSource>>,
 }
 
 impl Runner {
@@ -231,21 +256,45 @@ impl Runner {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let dir = std::env::temp_dir().join(format!("shanfu-cert-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Runner { base, dir, shared: None, isolated: 0 })
+        Ok(Runner { base, dir, shared: None, isolated: 0, source: None })
+    }
+
+    /// Runs the cases on `source` instead of the virtual reader.
+    pub fn with_source(mut self, source: Box<dyn CardSource>) -> Runner {
+        self.source = Some(source);
+        self
     }
 
     /// Runs one case and judges it.
     pub fn run(&mut self, case: &Case) -> CaseRun {
         let started = Instant::now();
         let mut trace = Vec::new();
+        if let Some(why) = self.source.as_ref().and_then(|s| s.skip_reason(case)) {
+            let (actual, error, report) = (None, None, None);
+            return CaseRun {
+                case: case.clone(),
+                actual,
+                checks: vec![],
+                error,
+                trace,
+                report,
+                elapsed: started.elapsed(),
+                skipped: Some(why),
+                phone_log: None,
+            };
+        }
         let res = self.execute(case, &mut trace);
         let elapsed = started.elapsed();
+        let phone_log = self.source.as_mut().and_then(|s| s.take_log());
         match res {
             Ok((actual, report)) => {
                 let checks = verdict::judge(&case.expect, &actual);
-                CaseRun { case: case.clone(), actual: Some(actual), checks, error: None, trace, report: Some(report), elapsed }
+                CaseRun { case: case.clone(), actual: Some(actual), checks, error: None, trace, report: Some(report), elapsed, skipped: None, phone_log }
             }
-            Err(e) => CaseRun { case: case.clone(), actual: None, checks: vec![], error: Some(format!("{e:#}")), trace, report: None, elapsed },
+            Err(e) => {
+                let error = Some(format!("{e:#}"));
+                CaseRun { case: case.clone(), actual: None, checks: vec![], error, trace, report: None, elapsed, skipped: None, phone_log }
+            }
         }
     }
 
@@ -257,7 +306,11 @@ impl Runner {
         };
         let wallet = test_cards::Wallet::from_profile(&case.profile, &profile)?;
         let holder = Holder { fingerprint_on_prompt: case.holder.fingerprint, remove_after: case.holder.remove_after };
-        let mut reader = Recording { inner: scripted_reader(case, wallet, holder), start: Instant::now(), tap: 0, log: vec![] };
+        let (inner, policy): (Box<dyn Reader>, TapPolicy) = match self.source.as_mut() {
+            Some(s) => (s.reader(case, &profile)?, s.policy()),
+            None => (Box::new(scripted_reader(case, wallet, holder)), TapPolicy::default()),
+        };
+        let mut reader = Recording { inner, start: Instant::now(), tap: 0, log: vec![], field_offs: vec![] };
         let date = case.date.as_deref().map(|d| hex::decode(d).ok().and_then(|b| EmvDate::from_bcd(&b)).ok_or_else(|| anyhow!("date {d:?}"))).transpose()?;
         let req = SaleRequest {
             amount: Amount(case.amount_minor),
@@ -276,7 +329,7 @@ impl Runner {
         let mut journal: Option<crate::journal::TxnRecord> = None;
         let (report, tap) = match case.host {
             HostMode::None => {
-                let t = service::tap(&settings, &req, &mut reader, &TapPolicy::default(), &mut progress);
+                let t = service::tap(&settings, &req, &mut reader, &policy, &mut progress);
                 (t.report, t.result)
             }
             HostMode::Embedded => {
@@ -304,6 +357,7 @@ impl Runner {
                     self.shared.as_mut().expect("opened above")
                 };
                 terminal.settings = settings.clone();
+                terminal.policy = policy.clone();
                 let sale = terminal.sale(&req, &mut reader, &mut progress)?;
                 journal = sale.report.journal_id.and_then(|id| terminal.journal.get(id).ok());
                 drop(own);
@@ -312,7 +366,7 @@ impl Runner {
         };
         *trace = std::mem::take(&mut reader.log);
         let mut a = actual(&report, &tap, ui, trace);
-        a.field_offs = reader.inner.field_offs().to_vec();
+        a.field_offs = reader.field_offs.clone();
         if let Some(r) = &journal {
             a.processing_code = r.stan.map(|_| crate::online::processing_code(r.kind).to_string());
             a.journal_state = serde_json::to_value(r.state).ok().and_then(|v| v.as_str().map(String::from));
