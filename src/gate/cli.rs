@@ -62,7 +62,7 @@ fn line(ev: &TapEvent, json: bool) -> Result<String> {
         serde_json::to_string(ev)?
     } else {
         let who = ev.pan_masked.as_deref().unwrap_or("-");
-        format!("#{} {} {:6} {} [{}]", ev.seq, ev.light, ev.decision, ev.display, who)
+        format!("#{} {:5} {:6} {} [{}]", ev.seq, ev.light, ev.decision, ev.display, who)
     })
 }
 
