@@ -88,7 +88,7 @@ pub struct TapEvent {
     /// A torn debit of an earlier tap proven done: the gate opens, nothing charged again.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub recovered: bool,
-    /// Uploads this tap closed (aggregates reaching their limit).
+    /// Uploads this tap queued: its deferred authorization, or aggregates it closed (limit, travel time).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub uploads: Vec<Upload>,
     pub card_in_field_ms: f64,

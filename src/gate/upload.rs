@@ -144,7 +144,9 @@ pub fn verdict(rc: ResponseCode) -> Verdict {
     match rc {
         R::Approved => Verdict::Approved,
         R::IssuerUnavailable | R::SystemError => Verdict::Retry,
-        R::FormatError | R::Duplicate | R::OriginalNotFound | R::TotalsDiffer => Verdict::Failed(rc),
+        // The gate's request was wrong (an aggregate above the limit, a format error): nothing
+        // to hold against the card.
+        R::InvalidAmount | R::FormatError | R::Duplicate | R::OriginalNotFound | R::TotalsDiffer => Verdict::Failed(rc),
         _ => Verdict::Declined(rc),
     }
 }
@@ -568,7 +570,7 @@ mod tests {
             match rc.code() {
                 "00" => assert_eq!(v, Verdict::Approved),
                 "91" | "96" => assert_eq!(v, Verdict::Retry),
-                "30" | "94" | "25" | "95" => assert_eq!(v, Verdict::Failed(rc)),
+                "13" | "30" | "94" | "25" | "95" => assert_eq!(v, Verdict::Failed(rc)),
                 _ => assert_eq!(v, Verdict::Declined(rc), "{rc}"),
             }
         }
