@@ -172,3 +172,42 @@ fn a_lost_answer_is_asked_again_and_posted_once() {
     drop(acq);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The uploader in process against the embedded acquirer: the periodic sync picks up a change
+/// made after the start, and a gate whose list is ahead of the acquirer's (the acquirer was
+/// reset) takes the acquirer's full list.
+#[test]
+fn the_uploader_syncs_every_n_seconds_and_recovers_from_a_list_ahead_of_the_acquirer() {
+    use shanfu::gate::deny::{CardKey, DenyList};
+    use shanfu::gate::upload::{DenyUpdate, Uploader};
+    use std::time::Duration;
+    let data = scratch("periodic");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let db_dir = data.join("acquirer");
+    let addr = rt.block_on(shanfu::acquirer::embedded(&db_dir)).unwrap();
+    let key = shanfu::gate::config::GateConfig::parse(shanfu::gate::config::BUILTIN, 2).unwrap().deny_key.0;
+    let settings = shanfu::settings::Settings::load(None).unwrap();
+    let mut id = shanfu::terminal::service::identity(&settings);
+    id.terminal_id = "G0101E01".into();
+    let journal = sled::Config::new().temporary(true).open().unwrap();
+    // The gate believes it holds version 5; the acquirer has never changed its list.
+    let mut ahead = DenyList::new();
+    ahead.apply_full(5, [CardKey([9; 32])]).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut up = Uploader::new(journal, addr, Duration::from_secs(2), id, tx, &ahead, Duration::from_millis(200)).unwrap();
+    assert_eq!(shanfu::acquirer::admin_command(&db_dir, &format!("deny add {PHONE}")).unwrap(), "ok version 1");
+    assert!(rt.block_on(up.sync()).unwrap());
+    let DenyUpdate::Host { version, keys } = rx.recv_timeout(Duration::from_secs(5)).unwrap() else { panic!("not a list") };
+    assert_eq!((version, keys), (1, vec![CardKey::of_pan(&key, PHONE)]), "the acquirer's list replaces the one ahead of it");
+    // Running: a change at the acquirer reaches the gate within a few sync periods.
+    let (stop, stop_rx) = tokio::sync::watch::channel(None);
+    let task = rt.spawn(up.run(stop_rx));
+    assert_eq!(shanfu::acquirer::admin_command(&db_dir, &format!("deny add {VISA_PHONE}")).unwrap(), "ok version 2");
+    let DenyUpdate::Host { version, keys } = rx.recv_timeout(Duration::from_secs(5)).expect("synced by the timer") else { panic!("not a list") };
+    assert_eq!(version, 2);
+    assert!(keys.contains(&CardKey::of_pan(&key, VISA_PHONE)) && keys.contains(&CardKey::of_pan(&key, PHONE)));
+    stop.send(Some(tokio::time::Instant::now())).unwrap();
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await }).unwrap().unwrap();
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -131,6 +131,14 @@ impl DenyList {
         Ok(())
     }
 
+    /// Replaces the acquirer's part whatever the version held: the uploader's sync checked the
+    /// list already (a gate whose list is ahead of the acquirer's — the acquirer was reset —
+    /// takes the acquirer's full list as it is).
+    pub fn replace_host(&mut self, version: u64, keys: impl IntoIterator<Item = CardKey>) {
+        self.host = keys.into_iter().collect();
+        self.version = version;
+    }
+
     /// Applies a delta made on top of the version held.
     pub fn apply_delta(&mut self, d: &Delta) -> Result<(), DenyError> {
         if d.to <= d.from {

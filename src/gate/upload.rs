@@ -176,11 +176,7 @@ impl DenyUpdate {
             DenyUpdate::Approved(k) => {
                 list.approved(&k);
             }
-            DenyUpdate::Host { version, keys } => {
-                if let Err(e) = list.apply_full(version, keys) {
-                    tracing::debug!(error = %e, "deny list from the sync not applied");
-                }
-            }
+            DenyUpdate::Host { version, keys } => list.replace_host(version, keys),
         }
     }
 }
@@ -432,12 +428,12 @@ impl Uploader {
             Some(Err(DenyError::Gap { .. } | DenyError::Stale { .. })) => {
                 tracing::info!(have, "deny-list delta does not apply: asking the full list");
                 let mut fresh = DenyList::new();
-                let full = self.fetch(0).await?;
-                let c = full.map(|g| apply_list(&mut fresh, g)).transpose()?.unwrap_or(false);
-                if c {
-                    self.mirror = fresh;
+                if let Some(full) = self.fetch(0).await? {
+                    apply_list(&mut fresh, full)?;
                 }
-                c
+                // The acquirer's list as it is now, even at a lower version (it was reset).
+                self.mirror = fresh;
+                true
             }
             Some(Err(e)) => return Err(e.into()),
         };
