@@ -211,3 +211,17 @@ fn the_uploader_syncs_every_n_seconds_and_recovers_from_a_list_ahead_of_the_acqu
     drop(rt);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn a_gate_whose_journal_was_reset_does_not_reuse_a_stan() {
+    let data = scratch("reset");
+    let before = balance(&data, PHONE);
+    let lane = |n: &str| data.join(n).to_str().unwrap().to_string();
+    let (_, first) = gate(&data, "unionpay-phone", &["--host", "embedded", "--gate-data", &lane("lane-1")]);
+    assert_eq!(n(&first, "uploads_approved"), 1, "{first}");
+    // A new gate journal: its STAN counter starts again, the sign-on moves it past the acquirer's.
+    let (_, second) = gate(&data, "unionpay-phone", &["--host", "embedded", "--gate-data", &lane("lane-2")]);
+    assert_eq!((n(&second, "uploads_approved"), n(&second, "uploads_pending")), (1, 0), "not refused as a duplicate: {second}");
+    assert_eq!(balance(&data, PHONE), before - 400);
+    let _ = std::fs::remove_dir_all(&data);
+}

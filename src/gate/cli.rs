@@ -200,15 +200,15 @@ pub fn main(args: &GateArgs, config: Option<&Path>, data: &Path) -> Result<i32> 
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     let per_minute = if minutes > 0.0 { c.taps as f64 / minutes } else { 0.0 };
     let stats = background.map(|b| b.finish(Duration::from_secs(args.drain_s)));
-    let (sent, approved, declined) = stats.as_ref().map_or((0, 0, 0), |s| {
+    let (sent, approved, declined, refused) = stats.as_ref().map_or((0, 0, 0, 0), |s| {
         use std::sync::atomic::Ordering::Relaxed;
-        (s.sent.load(Relaxed), s.approved.load(Relaxed), s.declined.load(Relaxed))
+        (s.sent.load(Relaxed), s.approved.load(Relaxed), s.declined.load(Relaxed), s.failed.load(Relaxed))
     });
     let pending = lane.pending_uploads()?.len();
     if args.json {
         let summary = serde_json::json!({ "summary": { "taps": c.taps, "opens": c.opens, "rejects": c.rejects,
             "taps_per_minute": per_minute, "uploads_queued": pending, "aggregates_closed_at_end": flushed.len(),
-            "uploads_sent": sent, "uploads_approved": approved, "uploads_declined": declined, "uploads_pending": pending,
+            "uploads_sent": sent, "uploads_approved": approved, "uploads_declined": declined, "uploads_refused": refused, "uploads_pending": pending,
             "host": stats.is_some(), "deny_list_version": lane.deny.version() } });
         writeln!(out, "{summary}")?;
     } else {

@@ -293,7 +293,8 @@ impl Lane {
 
     /// Uploads queued and not yet answered.
     pub fn pending_uploads(&self) -> Result<Vec<Upload>, LaneError> {
-        self.uploads.iter().values().map(|v| Ok(serde_json::from_slice::<Queued>(&v?)?.upload)).collect()
+        // A record this build cannot read is not counted (the uploader sets it aside).
+        Ok(self.uploads.iter().values().filter_map(|v| v.ok().and_then(|v| serde_json::from_slice::<Queued>(&v).ok())).map(|q| q.upload).collect())
     }
 
     /// The gate journal (the uploader reads the queue from it and writes the answers).
@@ -325,13 +326,13 @@ impl Lane {
         Ok(ups.into_iter().map(|(u, _)| u).collect())
     }
 
-    /// Queues uploads in the gate journal, each with its STAN and local time (not flushed: the
-    /// caller flushes with the tap).
+    /// Queues uploads in the gate journal with the tap's local time (not flushed: the caller
+    /// flushes with the tap).
     fn queue(&self, ups: &[(Upload, CardData)], now: UnixSeconds) -> Result<(), LaneError> {
         let local = crate::clock::local_de12_de13(&self.settings.time_zone, i64::try_from(now).unwrap_or(i64::MAX));
         for (u, card) in ups {
             let id = self.db.generate_id()?;
-            let q = super::upload::queued(u.clone(), card.clone(), super::upload::next_stan(&self.meta)?, local.clone());
+            let q = super::upload::queued(u.clone(), card.clone(), local.clone());
             self.uploads.insert(id.to_be_bytes(), serde_json::to_vec(&q)?)?;
         }
         Ok(())

@@ -9,9 +9,11 @@
 //!   the first tap's TC in field 55, DE 4 = the total, DE 62 = `AGGnnn` (the number of taps),
 //!   DE 18 = 4111. The aggregator never closes an aggregate above the cumulative spend limit,
 //!   and the acquirer refuses one above it (docs/gate.md "Back office").
-//! - **In order, at most once.** Every queued item has its STAN and local date / time from the
-//!   moment it was queued, so a repeat after a lost answer is the same request (the acquirer
-//!   answers it as the first time, posting nothing twice). An item is taken off the queue only
+//! - **In order, at most once.** Every queued item has its local date / time from the tap and
+//!   its STAN from its first send (after the sign-on, which tells where the acquirer has the
+//!   gate's STANs: a gate whose journal was reset does not reuse one), kept for every repeat, so a
+//!   repeat after a lost answer is the same request (the acquirer answers it as the first time,
+//!   posting nothing twice). An item is taken off the queue only
 //!   with the host's answer durably in the gate journal (tree `uploads_done`, with the deny
 //!   entry it makes, in one transaction). A host that does not answer is retried with backoff;
 //!   the gate loop never waits for it.
@@ -57,7 +59,7 @@ pub struct Queued {
     /// What the passenger's JSON line showed.
     pub upload: Upload,
     pub card_data: CardData,
-    /// DE 11, taken when the item was queued.
+    /// DE 11: 0 until the item is first sent, then kept for every repeat.
     pub stan: u32,
     /// DE 12 / 13 (local hhmmss, MMDD) of the tap that queued it.
     pub local_time: String,
@@ -156,6 +158,14 @@ pub fn next_stan(meta: &sled::Tree) -> Result<u32, sled::Error> {
     let read = |b: Option<&[u8]>| b.and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_be_bytes);
     let new = meta.update_and_fetch("stan", |old| Some((read(old) % 999_999 + 1).to_be_bytes().to_vec()))?;
     Ok(read(new.as_deref()))
+}
+
+/// Moves the gate's STAN counter up to `last` (the acquirer's newest STAN from the gate, from
+/// the sign-on), so a gate whose journal was reset does not reuse a STAN the acquirer has.
+pub fn stan_at_least(meta: &sled::Tree, last: u32) -> Result<(), sled::Error> {
+    let read = |b: Option<&[u8]>| b.and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_be_bytes);
+    meta.fetch_and_update("stan", |old| Some(read(old).max(last.min(999_999)).to_be_bytes().to_vec()))?;
+    Ok(())
 }
 
 /// What the uploader tells the gate loop about its deny list (applied before the next decision).
@@ -321,7 +331,26 @@ impl Uploader {
     /// stays first in the queue).
     pub async fn drain(&mut self) -> Result<(), UploadError> {
         while let Some((k, v)) = self.queue.first()? {
-            let mut item: Queued = serde_json::from_slice(&v)?;
+            let mut item: Queued = match serde_json::from_slice(&v) {
+                Ok(i) => i,
+                Err(e) => {
+                    // A record this build cannot read must not block the queue: set aside.
+                    tracing::error!(error = %e, "unreadable upload record: moved to uploads_unreadable");
+                    self.db.open_tree("uploads_unreadable")?.insert(&k, v)?;
+                    self.queue.remove(&k)?;
+                    continue;
+                }
+            };
+            if item.stan == 0 {
+                // Signed on first: the acquirer's newest STAN of this gate comes before ours.
+                self.link.ready().await?;
+                if let Some(p) = self.link.take_position() {
+                    stan_at_least(&self.meta, p.last_stan)?;
+                }
+                item.stan = next_stan(&self.meta)?;
+                self.queue.insert(&k, serde_json::to_vec(&item)?)?;
+                self.db.flush_async().await?;
+            }
             let req = item.message(&self.id);
             let sent = self.link.exchange(&req).await;
             // Counted as sent (the next try is a repeat) whatever came back.
@@ -496,13 +525,13 @@ impl Uploader {
 }
 
 /// The queued record of a deferred tap or a closed aggregate.
-pub fn queued(upload: Upload, card_data: CardData, stan: u32, (local_time, local_date): (String, String)) -> Queued {
+pub fn queued(upload: Upload, card_data: CardData, (local_time, local_date): (String, String)) -> Queued {
     let amount = match upload.first.settlement {
         Settlement::Deferred => cryptogram_amount(upload.first.icc_data.as_deref(), upload.total_minor),
         Settlement::Offline => upload.total_minor,
     };
     debug_assert!(upload.why != CloseReason::Deferred || upload.first.settlement == Settlement::Deferred);
-    Queued { upload, card_data, stan, local_time, local_date, amount, attempts: 0 }
+    Queued { upload, card_data, stan: 0, local_time, local_date, amount, attempts: 0 }
 }
 
 #[cfg(test)]
@@ -523,7 +552,10 @@ mod tests {
             total_minor: total,
             why: if settlement == Settlement::Deferred { CloseReason::Deferred } else { CloseReason::Flush },
         };
-        queued(upload, CardData { pan: "6235880000000017".into(), expiry_yymm: Some("2912".into()), psn: Some(0x01) }, 42, ("101500".into(), "1205".into()))
+        let mut q =
+            queued(upload, CardData { pan: "6235880000000017".into(), expiry_yymm: Some("2912".into()), psn: Some(0x01) }, ("101500".into(), "1205".into()));
+        q.stan = 42;
+        q
     }
 
     #[test]
@@ -579,6 +611,10 @@ mod tests {
         assert_eq!((next_stan(&meta).unwrap(), next_stan(&meta).unwrap()), (1, 2));
         meta.insert("stan", &999_999u32.to_be_bytes()).unwrap();
         assert_eq!(next_stan(&meta).unwrap(), 1);
+        // The acquirer has seen 500 from this gate: the next one is 501; never moved back.
+        stan_at_least(&meta, 500).unwrap();
+        stan_at_least(&meta, 7).unwrap();
+        assert_eq!(next_stan(&meta).unwrap(), 501);
     }
 
     #[test]
