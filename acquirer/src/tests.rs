@@ -1145,6 +1145,16 @@ fn aggregated_advices_only_from_registered_gates_up_to_the_limit_and_once() {
     let plain = gate_request(Mti::FINANCIAL_ADVICE, &t, 600, 24);
     assert_eq!(rc_of(&exchange(&acq, &plain)), "13");
     assert_eq!(balance(&acq, "6225000000000027"), before - 600);
+    assert_eq!(acq.deny_version().unwrap(), 0, "a wrong request holds nothing against the card");
+    // The account cannot pay the rides: 51, nothing posted, the card goes on the deny list.
+    let mut a = acq.account("6225000000000027").unwrap().unwrap();
+    a.balance = 100;
+    acq.accounts.insert("6225000000000027", crate::store::encode(&a).unwrap()).unwrap();
+    let mut debt = gate_request(Mti::FINANCIAL_ADVICE, &t, 400, 25);
+    debt.set_str(field::RESERVED_PRIVATE_62, &aggregate_de62(2));
+    assert_eq!(rc_of(&exchange(&acq, &debt)), "51");
+    assert_eq!(balance(&acq, "6225000000000027"), 100);
+    assert_eq!(acq.denied("6225000000000027").unwrap(), Some(DenySource::Declined));
 }
 
 #[test]
