@@ -232,6 +232,13 @@ enum AcquirerCmd {
         action: String,
         token: String,
     },
+    /// Transit deny list: add or remove a card (its PAN or token), or show its status; the gates
+    /// get the change at their next sync (docs/gate.md).
+    Deny {
+        #[arg(value_parser = ["add", "remove", "status"])]
+        action: String,
+        pan: String,
+    },
 }
 
 #[derive(Args)]
@@ -629,8 +636,13 @@ fn journal_cmd(g: &Global, cmd: JournalCmd) -> Result<i32> {
 #[cfg(feature = "simulators")]
 fn acquirer_cmd(g: &Global, a: AcquirerArgs) -> Result<i32> {
     let db = a.db.clone().unwrap_or_else(|| data_dir(g).join("acquirer"));
-    if let Some(AcquirerCmd::Token { action, token }) = a.cmd {
-        let answer = acquirer::admin_command(&db, &format!("token {action} {token}"))?;
+    let line = match &a.cmd {
+        Some(AcquirerCmd::Token { action, token }) => Some(format!("token {action} {token}")),
+        Some(AcquirerCmd::Deny { action, pan }) => Some(format!("deny {action} {pan}")),
+        None => None,
+    };
+    if let Some(line) = line {
+        let answer = acquirer::admin_command(&db, &line)?;
         outln!("{}", answer.trim());
         return Ok(if answer.starts_with("ok") { 0 } else { 1 });
     }

@@ -17,6 +17,7 @@
 //! and the `iso8583` codec) and never depends on the `shanfu` package.
 
 mod crypto;
+mod deny;
 mod logic;
 mod next_fault;
 mod seed;
@@ -29,7 +30,8 @@ use std::sync::Arc;
 
 // The crate's public API: the shanfu binary uses part of it (as `shanfu::acquirer`), tests and
 // other callers the rest.
-pub use seed::{AccountStatus, Seed, SeedAccount, SeedToken, TokenDomain, TokenStatus, DEFAULT_SEED};
+pub use deny::DenySource;
+pub use seed::{AccountStatus, Seed, SeedAccount, SeedToken, SeedTransit, TokenDomain, TokenStatus, DEFAULT_SEED};
 pub use server::{admin_command, serve, serve_admin, ADMIN_ADDR_FILE};
 pub use store::{Account, Acquirer, TokenRecord};
 

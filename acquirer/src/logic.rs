@@ -81,6 +81,10 @@ struct CardRequest<'a> {
     expiry: Option<u32>,
     /// [`request_digest`] of the message.
     digest: String,
+    /// DE 62 `AGGnnn`: a transit gate's aggregate of n taps (DE 4 the total of the fares).
+    aggregate: Option<u32>,
+    /// 9F02 of DE 55: the amount the cryptogram covers.
+    icc_amount: Option<u64>,
 }
 
 fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
@@ -140,6 +144,8 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
         entry_mode: req.get_str(field::POS_ENTRY_MODE),
         expiry,
         digest: request_digest(req),
+        aggregate: req.get_str(field::RESERVED_PRIVATE_62).and_then(host_contract::transit::parse_aggregate_de62),
+        icc_amount: icc.and_then(|icc| tlv::find(icc, kernels::tag::AMOUNT_AUTHORISED).ok().flatten()).and_then(kernels::types::from_bcd),
     })
 }
 
@@ -273,7 +279,9 @@ impl Acquirer {
         let mut r = echo(req, rmti, &[field::TRANSMISSION_DATE_TIME, field::STAN, field::TERMINAL_ID, field::NETWORK_MANAGEMENT_CODE]);
         let code = req.get_str(field::NETWORK_MANAGEMENT_CODE);
         tracing::debug!(code = ?code, "network management");
-        let rc = if code == Some(network::SIGN_ON) {
+        let rc = if code == Some(network::DENY_LIST) {
+            self.deny_list_request(req, &mut r)
+        } else if code == Some(network::SIGN_ON) {
             match tid8(req) {
                 Err(problem) => {
                     tracing::warn!(mti = %req.mti, %problem, "format error");
@@ -350,8 +358,14 @@ impl Acquirer {
         };
         let stan = req.get_str(field::STAN).unwrap_or("");
         let tid = req.get_str(field::TERMINAL_ID).unwrap_or("");
-        match self.decide(kind, &cr, &crypto) {
+        let transit = self.is_transit_gate(req);
+        match self.decide(kind, &cr, &crypto, transit) {
             Ok(Outcome::New(rec)) => {
+                if transit {
+                    if let Some(rc) = ResponseCode::from_code(&rec.response_code) {
+                        self.transit_answered(cr.pan, rc);
+                    }
+                }
                 tracing::info!(mti = %req.mti, tid, stan, pan = %masked(cr.pan), amount = cr.amount,
                     refund = cr.credit, rc = %rec.response_code, posted = rec.posted, "card request");
                 fill(&mut resp, &rec);
@@ -372,7 +386,7 @@ impl Acquirer {
         resp
     }
 
-    fn decide(&self, kind: RequestKind, cr: &CardRequest<'_>, crypto: &Crypto<'_>) -> Result<Outcome, AcquirerError> {
+    fn decide(&self, kind: RequestKind, cr: &CardRequest<'_>, crypto: &Crypto<'_>, transit: bool) -> Result<Outcome, AcquirerError> {
         let rec = {
             let guard = self.guard();
             if let Some(rec) = self.auth(&cr.key)? {
@@ -405,6 +419,10 @@ impl Acquirer {
                         (RequestKind::Advice, Some(t)) if t != CryptogramType::Tc => {
                             tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "advice without a TC");
                             (Decision::decline(Rc::CryptogramFailed), None)
+                        }
+                        // More than the cryptogram covers: only a registered gate's aggregate.
+                        (RequestKind::Advice, _) if cr.aggregate.is_some() || cr.icc_amount.is_some_and(|a| cr.amount > a) => {
+                            (self.aggregate_decision(cr, transit)?, None)
                         }
                         (RequestKind::Advice, _) => (self.advice_decision(cr)?, None),
                         // The card did not ask to go online (TC / AAC): not honoured.
@@ -540,6 +558,37 @@ impl Acquirer {
             return Ok(Decision::decline(Rc::InvalidCard));
         };
         account.balance = apply(account.balance, cr.amount, cr.credit);
+        Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting: Some(account) })
+    }
+
+    /// A transit gate's aggregate (0220, DE 62 `AGGnnn`, DE 55 the first tap's TC): accepted only
+    /// from a registered transit gate (DE 41, 42 in `[transit]`, DE 18 = 4111), only up to the
+    /// cumulative spend limit (else 13), and only when the account holds it (else 51, and the
+    /// card goes on the deny list: the rides are a debt). Posted once: a repeat (same TID, STAN
+    /// and fields) gets the recorded answer ([`Acquirer::decide`]).
+    fn aggregate_decision(&self, cr: &CardRequest<'_>, transit: bool) -> Result<Decision, AcquirerError> {
+        let Some(limit) = self.transit.as_ref().map(|t| t.cumulative_spend_limit) else {
+            return Ok(Decision::decline(Rc::InvalidAmount));
+        };
+        if !transit || cr.aggregate.is_none() || cr.credit {
+            tracing::warn!(pan = %masked(cr.pan), "advice above its cryptogram's amount from a terminal that is not a registered transit gate");
+            return Ok(Decision::decline(Rc::InvalidAmount));
+        }
+        if cr.amount > limit || cr.amount == 0 {
+            tracing::warn!(pan = %masked(cr.pan), amount = cr.amount, limit, "aggregate above the cumulative spend limit");
+            return Ok(Decision::decline(Rc::InvalidAmount));
+        }
+        let account_pan = match self.token(cr.pan)? {
+            Some(t) => t.funding_pan,
+            None => cr.pan.to_string(),
+        };
+        let Some(mut account) = self.account(&account_pan)? else {
+            return Ok(Decision::decline(Rc::InvalidCard));
+        };
+        if i128::from(account.balance) < i128::from(cr.amount) {
+            return Ok(Decision::decline(Rc::InsufficientFunds));
+        }
+        account.balance = apply(account.balance, cr.amount, false);
         Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting: Some(account) })
     }
 

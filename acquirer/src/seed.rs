@@ -86,6 +86,31 @@ pub struct Seed {
     pub accounts: Vec<SeedAccount>,
     #[serde(default, rename = "token")]
     pub tokens: Vec<SeedToken>,
+    /// Transit gates this acquirer serves (`[transit]`): none → no aggregated advices, no deny list.
+    #[serde(default)]
+    pub transit: Option<SeedTransit>,
+}
+
+/// `[transit]`: the registered transit merchants and gates, their aggregation limit and the
+/// deny-list key (docs/gate.md "Back office").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedTransit {
+    /// DE 42 of the transit operators.
+    pub merchant_ids: Vec<String>,
+    /// DE 41 of their gates.
+    pub terminal_ids: Vec<String>,
+    /// The most one aggregated advice may carry (minor units): the scheme's cumulative spend limit.
+    pub cumulative_spend_limit: u64,
+    /// HMAC-SHA256 key of the deny list, hex (the gates' `deny_list.key`). TEST ONLY.
+    pub deny_list_key: String,
+}
+
+impl SeedTransit {
+    /// The deny-list key, checked at parse.
+    pub fn key(&self) -> Vec<u8> {
+        hex::decode(&self.deny_list_key).unwrap_or_default()
+    }
 }
 
 /// A PAN: 12 to 19 decimal digits.
@@ -153,6 +178,14 @@ impl Seed {
             }
             if !tokens.insert(t.token.as_str()) {
                 return bad(format!("token {tm} is listed twice"));
+            }
+        }
+        if let Some(t) = &self.transit {
+            if hex::decode(&t.deny_list_key).map_or(true, |k| k.len() < 16) {
+                return bad("transit.deny_list_key: at least 16 bytes of hex".into());
+            }
+            if t.terminal_ids.iter().any(|id| id.is_empty() || id.len() > 8) {
+                return bad("transit.terminal_ids: 1 to 8 characters each".into());
             }
         }
         Ok(())

@@ -135,6 +135,12 @@ pub struct Acquirer {
     pub(crate) today: Option<u32>,
     /// A one-shot fault for the next transaction request (admin `faults …`).
     pub(crate) next_fault: Mutex<Option<crate::next_fault::NextFault>>,
+    /// Registered transit gates and the deny-list key (`[transit]` of the seed).
+    pub(crate) transit: Option<crate::seed::SeedTransit>,
+    /// PAN → its deny-list entry ([`crate::deny`]).
+    pub(crate) deny_cards: sled::Tree,
+    /// Version → the change it made.
+    pub(crate) deny_log: sled::Tree,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -200,6 +206,8 @@ impl Acquirer {
             batches: db.open_tree("batches")?,
             stans: db.open_tree("stans")?,
             meta: db.open_tree("meta")?,
+            deny_cards: db.open_tree("deny_cards")?,
+            deny_log: db.open_tree("deny_log")?,
             db,
             issuers,
             faults,
@@ -207,6 +215,7 @@ impl Acquirer {
             lock: Mutex::new(()),
             today: None,
             next_fault: Mutex::new(None),
+            transit: seed.transit.clone(),
         };
         acq.apply_seed(seed)?;
         Ok(acq)
@@ -444,7 +453,7 @@ impl Acquirer {
         let words: Vec<&str> = line.split_whitespace().collect();
         let usage = || {
             AcquirerError::Admin(
-                "expected `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into(),
+                "expected `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock PAN`, `deny add|remove|status PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into(),
             )
         };
         match words.as_slice() {
@@ -473,6 +482,30 @@ impl Acquirer {
                 let f = crate::next_fault::NextFault::parse(rest).map_err(AcquirerError::Admin)?;
                 *self.next_fault.lock().unwrap_or_else(|p| p.into_inner()) = f;
                 Ok("ok".into())
+            }
+            ["deny", verb @ ("add" | "remove" | "status"), pan] => {
+                if !crate::seed::valid_pan(pan) {
+                    return Err(AcquirerError::Admin(format!("{} is not a PAN (12 to 19 digits)", mask_pan(pan))));
+                }
+                match *verb {
+                    "add" => {
+                        self.deny_add(pan, crate::deny::DenySource::Admin)?;
+                    }
+                    "remove" => {
+                        self.deny_remove(pan, None)?;
+                    }
+                    _ => {
+                        return Ok(match self.denied(pan)? {
+                            Some(s) => format!(
+                                "ok denied {} (version {})",
+                                if s == crate::deny::DenySource::Admin { "admin" } else { "declined" },
+                                self.deny_version()?
+                            ),
+                            None => format!("ok clear (version {})", self.deny_version()?),
+                        })
+                    }
+                }
+                Ok(format!("ok version {}", self.deny_version()?))
             }
             ["account", "balance", pan] => match self.balance(pan)? {
                 Some(b) => Ok(format!("ok {b}")),

@@ -1091,3 +1091,138 @@ fn arbitrary_bytes_and_mutated_requests_never_panic() {
         })
         .unwrap();
 }
+
+/// A transit gate's request: registered gate id, DE 18 = 4111.
+use crate::DenySource;
+
+fn gate_request(mti: Mti, t: &Tap, amount: u64, stan: u32) -> Message {
+    let mut m = request(mti, t, amount, stan);
+    m.set_str(field::TERMINAL_ID, "G0101E01").set_str(field::MERCHANT_TYPE, host_contract::transit::MCC);
+    m.remove(field::TRACK2);
+    m
+}
+
+fn deny_chunk(acq: &Acquirer, have: u64, at: u64, chunk: u16) -> Message {
+    let mut m = Message::new(Mti::NETWORK_MANAGEMENT_REQUEST);
+    m.set_str(field::TRANSMISSION_DATE_TIME, "1125103000")
+        .set_str(field::STAN, "000077")
+        .set_str(field::TERMINAL_ID, "G0101E01")
+        .set_str(field::NETWORK_MANAGEMENT_CODE, host_contract::network::DENY_LIST)
+        .set_str(field::RESERVED_PRIVATE_62, &host_contract::deny_sync::Request { have, at, chunk }.to_de62().unwrap());
+    exchange(acq, &m)
+}
+
+#[test]
+fn aggregated_advices_only_from_registered_gates_up_to_the_limit_and_once() {
+    use host_contract::transit::aggregate_de62;
+    let dir = TempDir::new("aggregate");
+    let acq = open(&dir);
+    let t = tap("unionpay-transit", 0, 200, false);
+    let before = balance(&acq, "6225000000000027");
+    // Three fares of 2.00 on the first tap's TC (which covers 2.00).
+    let mut agg = gate_request(Mti::FINANCIAL_ADVICE, &t, 600, 20);
+    agg.set_str(field::RESERVED_PRIVATE_62, &aggregate_de62(3));
+    assert_eq!(rc_of(&exchange(&acq, &agg)), "00");
+    assert_eq!(balance(&acq, "6225000000000027"), before - 600);
+    // The exact same advice again (its answer was lost): same answer, posted once.
+    let mut repeat = agg.clone();
+    repeat.mti = "0221".parse().unwrap();
+    assert_eq!(rc_of(&exchange(&acq, &repeat)), "00");
+    assert_eq!(balance(&acq, "6225000000000027"), before - 600);
+    // Above the cumulative spend limit (20.00): 13, nothing posted.
+    let mut over = gate_request(Mti::FINANCIAL_ADVICE, &t, 2001, 21);
+    over.set_str(field::RESERVED_PRIVATE_62, &aggregate_de62(11));
+    assert_eq!(rc_of(&exchange(&acq, &over)), "13");
+    // The same aggregate from a terminal that is not a registered gate, or without DE 18, or an
+    // advice above its cryptogram's amount without the marker: 13.
+    let mut shop = agg.clone();
+    shop.set_str(field::TERMINAL_ID, TID).set_str(field::STAN, "000022");
+    assert_eq!(rc_of(&exchange(&acq, &shop)), "13");
+    let mut no_mcc = agg.clone();
+    no_mcc.remove(field::MERCHANT_TYPE);
+    no_mcc.set_str(field::STAN, "000023");
+    assert_eq!(rc_of(&exchange(&acq, &no_mcc)), "13");
+    let plain = gate_request(Mti::FINANCIAL_ADVICE, &t, 600, 24);
+    assert_eq!(rc_of(&exchange(&acq, &plain)), "13");
+    assert_eq!(balance(&acq, "6225000000000027"), before - 600);
+    assert_eq!(acq.deny_version().unwrap(), 0, "a wrong request holds nothing against the card");
+    // The account cannot pay the rides: 51, nothing posted, the card goes on the deny list.
+    let mut a = acq.account("6225000000000027").unwrap().unwrap();
+    a.balance = 100;
+    acq.accounts.insert("6225000000000027", crate::store::encode(&a).unwrap()).unwrap();
+    let mut debt = gate_request(Mti::FINANCIAL_ADVICE, &t, 400, 25);
+    debt.set_str(field::RESERVED_PRIVATE_62, &aggregate_de62(2));
+    assert_eq!(rc_of(&exchange(&acq, &debt)), "51");
+    assert_eq!(balance(&acq, "6225000000000027"), 100);
+    assert_eq!(acq.denied("6225000000000027").unwrap(), Some(DenySource::Declined));
+}
+
+#[test]
+fn declined_gate_authorizations_go_on_the_deny_list_and_an_approval_takes_them_off() {
+    use host_contract::deny_sync::{Chunk, Kind};
+    use host_contract::transit::{card_key, Identifier};
+    let dir = TempDir::new("deny");
+    let acq = open(&dir);
+    let key = acq.transit.as_ref().unwrap().key();
+    let nofunds = tap("unionpay-phone-nofunds", 0, 200, true);
+    let chunk_of = |m: &Message| Chunk::parse_de62(m.get_str(field::RESERVED_PRIVATE_62).unwrap()).unwrap();
+    let r = deny_chunk(&acq, 0, 0, 0);
+    assert_eq!(rc_of(&r), "00");
+    assert_eq!(chunk_of(&r).kind, Kind::Current, "nothing yet: version 0");
+    // A deferred 0200 of 2.00 on an account holding 1.00: 51, the card goes on the list.
+    assert_eq!(rc_of(&exchange(&acq, &gate_request(Mti::FINANCIAL_REQUEST, &nofunds, 200, 30))), "51");
+    assert_eq!(acq.denied(&nofunds.pan).unwrap(), Some(DenySource::Declined));
+    let full = chunk_of(&deny_chunk(&acq, 0, 0, 0));
+    assert_eq!((full.kind, full.to, full.entries.clone()), (Kind::Full, 1, vec![(true, card_key(&key, Identifier::Pan, &nofunds.pan))]));
+    // The same decline from a shop's terminal puts nothing on the list.
+    let shop = tap("unionpay-phone-nofunds", 0, 300, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &shop, 300, 31))), "51");
+    assert_eq!(acq.deny_version().unwrap(), 1);
+    // The debt is paid (the account topped up) and the next authorization approved: off.
+    let mut a = acq.account("6222020000000098").unwrap().unwrap();
+    a.balance = 10_000;
+    acq.accounts.insert("6222020000000098", crate::store::encode(&a).unwrap()).unwrap();
+    let again = tap("unionpay-phone-nofunds", 0, 200, true);
+    assert_eq!(rc_of(&exchange(&acq, &gate_request(Mti::FINANCIAL_REQUEST, &again, 200, 32))), "00");
+    assert_eq!(acq.denied(&nofunds.pan).unwrap(), None);
+    let delta = chunk_of(&deny_chunk(&acq, 1, 0, 0));
+    assert_eq!((delta.kind, delta.from, delta.to, delta.entries.len(), delta.entries[0].0), (Kind::Delta, 1, 2, 1, false));
+    // An admin entry stays through approvals.
+    assert_eq!(acq.admin_line(&format!("deny add {}", nofunds.pan)), "ok version 3");
+    let third = tap("unionpay-phone-nofunds", 0, 200, true);
+    assert_eq!(rc_of(&exchange(&acq, &gate_request(Mti::FINANCIAL_REQUEST, &third, 200, 33))), "00");
+    assert_eq!(acq.denied(&nofunds.pan).unwrap(), Some(DenySource::Admin));
+    assert_eq!(acq.admin_line(&format!("deny remove {}", nofunds.pan)), "ok version 4");
+    assert!(acq.admin_line("deny add 12").starts_with("error:"));
+    // Not a registered gate: 57; a chunk that does not exist: 30.
+    let mut m = Message::new(Mti::NETWORK_MANAGEMENT_REQUEST);
+    m.set_str(field::STAN, "000078")
+        .set_str(field::TERMINAL_ID, TID)
+        .set_str(field::NETWORK_MANAGEMENT_CODE, "380")
+        .set_str(field::RESERVED_PRIVATE_62, "00000000000000000000000");
+    assert_eq!(rc_of(&exchange(&acq, &m)), "57");
+    assert_eq!(rc_of(&deny_chunk(&acq, 0, 4, 5)), "30");
+}
+
+#[test]
+fn a_long_deny_list_comes_in_chunks() {
+    use host_contract::deny_sync::{Chunk, Kind, PER_CHUNK};
+    let dir = TempDir::new("deny-chunks");
+    let acq = open(&dir);
+    for i in 0..(PER_CHUNK as u64 * 2 + 3) {
+        assert!(acq.deny_add(&format!("62123400{i:08}"), DenySource::Admin).unwrap());
+    }
+    let first = Chunk::parse_de62(deny_chunk(&acq, 0, 0, 0).get_str(field::RESERVED_PRIVATE_62).unwrap()).unwrap();
+    assert_eq!((first.kind, first.chunks, first.entries.len()), (Kind::Full, 3, PER_CHUNK));
+    // New changes meanwhile do not move the chunks of version `to`.
+    acq.deny_add("6212349999999999", DenySource::Admin).unwrap();
+    let mut all = first.entries.clone();
+    for c in 1..3 {
+        let next = Chunk::parse_de62(deny_chunk(&acq, 0, first.to, c).get_str(field::RESERVED_PRIVATE_62).unwrap()).unwrap();
+        assert_eq!((next.to, next.chunk), (first.to, c));
+        all.extend(next.entries);
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), PER_CHUNK * 2 + 3);
+}

@@ -219,7 +219,14 @@ pub mod network {
     pub const SIGN_ON: &str = "001";
     /// Echo test: the 0810 carries no DE 60.
     pub const ECHO: &str = "301";
+    /// Deny-list download (transit gates): DE 62 of the 0800 is a [`super::deny_sync::Request`],
+    /// DE 62 of the 0810 a [`super::deny_sync::Chunk`]. The contract's own code (ISO 8583:1987
+    /// leaves DE 70 values to the network; unverified against any scheme's table).
+    pub const DENY_LIST: &str = "380";
 }
+
+pub mod deny_sync;
+pub mod transit;
 
 /// Parses exactly `N` ASCII digits.
 fn digits<const N: usize>(s: &str) -> Option<u32> {

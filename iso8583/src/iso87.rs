@@ -21,6 +21,7 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     f(12, "time, local transaction", Numeric, Fixed(6)),
     f(13, "date, local transaction", Numeric, Fixed(4)),
     f(14, "date, expiration", Numeric, Fixed(4)),
+    f(18, "merchant type", Numeric, Fixed(4)),
     f(22, "point of service entry mode", Numeric, Fixed(3)),
     f(23, "card sequence number", Numeric, Fixed(3)),
     f(24, "network international identifier", Numeric, Fixed(3)),
@@ -85,6 +86,8 @@ pub mod field {
     pub const LOCAL_DATE: u8 = 13;
     /// 14 date, expiration, n4 YYMM.
     pub const EXPIRY_DATE: u8 = 14;
+    /// 18 merchant type, n4 (ISO 18245 MCC; transit gates send 4111).
+    pub const MERCHANT_TYPE: u8 = 18;
     /// 22 POS entry mode, n3 (contactless chip: `071` PIN capable, `072` no PIN capability).
     pub const POS_ENTRY_MODE: u8 = 22;
     /// 23 card sequence number, n3.

@@ -38,6 +38,8 @@ pub enum CloseReason {
     TravelTime,
     /// The gate shuts down or is told to flush.
     Flush,
+    /// Not an aggregate: a tap whose card asked for an authorization, sent on its own.
+    Deferred,
 }
 
 /// The open aggregates of a gate.

@@ -37,6 +37,78 @@ pub struct GateArgs {
     /// Gate data directory (journal of taps and uploads); default: DATA/gate-lane.
     #[arg(long)]
     pub gate_data: Option<PathBuf>,
+    /// The acquirer the uploads and the deny-list sync go to: ADDR, or `embedded` (the acquirer
+    /// simulator in this process, over DATA/acquirer). Default: config/host.toml's address, if any.
+    #[arg(long, conflicts_with = "no_host")]
+    pub host: Option<String>,
+    /// No acquirer: uploads stay queued in the gate journal, the deny list is the file's.
+    #[arg(long)]
+    pub no_host: bool,
+    /// After the last tap, how long the uploader may still send what is queued, seconds.
+    #[arg(long, default_value_t = 5)]
+    pub drain_s: u64,
+}
+
+/// The uploader running beside the gate loop.
+struct Background {
+    rt: tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
+    task: tokio::task::JoinHandle<std::sync::Arc<super::upload::Stats>>,
+    stats: std::sync::Arc<super::upload::Stats>,
+    timeout: Duration,
+}
+
+/// Starts the uploader (and the embedded acquirer when asked), after a first deny-list sync.
+fn start_uploader(args: &GateArgs, lane: &mut Lane, settings: &crate::settings::Settings, data: &Path) -> Result<Option<Background>> {
+    use crate::terminal::service::HostChoice;
+    if args.no_host || (args.host.is_none() && settings.host.address.is_none()) {
+        return Ok(None);
+    }
+    let choice = HostChoice::resolve(args.host.as_deref(), settings)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let addr = match choice {
+        HostChoice::Addr(a) => a,
+        #[cfg(feature = "simulators")]
+        HostChoice::Embedded => {
+            let db = data.join("acquirer");
+            rt.block_on(crate::acquirer::embedded(&db)).with_context(|| format!("starting the embedded acquirer over {}", db.display()))?
+        }
+        #[cfg(not(feature = "simulators"))]
+        HostChoice::Embedded => {
+            let _ = data;
+            bail!("this shanfu was built without the simulators: there is no embedded acquirer")
+        }
+    };
+    let mut id = crate::terminal::service::identity(settings);
+    id.terminal_id = lane.cfg.gate_id.clone();
+    let timeout = Duration::from_millis(settings.host.timeout_ms);
+    let (tx, rx) = std::sync::mpsc::channel();
+    lane.listen(rx);
+    let sync_every = Duration::from_secs(lane.cfg.deny_sync_s);
+    let mut up = super::upload::Uploader::new(lane.journal(), addr, timeout, id, tx, &lane.deny, sync_every)?;
+    // The first sync before the first tap: a card denied at the acquirer is refused from it.
+    if let Err(e) = rt.block_on(up.sync()) {
+        tracing::warn!(error = %e, "deny-list sync at start failed: the gate goes on with the list it has");
+    }
+    lane.apply_updates();
+    let stats = up.stats.clone();
+    let (stop, stop_rx) = tokio::sync::watch::channel(None);
+    let task = rt.spawn(up.run(stop_rx));
+    Ok(Some(Background { rt, stop, task, stats, timeout }))
+}
+
+impl Background {
+    /// Lets the uploader send what is queued for up to `drain`, then stops it.
+    fn finish(self, drain: Duration) -> std::sync::Arc<super::upload::Stats> {
+        let _ = self.stop.send(Some(tokio::time::Instant::now() + drain));
+        let bound = drain + self.timeout + Duration::from_secs(1);
+        let stats = self.stats.clone();
+        let task = self.task;
+        match self.rt.block_on(async { tokio::time::timeout(bound, task).await }) {
+            Ok(Ok(s)) => s,
+            _ => stats,
+        }
+    }
 }
 
 fn open_reader(spec: &str) -> Result<Box<dyn Reader + Send>> {
@@ -72,13 +144,23 @@ pub fn main(args: &GateArgs, config: Option<&Path>, data: &Path) -> Result<i32> 
     let cfg = GateConfig::load(config, u32::from(settings.ep.terminal.currency_exponent))?;
     let mut reader = open_reader(&args.reader)?;
     let dir = args.gate_data.clone().unwrap_or_else(|| data.join("gate-lane"));
-    let mut lane = Lane::open(cfg, settings, &dir, Duration::from_secs(args.wait_s), config)
+    let mut lane = Lane::open(cfg, settings.clone(), &dir, Duration::from_secs(args.wait_s), config)
         .with_context(|| format!("opening the gate journal under {}", dir.display()))?;
+    // The acquirer's list as last synced, then the file's when it is newer.
+    if let Some(full) = super::upload::load_host_list(&lane.journal())? {
+        lane.deny.apply_full(full.version, full.card_keys()?).context("the deny list kept in the gate journal")?;
+    }
     if let Some(p) = &args.deny_list {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading the deny list {}", p.display()))?;
         let full: super::deny::FullList = serde_json::from_str(&text).with_context(|| format!("deny list {}", p.display()))?;
-        lane.deny.apply_full(full.version, full.card_keys()?).with_context(|| format!("deny list {}", p.display()))?;
+        let keys = full.card_keys().with_context(|| format!("deny list {}", p.display()))?;
+        if full.version <= lane.deny.version() && lane.deny.version() > 0 {
+            tracing::warn!(file = full.version, held = lane.deny.version(), "the deny-list file is not newer than the list synced: not applied");
+        } else {
+            lane.deny.apply_full(full.version, keys).with_context(|| format!("deny list {}", p.display()))?;
+        }
     }
+    let background = start_uploader(args, &mut lane, &settings, data)?;
     let started = Instant::now();
     let mut out = std::io::stdout().lock();
     let mut children = Vec::new();
@@ -117,13 +199,24 @@ pub fn main(args: &GateArgs, config: Option<&Path>, data: &Path) -> Result<i32> 
     let c = lane.counters;
     let minutes = started.elapsed().as_secs_f64() / 60.0;
     let per_minute = if minutes > 0.0 { c.taps as f64 / minutes } else { 0.0 };
+    let stats = background.map(|b| b.finish(Duration::from_secs(args.drain_s)));
+    let (sent, approved, declined, refused) = stats.as_ref().map_or((0, 0, 0, 0), |s| {
+        use std::sync::atomic::Ordering::Relaxed;
+        (s.sent.load(Relaxed), s.approved.load(Relaxed), s.declined.load(Relaxed), s.failed.load(Relaxed))
+    });
     let pending = lane.pending_uploads()?.len();
     if args.json {
         let summary = serde_json::json!({ "summary": { "taps": c.taps, "opens": c.opens, "rejects": c.rejects,
-            "taps_per_minute": per_minute, "uploads_queued": pending, "aggregates_closed_at_end": flushed.len() } });
+            "taps_per_minute": per_minute, "uploads_queued": pending, "aggregates_closed_at_end": flushed.len(),
+            "uploads_sent": sent, "uploads_approved": approved, "uploads_declined": declined, "uploads_refused": refused, "uploads_pending": pending,
+            "host": stats.is_some(), "deny_list_version": lane.deny.version() } });
         writeln!(out, "{summary}")?;
     } else {
-        writeln!(out, "{} taps: {} opened, {} rejected ({per_minute:.0} taps/min); {pending} uploads queued", c.taps, c.opens, c.rejects)?;
+        writeln!(
+            out,
+            "{} taps: {} opened, {} rejected ({per_minute:.0} taps/min); uploads: {sent} sent, {pending} pending, {declined} declined",
+            c.taps, c.opens, c.rejects
+        )?;
     }
     Ok(0)
 }

@@ -108,6 +108,12 @@ struct AggregationSection {
 #[serde(deny_unknown_fields)]
 struct DenySection {
     key: String,
+    #[serde(default = "default_sync_s")]
+    sync_s: u64,
+}
+
+fn default_sync_s() -> u64 {
+    60
 }
 
 /// The gate's configuration, checked.
@@ -126,6 +132,8 @@ pub struct GateConfig {
     pub transit: Option<TransitConfig>,
     /// The deny-list HMAC key (never logged: `Debug` of the config shows its length only).
     pub deny_key: DenyKey,
+    /// How often the gate asks the acquirer for its deny list (`deny_list.sync_s`), seconds.
+    pub deny_sync_s: u64,
 }
 
 /// The deny-list key; its `Debug` does not show it.
@@ -195,6 +203,9 @@ impl GateConfig {
         if key.len() < 16 {
             return Err(field("deny_list.key", "at least 16 bytes"));
         }
+        if t.deny_list.sync_s == 0 {
+            return Err(field("deny_list.sync_s", "must be more than 0"));
+        }
         let aggregation = Limits {
             cumulative_spend_limit: amount("aggregation.cumulative_spend_limit", &t.aggregation.cumulative_spend_limit)?,
             max_travel_time_s: t.aggregation.max_travel_time_s,
@@ -258,6 +269,7 @@ impl GateConfig {
             fare,
             aggregation,
             deny_key: DenyKey(key),
+            deny_sync_s: t.deny_list.sync_s,
         })
     }
 }

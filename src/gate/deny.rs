@@ -10,8 +10,6 @@
 //!   list). A later approval of that card takes its local entry off — debt recovery (the
 //!   Cybersource urban-mobility rule: off the list within an hour of an approval).
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -28,26 +26,16 @@ impl fmt::Debug for CardKey {
 }
 
 impl CardKey {
-    fn keyed(key: &[u8], domain: &[u8], id: &[u8]) -> CardKey {
-        // HMAC accepts keys of any length: `new_from_slice` cannot fail for it.
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
-        mac.update(domain);
-        mac.update(id);
-        CardKey(mac.finalize().into_bytes().into())
-    }
-
-    /// The key of a PAN (token PAN for a wallet), digits only (5A without the F padding).
+    /// The key of a PAN (token PAN for a wallet), digits only (5A without the F padding): the
+    /// contract's one definition, the acquirer computes the same.
     pub fn of_pan(key: &[u8], pan: &str) -> CardKey {
-        CardKey::keyed(key, b"PAN\0", pan.as_bytes())
+        CardKey(host_contract::transit::card_key(key, host_contract::transit::Identifier::Pan, pan))
     }
 
     /// The key of a Payment Account Reference (9F24), which names the account behind every token
     /// of it: a lost phone's new token is still the same account.
     pub fn of_par(key: &[u8], par: &str) -> CardKey {
-        CardKey::keyed(key, b"PAR\0", par.as_bytes())
+        CardKey(host_contract::transit::card_key(key, host_contract::transit::Identifier::Par, par))
     }
 
     pub fn to_hex(self) -> String {
@@ -143,6 +131,14 @@ impl DenyList {
         Ok(())
     }
 
+    /// Replaces the acquirer's part whatever the version held: the uploader's sync checked the
+    /// list already (a gate whose list is ahead of the acquirer's — the acquirer was reset —
+    /// takes the acquirer's full list as it is).
+    pub fn replace_host(&mut self, version: u64, keys: impl IntoIterator<Item = CardKey>) {
+        self.host = keys.into_iter().collect();
+        self.version = version;
+    }
+
     /// Applies a delta made on top of the version held.
     pub fn apply_delta(&mut self, d: &Delta) -> Result<(), DenyError> {
         if d.to <= d.from {
@@ -168,6 +164,11 @@ impl DenyList {
     /// only with the acquirer's list.
     pub fn approved(&mut self, key: &CardKey) -> bool {
         self.local.remove(key).is_some()
+    }
+
+    /// The acquirer's entries (what a sync keeps in the gate journal).
+    pub fn host_keys(&self) -> impl Iterator<Item = &CardKey> {
+        self.host.iter()
     }
 
     /// Whether any of a card's keys (PAN, PAR) is denied, and why; the acquirer's entry first.

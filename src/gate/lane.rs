@@ -8,6 +8,7 @@ use super::config::{GateConfig, KernelAmount};
 use super::decision::{decide, Decision, Reject, Settlement, Tap};
 use super::deny::{CardKey, DenyList, DenyReason};
 use super::passback::AntiPassback;
+use super::upload::{CardData, DenyUpdate, Queued};
 use super::UnixSeconds;
 use crate::settings::Settings;
 use crate::terminal::service::{self, SaleRequest};
@@ -45,8 +46,9 @@ pub struct Upload {
 }
 
 impl Upload {
-    fn of((a, why): (Aggregate<FirstTap>, CloseReason)) -> Upload {
-        Upload { card: a.card.to_hex(), taps: a.fares.len(), total_minor: a.total.0, opened_at: a.opened_at, first: a.first, why }
+    fn of((a, why): (Aggregate<(FirstTap, CardData)>, CloseReason)) -> (Upload, CardData) {
+        let (first, card_data) = a.first;
+        (Upload { card: a.card.to_hex(), taps: a.fares.len(), total_minor: a.total.0, opened_at: a.opened_at, first, why }, card_data)
     }
 }
 
@@ -86,7 +88,7 @@ pub struct TapEvent {
     /// A torn debit of an earlier tap proven done: the gate opens, nothing charged again.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub recovered: bool,
-    /// Uploads this tap closed (aggregates reaching their limit).
+    /// Uploads this tap queued: its deferred authorization, or aggregates it closed (limit, travel time).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub uploads: Vec<Upload>,
     pub card_in_field_ms: f64,
@@ -198,7 +200,9 @@ pub struct Lane {
     lang: Lang,
     pub deny: DenyList,
     passback: AntiPassback,
-    aggregates: Aggregator<FirstTap>,
+    aggregates: Aggregator<(FirstTap, CardData)>,
+    /// Deny-list changes from the uploader (answers, syncs), applied before each decision.
+    updates: Option<std::sync::mpsc::Receiver<DenyUpdate>>,
     pub counters: Counters,
     db: sled::Db,
     taps: sled::Tree,
@@ -260,6 +264,7 @@ impl Lane {
             purse,
             passback: AntiPassback::new(cfg.anti_passback_s),
             aggregates: Aggregator::new(cfg.aggregation),
+            updates: None,
             deny,
             counters: Counters::default(),
             // One tap per passenger: no See Phone wait, no Try Again wait at a gate.
@@ -286,24 +291,49 @@ impl Lane {
         a.display(u32::from(self.settings.ep.terminal.currency_exponent))
     }
 
-    /// Uploads queued and not yet sent.
+    /// Uploads queued and not yet answered.
     pub fn pending_uploads(&self) -> Result<Vec<Upload>, LaneError> {
-        self.uploads.iter().values().map(|v| Ok(serde_json::from_slice(&v?)?)).collect()
+        // A record this build cannot read is not counted (the uploader sets it aside).
+        Ok(self.uploads.iter().values().filter_map(|v| v.ok().and_then(|v| serde_json::from_slice::<Queued>(&v).ok())).map(|q| q.upload).collect())
+    }
+
+    /// The gate journal (the uploader reads the queue from it and writes the answers).
+    pub fn journal(&self) -> sled::Db {
+        self.db.clone()
+    }
+
+    /// Deny-list changes the uploader sends (applied before each decision).
+    pub fn listen(&mut self, rx: std::sync::mpsc::Receiver<DenyUpdate>) {
+        self.updates = Some(rx);
+    }
+
+    /// Applies what the uploader sent so far.
+    pub fn apply_updates(&mut self) {
+        if let Some(rx) = &self.updates {
+            while let Ok(u) = rx.try_recv() {
+                u.apply(&mut self.deny);
+            }
+        }
     }
 
     /// Closes the aggregates whose travel time ran out (and all of them with `flush`), queueing
     /// their uploads durably.
     pub fn close_due(&mut self, now: UnixSeconds, flush: bool) -> Result<Vec<Upload>, LaneError> {
         let closed = if flush { self.aggregates.flush() } else { self.aggregates.due(now) };
-        let ups: Vec<Upload> = closed.into_iter().map(Upload::of).collect();
-        self.queue(&ups)?;
-        Ok(ups)
+        let ups: Vec<(Upload, CardData)> = closed.into_iter().map(Upload::of).collect();
+        self.queue(&ups, now)?;
+        self.db.flush()?;
+        Ok(ups.into_iter().map(|(u, _)| u).collect())
     }
 
-    fn queue(&self, ups: &[Upload]) -> Result<(), LaneError> {
-        for u in ups {
+    /// Queues uploads in the gate journal with the tap's local time (not flushed: the caller
+    /// flushes with the tap).
+    fn queue(&self, ups: &[(Upload, CardData)], now: UnixSeconds) -> Result<(), LaneError> {
+        let local = crate::clock::local_de12_de13(&self.settings.time_zone, i64::try_from(now).unwrap_or(i64::MAX));
+        for (u, card) in ups {
             let id = self.db.generate_id()?;
-            self.uploads.insert(id.to_be_bytes(), serde_json::to_vec(u)?)?;
+            let q = super::upload::queued(u.clone(), card.clone(), local.clone());
+            self.uploads.insert(id.to_be_bytes(), serde_json::to_vec(&q)?)?;
         }
         Ok(())
     }
@@ -439,6 +469,7 @@ impl Lane {
         let keys: Vec<CardKey> = s.pan.iter().map(|p| CardKey::of_pan(key, p)).chain(s.par.iter().map(|p| CardKey::of_par(key, p))).collect();
         let oda = s.oda.unwrap_or(OdaResult::NotPerformed);
         let tap = Tap { status: t.result.outcome.status, oda, see_phone: t.result.outcome.is_see_phone() };
+        self.apply_updates();
         let denied = self.deny.check(&keys);
         let passback = keys.first().map_or(Ok(()), |k| self.passback.check(k, now));
         let fare = self.cfg.fare.journey(None, &self.cfg.station).unwrap_or_else(|_| self.cfg.fare.max_fare());
@@ -467,6 +498,7 @@ impl Lane {
             card_in_field_ms: t.report.card_in_field_ms,
             decision_us: 0,
         };
+        let mut to_queue = Vec::new();
         match decision {
             Decision::Open { fare, settlement } => {
                 self.counters.opens += 1;
@@ -476,17 +508,30 @@ impl Lane {
                 ev.light = "GREEN".into();
                 let sym = &self.settings.currency_symbol;
                 ev.display = T::GateWelcome.fmt(self.lang, &[&format!("{sym}{}", self.money(fare))]);
-                if let Some(k) = keys.first() {
+                if let (Some(k), Some(pan)) = (keys.first(), s.pan.clone()) {
                     self.passback.opened(*k, now);
-                    let first = || FirstTap {
-                        seq,
-                        pan_masked: t.report.pan_masked.clone(),
-                        aid: t.report.aid.clone(),
-                        kernel: t.report.kernel.clone(),
-                        icc_data: t.report.icc_data.clone(),
-                        settlement,
+                    let first = || {
+                        let tap = FirstTap {
+                            seq,
+                            pan_masked: t.report.pan_masked.clone(),
+                            aid: t.report.aid.clone(),
+                            kernel: t.report.kernel.clone(),
+                            icc_data: t.report.icc_data.clone(),
+                            settlement,
+                        };
+                        let card = CardData { pan, expiry_yymm: s.expiry.as_ref().map(|e| e.chars().take(4).collect()), psn: s.pan_sequence };
+                        (tap, card)
                     };
-                    ev.uploads = self.aggregates.add(*k, fare, now, first).into_iter().map(Upload::of).collect();
+                    to_queue = match settlement {
+                        // The card asked for an authorization: queued now, on its own.
+                        Settlement::Deferred => {
+                            let (first, card) = first();
+                            let up = Upload { card: k.to_hex(), first, opened_at: now, taps: 1, total_minor: fare.0, why: CloseReason::Deferred };
+                            vec![(up, card)]
+                        }
+                        Settlement::Offline => self.aggregates.add(*k, fare, now, first).into_iter().map(Upload::of).collect(),
+                    };
+                    ev.uploads = to_queue.iter().map(|(u, _)| u.clone()).collect();
                 }
             }
             Decision::Reject(r) => {
@@ -502,7 +547,7 @@ impl Lane {
             }
         }
         // Journal before the gate opens: the tap and its uploads, durable.
-        self.queue(&ev.uploads)?;
+        self.queue(&to_queue, now)?;
         self.taps.insert(seq.to_be_bytes(), serde_json::to_vec(&ev)?)?;
         self.db.flush()?;
         ev.decision_us = decided_from.elapsed().as_micros() as u64;

@@ -11,6 +11,8 @@
 //!   limit or a maximum travel time.
 //! - [`decision`]: open or reject, with the reason, from the kernel's outcome and the above.
 //! - [`lane`] / [`cli`]: the open-loop gate loop (`shanfu gate`).
+//! - [`upload`]: the background uploader (deferred authorizations, aggregates) and the deny-list
+//!   sync with the acquirer.
 //! - Closed loop: the T-Union purse tap ([`tap`]) between a card, the pure purse transaction of
 //!   `kernels::purse::gate` and a software PSAM ([`psam`]); not yet in the gate loop.
 
@@ -26,6 +28,7 @@ pub mod lane;
 pub mod passback;
 pub mod psam;
 pub mod tap;
+pub mod upload;
 
 /// Seconds since the Unix epoch: the gate's clock, always passed in.
 pub type UnixSeconds = u64;

@@ -39,6 +39,8 @@ pub struct Answer {
     pub rrn: Option<String>,
     /// Tag 91 (ARPC ‖ ARC) as received, for the card.
     pub issuer_auth_data: Option<Vec<u8>>,
+    /// DE 62 as received (a deny-list chunk of an 0810, `host_contract::deny_sync`).
+    pub private_62: Option<String>,
 }
 
 /// The fields an answer must carry with the request's value (docs/host.md: responses echo them).
@@ -82,7 +84,13 @@ pub fn check(req: &Message, resp: &Message) -> Result<Answer, AnswerFault> {
         }
     }
     let text = |f| resp.get_str(f).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    Ok(Answer { response_code, auth_code: text(field::AUTH_ID_RESPONSE), rrn: text(field::RRN), issuer_auth_data })
+    Ok(Answer {
+        response_code,
+        auth_code: text(field::AUTH_ID_RESPONSE),
+        rrn: text(field::RRN),
+        issuer_auth_data,
+        private_62: resp.get_str(field::RESERVED_PRIVATE_62).map(str::to_string),
+    })
 }
 
 #[cfg(test)]
