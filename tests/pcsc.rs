@@ -110,8 +110,13 @@ impl Lab {
     /// `shanfu phone --vpcd 127.0.0.1:35963 --profile P ...` as its own process; returns once
     /// the phone is in the field and pcscd sees a card.
     fn phone(&self, extra: &[&str]) -> Phone {
+        self.phone_with("unionpay-phone", extra)
+    }
+
+    /// The phone process with another wallet profile.
+    fn phone_with(&self, profile: &str, extra: &[&str]) -> Phone {
         let mut child = Command::new(BIN)
-            .args(["phone", "--vpcd", VPCD, "--profile", "unionpay-phone"])
+            .args(["phone", "--vpcd", VPCD, "--profile", profile])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -569,5 +574,57 @@ impl Drop for StopOnDrop {
             let _ = self.0.kill();
         }
         let _ = self.0.wait();
+    }
+}
+
+/// `shanfu gate` at a pcscd reader with the phone process: the phone's city transport card pays
+/// from its purse; the holder switches express transit off and the same phone pays with its bank
+/// token (deferred authorization); the gate waits for the first phone to leave before reading.
+#[test]
+fn gate_over_pcscd_takes_the_transport_card_then_the_bank_card_of_the_same_phone() {
+    let lab = Lab::new("gate");
+    let mut phone = lab.phone_with("tunion-phone", &[]);
+    let mut gate = lab
+        .shanfu(&["gate", "--reader", &format!("pcsc:{READER}"), "--taps", "2", "--json", "--wait-s", "20", "--no-host"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start shanfu gate");
+    let out = gate.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first: Value = serde_json::from_str(&rx.recv_timeout(Duration::from_secs(30)).expect("first tap line")).unwrap();
+    assert_eq!((first["decision"].as_str(), first["kernel"].as_str(), first["balance"].as_str()), (Some("OPEN"), Some("T-Union"), Some("8.00")), "{first}");
+    // The phone stays on the reader: nothing happens until it leaves and comes back.
+    assert!(rx.recv_timeout(Duration::from_millis(1500)).is_err(), "a phone left on the reader must not pay twice");
+    let stdin = phone.stdin.as_mut().unwrap();
+    writeln!(stdin, "remove").unwrap();
+    writeln!(stdin, "transit off").unwrap();
+    phone.expect("transit off", Duration::from_secs(5));
+    lab.wait_empty();
+    writeln!(phone.stdin.as_mut().unwrap(), "tap").unwrap();
+    let second: Value = serde_json::from_str(&rx.recv_timeout(Duration::from_secs(30)).expect("second tap line")).unwrap();
+    assert_eq!(
+        (second["decision"].as_str(), second["kernel"].as_str(), second["settlement"].as_str()),
+        (Some("OPEN"), Some("C-7"), Some("DEFERRED")),
+        "{second}"
+    );
+    assert_eq!(second["pan_masked"], "623588******0108");
+    let summary: Value = serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).expect("summary line")).unwrap();
+    assert_eq!(summary["summary"]["taps"], 2, "{summary}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gate.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = gate.kill();
+            panic!("shanfu gate did not stop after --taps 2");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -212,6 +212,8 @@ pub struct Lane {
     meta: sled::Tree,
     purse: Option<PurseGate>,
     policy: TapPolicy,
+    /// A card was read at the last tap: it must leave before the next one is read.
+    card_read: bool,
 }
 
 impl Lane {
@@ -262,6 +264,7 @@ impl Lane {
         Ok(Lane {
             meta,
             purse,
+            card_read: false,
             passback: AntiPassback::new(cfg.anti_passback_s),
             aggregates: Aggregator::new(cfg.aggregation),
             updates: None,
@@ -342,6 +345,20 @@ impl Lane {
     /// cards activates the card and SELECTs the T-Union purse first (express transit); a card
     /// without it goes on to the EMV flow on the same activation, its SELECT answer reused.
     pub fn tap(&mut self, reader: &mut dyn Reader, now: UnixSeconds) -> Result<Option<TapEvent>, LaneError> {
+        // The last passenger's card must have left before the next tap is read (a phone left
+        // on the reader would otherwise pay again at once).
+        if self.card_read {
+            if reader.wait_for_removal(self.policy.first_tap).is_err() {
+                return Ok(None);
+            }
+            self.card_read = false;
+        }
+        let ev = self.tap_card(reader, now)?;
+        self.card_read = ev.is_some();
+        Ok(ev)
+    }
+
+    fn tap_card(&mut self, reader: &mut dyn Reader, now: UnixSeconds) -> Result<Option<TapEvent>, LaneError> {
         if self.purse.is_none() {
             return self.emv_tap(reader, now);
         }

@@ -65,6 +65,9 @@ pub enum Control {
     Fingerprint,
     /// Make card `i` of the wallet the one to pay with.
     Card(usize),
+    /// `transit on|off`: the city transport card answers the gate (express transit) or not, so
+    /// the same phone pays with its bank card.
+    Transit(bool),
     /// Report the state as a [`PhoneEvent::Status`].
     Status,
     /// Stop the phone.
@@ -91,7 +94,10 @@ impl std::str::FromStr for Control {
             ("quit" | "exit", None) => Ok(Control::Quit),
             ("card", Some(n)) => n.parse().map(Control::Card).map_err(|_| format!("card {n:?}: not a card number")),
             ("card", None) => Err("card: which one? (card N)".into()),
-            _ => Err(format!("unknown command {:?} (tap, remove, fingerprint, card N, status, quit)", s.trim())),
+            ("transit", Some("on")) => Ok(Control::Transit(true)),
+            ("transit", Some("off")) => Ok(Control::Transit(false)),
+            ("transit", _) => Err("transit: on or off".into()),
+            _ => Err(format!("unknown command {:?} (tap, remove, fingerprint, card N, transit on|off, status, quit)", s.trim())),
         }
     }
 }
@@ -133,6 +139,11 @@ pub enum PhoneEvent {
     /// The wallet answered GPO with 6986 and shows "confirm with your fingerprint".
     SeePhone,
     FingerprintGiven,
+    /// `transit on|off` applied (`ok`: the wallet has a transport card).
+    Transit {
+        on: bool,
+        ok: bool,
+    },
     CardChosen {
         index: usize,
         ok: bool,
@@ -157,6 +168,8 @@ impl fmt::Display for PhoneEvent {
             PhoneEvent::Apdu { header, sw } => write!(f, "apdu {} {sw:04X}", hex::encode_upper(header)),
             PhoneEvent::SeePhone => write!(f, "see-phone"),
             PhoneEvent::FingerprintGiven => write!(f, "fingerprint"),
+            PhoneEvent::Transit { on, ok: true } => write!(f, "transit {}", if *on { "on" } else { "off" }),
+            PhoneEvent::Transit { ok: false, .. } => write!(f, "error this wallet has no transport card"),
             PhoneEvent::CardChosen { index, ok: true } => write!(f, "card {index}"),
             PhoneEvent::CardChosen { index, ok: false } => write!(f, "error no card {index} in this wallet"),
             PhoneEvent::Status(s) => {
@@ -240,6 +253,10 @@ impl Phone {
             Control::Card(i) => {
                 let ok = self.wallet.choose_card(i);
                 self.emit(PhoneEvent::CardChosen { index: i, ok });
+            }
+            Control::Transit(on) => {
+                let ok = self.wallet.set_transit(on);
+                self.emit(PhoneEvent::Transit { on, ok });
             }
             Control::Status => self.emit(PhoneEvent::Status(self.status())),
             Control::Quit => return false,

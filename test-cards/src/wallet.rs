@@ -55,6 +55,8 @@ pub struct Wallet {
     purse: Option<crate::purse::PurseCard>,
     /// The last SELECT chose the purse: its commands go to it.
     purse_selected: bool,
+    /// Express transit switched off by the holder: the purse does not answer its SELECT.
+    transit_off: bool,
 }
 
 fn hex_field(name: &str, field: &str, v: &str) -> Result<Vec<u8>, ProfileError> {
@@ -228,6 +230,7 @@ impl Wallet {
                 None => None,
             },
             purse_selected: false,
+            transit_off: false,
         })
     }
 
@@ -274,6 +277,13 @@ impl Wallet {
         }
     }
 
+    /// The holder switches express transit on or off (off: the gate sees only the bank cards).
+    /// `false` when the wallet has no transport card.
+    pub fn set_transit(&mut self, on: bool) -> bool {
+        self.transit_off = !on;
+        self.purse.is_some()
+    }
+
     /// The wallet's transit purse (balance, trip record), if it has one.
     pub fn purse(&self) -> Option<&crate::purse::PurseCard> {
         self.purse.as_ref()
@@ -291,7 +301,7 @@ impl Wallet {
     fn process(&mut self, c: &CApdu) -> RApdu {
         // Express transit: a SELECT of the T-Union AID reaches the purse without the holder.
         if c.cla == 0x00 && c.ins == ins::SELECT && c.p1 == 0x04 {
-            self.purse_selected = self.purse.is_some() && c.data == kernels::purse::AID;
+            self.purse_selected = self.purse.is_some() && !self.transit_off && c.data == kernels::purse::AID;
         }
         if self.purse_selected {
             if let Some(p) = &mut self.purse {
