@@ -628,3 +628,66 @@ fn gate_over_pcscd_takes_the_transport_card_then_the_bank_card_of_the_same_phone
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A zone-fare gate configuration (docs/gate.md): the shipped gate.toml with zone fares, at
+/// `station`, facing `direction`.
+fn zone_gate_config(dir: &std::path::Path, station: &str, direction: &str) {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/gate.toml")).unwrap();
+    let zones = "[fare.zones]\nby_zones = [\"3.00\", \"4.00\", \"5.00\"]\nstations = { \"0101\" = 1, \"0102\" = 1, \"0201\" = 2, \"0301\" = 3 }\n";
+    let text = shipped
+        .replace("flat = \"2.00\"", "")
+        .replace("[aggregation]", &format!("{zones}\n[aggregation]"))
+        .replace("station = \"0101\"", &format!("station = \"{station}\""))
+        .replace("direction = \"entry\"", &format!("direction = \"{direction}\""));
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("gate.toml"), text).unwrap();
+}
+
+/// Tap in and tap out with the phone's transport card at two gates of a zone-fare metro,
+/// through pcscd: the entry writes the trip record and charges nothing, the exit two zones away
+/// charges the zone fare from the purse (balance and TAC in the JSON line), and a second exit
+/// without a new entry is refused.
+#[test]
+fn tap_in_tap_out_with_the_transport_card_over_pcscd() {
+    let lab = Lab::new("tapinout");
+    let (entry, exit) = (lab.dir.join("entry-gate"), lab.dir.join("exit-gate"));
+    zone_gate_config(&entry, "0101", "entry");
+    zone_gate_config(&exit, "0301", "exit");
+    let mut phone = lab.phone_with("tunion-phone", &[]);
+    let gate = |config: &std::path::Path| -> Value {
+        let out = lab
+            .shanfu(&[
+                "--config",
+                config.to_str().unwrap(),
+                "gate",
+                "--reader",
+                &format!("pcsc:{READER}"),
+                "--taps",
+                "1",
+                "--json",
+                "--wait-s",
+                "20",
+                "--no-host",
+            ])
+            .output()
+            .expect("run shanfu gate");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    let retap = |phone: &mut Phone| {
+        writeln!(phone.stdin.as_mut().unwrap(), "remove").unwrap();
+        lab.wait_empty();
+        writeln!(phone.stdin.as_mut().unwrap(), "tap").unwrap();
+    };
+    let tap_in = gate(&entry);
+    assert_eq!((tap_in["decision"].as_str(), tap_in["fare"].as_str(), tap_in["balance"].as_str()), (Some("OPEN"), Some("0.00"), Some("10.00")), "{tap_in}");
+    retap(&mut phone);
+    let tap_out = gate(&exit);
+    assert_eq!((tap_out["decision"].as_str(), tap_out["fare"].as_str(), tap_out["balance"].as_str()), (Some("OPEN"), Some("5.00"), Some("5.00")), "{tap_out}");
+    assert_eq!(tap_out["tac"].as_str().map(str::len), Some(8), "{tap_out}");
+    assert_ne!(tap_out["tac"], tap_in["tac"]);
+    retap(&mut phone);
+    let again = gate(&exit);
+    assert_eq!((again["decision"].as_str(), again["reason"].as_str()), (Some("REJECT"), Some("NO_ENTRY")), "{again}");
+}
