@@ -224,3 +224,35 @@ fn other_cities_cards_need_the_white_list() {
     both.issuers.push([0x03, 0x11, 0x21, 0x00, 0, 0, 0, 1]);
     assert!(matches!(tap(&mut card, &mut psam, &mut torn, both, at(8, 1)), GateOutcome::Open(_)));
 }
+
+/// The gate lane keeps a torn debit in its journal: the card torn away at DEBIT comes back to a
+/// restarted gate, which proves the debit with the card and opens without charging again.
+#[test]
+fn a_torn_debit_survives_a_gate_restart_and_is_never_charged_twice() {
+    use reader_drivers::virtual_reader::{Holder, VirtualReader};
+    use shanfu::gate::config::{GateConfig, BUILTIN};
+    use shanfu::gate::lane::Lane;
+    use std::time::Duration;
+    let data = std::env::temp_dir().join(format!("shanfu-gate-torn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let settings = shanfu::settings::Settings::load(None).unwrap();
+    let wallet = test_cards::Wallet::load("tunion-phone").unwrap();
+    let mut phone = VirtualReader::new("tunion-phone", wallet, Holder::default());
+    let now = 1_796_450_000;
+    {
+        let mut lane = Lane::open(GateConfig::parse(BUILTIN, 2).unwrap(), settings.clone(), &data, Duration::from_secs(1), None).unwrap();
+        // SELECT, READ BINARY, GET BALANCE, INITIALIZE, UPDATE CAPP DATA CACHE, DEBIT: the card
+        // debits and is gone before its answer arrives.
+        phone.set_tear_at(Some(6));
+        let ev = lane.tap(&mut phone, now).unwrap().expect("a tap");
+        assert_eq!((ev.decision.as_str(), ev.reason.as_deref()), ("REJECT", Some("READ_ERROR")), "{ev:?}");
+    }
+    assert_eq!(phone.wallet().purse().map(|p| p.balance()), Some(800), "the card did debit 2.00");
+    phone.set_tear_at(None);
+    let mut lane = Lane::open(GateConfig::parse(BUILTIN, 2).unwrap(), settings, &data, Duration::from_secs(1), None).unwrap();
+    let ev = lane.tap(&mut phone, now + 10).unwrap().expect("a tap");
+    assert_eq!((ev.decision.as_str(), ev.recovered, ev.balance.as_deref()), ("OPEN", true, Some("8.00")), "{ev:?}");
+    assert_eq!(phone.wallet().purse().map(|p| p.balance()), Some(800), "charged once");
+    drop(lane);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -691,3 +691,32 @@ fn tap_in_tap_out_with_the_transport_card_over_pcscd() {
     let again = gate(&exit);
     assert_eq!((again["decision"].as_str(), again["reason"].as_str()), (Some("REJECT"), Some("NO_ENTRY")), "{again}");
 }
+
+/// A card whose fDDA fails at a gate through pcscd: refused, put on the gate's own deny list,
+/// and refused as denied when it comes back.
+#[test]
+fn a_failed_fdda_card_at_a_gate_over_pcscd_is_denied_when_it_comes_back() {
+    let lab = Lab::new("gatedeny");
+    let mut phone = lab.phone_with("bad-fdda", &[]);
+    let gate = || -> Value {
+        let out = lab
+            .shanfu(&["gate", "--reader", &format!("pcsc:{READER}"), "--taps", "1", "--json", "--wait-s", "20", "--no-host"])
+            .output()
+            .expect("run shanfu gate");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    let first = gate();
+    assert_eq!(
+        (first["decision"].as_str(), first["reason"].as_str(), first["oda"].as_str()),
+        (Some("REJECT"), Some("ODA_FAILED"), Some("fDDA_FAILED")),
+        "{first}"
+    );
+    writeln!(phone.stdin.as_mut().unwrap(), "remove").unwrap();
+    lab.wait_empty();
+    writeln!(phone.stdin.as_mut().unwrap(), "tap").unwrap();
+    let again = gate();
+    assert_eq!((again["decision"].as_str(), again["reason"].as_str()), (Some("REJECT"), Some("DENIED")), "{again}");
+    assert_eq!(again["card"], first["card"]);
+}

@@ -69,7 +69,7 @@ pub mod sw {
 
 /// Transaction type identifier of a purse purchase (the byte in MAC1 / TAC data and in
 /// GET TRANSACTION PROVE P2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PurchaseType {
     /// `06`: plain e-purse purchase.
     Purchase,
@@ -121,7 +121,7 @@ fn slice<const N: usize>(b: &[u8], at: usize, what: &'static str) -> Result<[u8;
 }
 
 /// A calendar date `YYYYMMDD` as 4 bytes BCD (EF 15 validity, DEBIT transaction date).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PurseDate(pub [u8; 4]);
 
 impl PurseDate {
@@ -141,7 +141,7 @@ impl PurseDate {
 
 /// A local date and time `YYYYMMDDhhmmss`, 7 bytes BCD: what MAC1, TAC and the trip record carry
 /// (transit.md step 3: "date-time (7)"). An input of the terminal, never read from a clock here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PurseDateTime(pub [u8; 7]);
 
 impl PurseDateTime {
@@ -193,7 +193,7 @@ impl PurseDateTime {
 /// The 8-byte card serial number the keys are diversified with: the rightmost 8 bytes of the
 /// 10-byte application serial number of EF 15 (transit.md step 3: "application serial (8)").
 /// `Debug` shows only its last 4 digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CardSerial(pub [u8; 8]);
 
 impl std::fmt::Debug for CardSerial {
@@ -284,14 +284,14 @@ impl std::fmt::Debug for PublicInfo {
 }
 
 /// A station as the trip record holds it: line and station number (one byte each; our layout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Station {
     pub line: u8,
     pub station: u8,
 }
 
 /// Where a passenger is, as the card's trip record says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TripState {
     /// No journey open (never used, or the last tap was an exit).
     Out,
@@ -305,7 +305,7 @@ pub enum TripState {
 /// record id 1 | state 1 (`00` out, `01` in) | entry line 1 | entry station 1 | entry device 6 |
 /// entry time 7 | exit line 1 | exit station 1 | exit time 7 | last fare 4 (fen, big-endian) |
 /// transfer flag 1 | RFU 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TripRecord {
     pub state: TripState,
     pub entry: Station,

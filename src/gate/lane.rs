@@ -258,7 +258,11 @@ impl Lane {
                     max_trip_minutes: t.max_trip_minutes,
                     entry_fare: if cfg.fare.charged_at_exit() { 0 } else { u32::try_from(cfg.fare.max_fare().0).unwrap_or(u32::MAX) },
                 };
-                Some(PurseGate { setup, psam, torn: super::tap::TornDebits::default() })
+                let torn = match meta.get("torn_debits")? {
+                    Some(v) => super::tap::TornDebits(serde_json::from_slice(&v)?),
+                    None => super::tap::TornDebits::default(),
+                };
+                Some(PurseGate { setup, psam, torn })
             }
         };
         Ok(Lane {
@@ -405,6 +409,9 @@ impl Lane {
         if let Ok(o) = &outcome {
             pg.torn.settle(o);
         }
+        // The torn debits outlive the process: a gate restarted between a torn tap and the
+        // card's return still proves the debit instead of charging again.
+        self.meta.insert("torn_debits", serde_json::to_vec(&pg.torn.0)?)?;
         self.meta.insert("psam_ttsn", &pg.psam.ttsn().to_be_bytes())?;
         let air = reader.air_time().unwrap_or_default();
         let _ = reader.wait_for_removal(Duration::from_secs(1));

@@ -57,14 +57,14 @@ pub struct GateSetup {
 }
 
 /// The way through a gate a tap pays for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Passage {
     Entry,
     Exit,
 }
 
 /// What a tap will do to the card: the amount and the trip record written with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub passage: Passage,
     pub amount: u32,
@@ -75,7 +75,7 @@ pub struct Plan {
 
 /// Everything the PSAM needs to compute MAC1 (its INIT FOR SAM PURCHASE `80 70`, transit.md step
 /// 3) and, with the terminal transaction number, to check MAC2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mac1Request {
     pub serial: CardSerial,
     pub issuer_id: [u8; 8],
@@ -96,7 +96,7 @@ pub struct Mac1Answer {
 }
 
 /// One purchase session: what MAC1 was made from and the terminal transaction number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub request: Mac1Request,
     pub ttsn: [u8; 4],
@@ -110,7 +110,7 @@ pub struct Mac2Check {
 }
 
 /// A DEBIT the card may or may not have done: the gate keeps it until the card comes back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TornDebit {
     pub session: Session,
     pub plan: Plan,
