@@ -32,7 +32,7 @@ use std::sync::Arc;
 // other callers the rest.
 pub use deny::DenySource;
 pub use seed::{AccountStatus, Seed, SeedAccount, SeedToken, SeedTransit, TokenDomain, TokenStatus, DEFAULT_SEED};
-pub use server::{admin_command, serve, serve_admin, ADMIN_ADDR_FILE};
+pub use server::{admin_command, admin_token, serve, serve_admin, ADMIN_ADDR_FILE, ADMIN_TOKEN_FILE};
 pub use store::{Account, Acquirer, TokenRecord};
 
 /// Everything the acquirer can fail with (outside the protocol, where failures are answers).
@@ -151,9 +151,10 @@ pub async fn embedded(db_dir: &Path) -> Result<SocketAddr, AcquirerError> {
 async fn start_admin(db_dir: &Path, state: Arc<Acquirer>) -> Result<SocketAddr, AcquirerError> {
     let admin = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| AcquirerError::io("binding the admin port", e))?;
     let addr = admin.local_addr().map_err(|e| AcquirerError::io("admin address", e))?;
+    let token = admin_token(db_dir)?;
     write_admin_addr(db_dir, addr)?;
     tokio::spawn(async move {
-        if let Err(e) = serve_admin(admin, state).await {
+        if let Err(e) = serve_admin(admin, state, token).await {
             tracing::error!(error = %e, "acquirer admin port stopped");
         }
     });

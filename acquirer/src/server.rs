@@ -18,6 +18,51 @@ use crate::{Acquirer, AcquirerError, Faults, Seed};
 /// File in the database directory holding the running server's admin address (`ip:port`).
 pub const ADMIN_ADDR_FILE: &str = "admin.addr";
 
+/// File in the database directory holding the admin port's token (created 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// The admin port's token: 32 random bytes as hex in `db_dir/admin.token`, created owner-only
+/// (0600) on first use. Whoever can read that file may manage tokens, accounts, the deny list
+/// and faults; nobody else can (issue 12 §7).
+pub fn admin_token(db_dir: &Path) -> Result<String, AcquirerError> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = db_dir.join(ADMIN_TOKEN_FILE);
+    let read = |path: &Path| -> Result<Option<String>, AcquirerError> {
+        match std::fs::read_to_string(path) {
+            Ok(t) if t.trim().len() == 64 && t.trim().bytes().all(|b| b.is_ascii_hexdigit()) => Ok(Some(t.trim().to_string())),
+            Ok(_) => Err(AcquirerError::Admin(format!("{} does not hold an admin token (64 hex digits)", path.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AcquirerError::io(format!("reading {}", path.display()), e)),
+        }
+    };
+    if let Some(t) = read(&path)? {
+        return Ok(t);
+    }
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).map_err(|e| AcquirerError::io("reading /dev/urandom for the admin token", e))?;
+    let token = hex::encode(b);
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        Ok(mut f) => {
+            f.write_all(token.as_bytes()).map_err(|e| AcquirerError::io(format!("writing {}", path.display()), e))?;
+            Ok(token)
+        }
+        // Another process made it first: theirs is the token.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read(&path)?.ok_or_else(|| AcquirerError::Admin(format!("{} vanished", path.display()))),
+        Err(e) => Err(AcquirerError::io(format!("creating {}", path.display()), e)),
+    }
+}
+
+/// Equal in time independent of where the inputs differ (the token must not leak byte by byte).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The first word of every admin command.
+fn is_admin_command(line: &str) -> bool {
+    matches!(line.split_whitespace().next(), Some("token" | "account" | "deny" | "faults"))
+}
+
 /// Longest admin line accepted.
 const MAX_ADMIN_LINE: u64 = 1024;
 /// Answers waiting to be written on one connection before reading pauses.
@@ -191,16 +236,21 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
     tracing::debug!(%peer, "terminal connection ended");
 }
 
-/// Serves the admin line protocol on `listener`: `token suspend|resume|delete TOKEN\n` (also
-/// `token status TOKEN`, `account balance PAN`) → `ok\n` / `ok <value>\n` / `error: ...\n`.
-pub async fn serve_admin(listener: TcpListener, state: Arc<Acquirer>) -> io::Result<()> {
-    accept_loop(listener, "admin", move |sock, peer| admin_connection(sock, peer, state.clone())).await
+/// Serves the admin line protocol on `listener`: first `auth TOKEN\n` (the content of
+/// `admin.token`) → `ok\n`, then `token suspend|resume|delete TOKEN\n` (also `token status
+/// TOKEN`, `account balance PAN`, `deny …`, `faults …`) → `ok\n` / `ok <value>\n` /
+/// `error: ...\n`. A connection without the token, or a line that is not an admin command,
+/// gets an error line and is closed.
+pub async fn serve_admin(listener: TcpListener, state: Arc<Acquirer>, token: String) -> io::Result<()> {
+    let token = Arc::new(token);
+    accept_loop(listener, "admin", move |sock, peer| admin_connection(sock, peer, state.clone(), token.clone())).await
 }
 
-async fn admin_connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
+async fn admin_connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>, token: Arc<String>) {
     let (rd, mut wr) = sock.into_split();
     let mut rd = BufReader::new(rd);
     let mut line = Vec::new();
+    let mut authenticated = false;
     loop {
         line.clear();
         match (&mut rd).take(MAX_ADMIN_LINE + 1).read_until(b'\n', &mut line).await {
@@ -218,6 +268,27 @@ async fn admin_connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer
         let text = String::from_utf8_lossy(&line).trim().to_string();
         if text.is_empty() {
             continue;
+        }
+        if !authenticated {
+            match text.strip_prefix("auth ") {
+                Some(t) if ct_eq(t.trim().as_bytes(), token.as_bytes()) => {
+                    authenticated = true;
+                    if wr.write_all(b"ok\n").await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                _ => {
+                    tracing::warn!(%peer, "admin connection without the admin token: closed");
+                    let _ = wr.write_all(b"error: not authenticated\n").await;
+                    break;
+                }
+            }
+        }
+        if !is_admin_command(&text) {
+            tracing::warn!(%peer, "admin connection sent a line that is not an admin command: closed");
+            let _ = wr.write_all(b"error: not an admin command\n").await;
+            break;
         }
         let st = state.clone();
         let answer = tokio::task::spawn_blocking(move || st.admin_line(&text)).await.unwrap_or_else(|e| format!("error: internal failure: {e}"));
@@ -266,9 +337,16 @@ fn remote_admin(db_dir: &Path, line: &str) -> Result<String, AcquirerError> {
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| AcquirerError::io(ctx("connecting to"), e))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| AcquirerError::io(ctx("configuring"), e))?;
     s.set_write_timeout(Some(Duration::from_secs(10))).map_err(|e| AcquirerError::io(ctx("configuring"), e))?;
-    s.write_all(format!("{line}\n").as_bytes()).map_err(|e| AcquirerError::io(ctx("writing to"), e))?;
+    let token = admin_token(db_dir)?;
+    s.write_all(format!("auth {token}\n{line}\n").as_bytes()).map_err(|e| AcquirerError::io(ctx("writing to"), e))?;
+    let mut rd = std::io::BufReader::new(s.take(2 * MAX_ADMIN_LINE));
     let mut answer = String::new();
-    std::io::BufReader::new(s.take(MAX_ADMIN_LINE)).read_line(&mut answer).map_err(|e| AcquirerError::io(ctx("reading from"), e))?;
+    rd.read_line(&mut answer).map_err(|e| AcquirerError::io(ctx("reading from"), e))?;
+    if answer.trim_end() != "ok" {
+        return Err(AcquirerError::Admin(format!("{addr} refused the admin token: {}", answer.trim_end())));
+    }
+    answer.clear();
+    rd.read_line(&mut answer).map_err(|e| AcquirerError::io(ctx("reading from"), e))?;
     let answer = answer.trim_end().to_string();
     if answer.is_empty() {
         return Err(AcquirerError::Admin(format!("{addr} closed the admin connection without answering")));

@@ -854,7 +854,7 @@ fn admin_command_direct_and_through_the_running_server() {
     let addr = rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        tokio::spawn(serve_admin(l, acq.clone()));
+        tokio::spawn(serve_admin(l, acq.clone(), crate::admin_token(dir.path()).unwrap()));
         addr
     });
     write_admin_addr(dir.path(), addr).unwrap();
@@ -863,7 +863,28 @@ fn admin_command_direct_and_through_the_running_server() {
     assert_eq!(admin_command(dir.path(), "token status 6235880000000025").unwrap(), "ok deleted");
     assert_eq!(admin_command(dir.path(), "account balance 6235880000000033").unwrap(), "ok 500000");
     assert!(admin_command(dir.path(), "token resume 6235880000000025").unwrap().starts_with("error: "));
-    assert!(admin_command(dir.path(), "hello").unwrap().starts_with("error: "));
+    // A line that is not an admin command is refused and closes the connection.
+    assert_eq!(admin_command(dir.path(), "hello").unwrap(), "error: not an admin command");
+    // Without the token, or with another one, the port answers nothing but the refusal.
+    let talk = |lines: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(lines.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert_eq!(talk("token suspend 6235880000000033\n"), "error: not authenticated\n");
+    assert_eq!(talk(&format!("auth {}\ntoken status 6235880000000033\n", "0".repeat(64))), "error: not authenticated\n");
+    let token = crate::admin_token(dir.path()).unwrap();
+    assert_eq!(
+        talk(&format!("auth {token}\ntoken status 6235880000000033\nGET / HTTP/1.1\ntoken status 6235880000000033\n")),
+        "ok\nok suspended\nerror: not an admin command\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join(crate::ADMIN_TOKEN_FILE)).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is owner-only");
     drop(rt);
 }
 

@@ -225,17 +225,9 @@ fn paying_pan(p: &test_cards::Profile) -> &str {
     p.cards.iter().find(|c| c.priority == Some(1)).or(p.cards.first()).map(|c| c.pan.as_str()).unwrap_or("")
 }
 
-/// One line to the acquirer simulator's admin port (address in `db/admin.addr`).
+/// One line to the acquirer simulator's admin port (its address and token in `db`).
 fn acquirer_admin(db: &Path, line: &str) -> Result<String> {
-    use std::io::{BufRead, Write};
-    let addr = std::fs::read_to_string(db.join("admin.addr")).with_context(|| format!("the acquirer's admin address in {}", db.display()))?;
-    let addr: std::net::SocketAddr = addr.trim().parse().context("admin.addr")?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(format!("{line}\n").as_bytes())?;
-    let mut answer = String::new();
-    std::io::BufReader::new(s).read_line(&mut answer)?;
-    let answer = answer.trim().to_string();
+    let answer = crate::acquirer::admin_command(db, line)?;
     if !answer.starts_with("ok") {
         bail!("acquirer admin `{line}`: {answer}");
     }
