@@ -48,8 +48,15 @@ pub struct TxnRecord {
     /// Schema 1-2 kept the outcome as text; read once to migrate (see `Journal::open`).
     #[serde(default, rename = "outcome", skip_serializing)]
     legacy_outcome: Option<LegacyOutcome>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The PAN, in memory only: on disk it is [`TxnRecord::pan_sealed`] (crate::vault).
+    #[serde(skip)]
     pub pan: Option<String>,
+    /// The PAN sealed with AES-256-GCM under the terminal's data key, for this record's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pan_sealed: Option<String>,
+    /// Schema 1-3 kept the PAN in clear: read once to seal it (see `Journal::open`).
+    #[serde(default, rename = "pan", skip_serializing)]
+    legacy_pan: Option<String>,
     pub pan_masked: Option<String>,
     pub expiry_yymm: Option<String>,
     pub psn: Option<u8>,
@@ -130,6 +137,8 @@ pub enum JournalError {
     IllegalWrite { id: u64, from: TxnState, to: TxnState },
     #[error("the journal has schema version {0}; this shanfu reads version {SCHEMA_VERSION} (use a newer shanfu)")]
     NewerSchema(u32),
+    #[error("journal card data: {0}")]
+    Vault(#[from] crate::vault::VaultError),
 }
 
 impl From<sled::Error> for JournalError {
@@ -184,8 +193,8 @@ fn is_lock_error(e: &sled::Error) -> bool {
 }
 
 /// Version of the journal's layout: 1 = records only; 2 = + the state and STAN indexes;
-/// 3 = typed disposition instead of the outcome text.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 3 = typed disposition instead of the outcome text; 4 = the PAN sealed (crate::vault).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The disposition a schema 1-2 record meant by its outcome text.
 /// The outcome as schema 1-2 wrote it (text); anything else it may hold reads as `Other`.
@@ -248,6 +257,8 @@ pub struct Journal {
     by_state: sled::Tree,
     /// STAN → id of the transaction that used it last.
     by_stan: sled::Tree,
+    /// The data key sealing the PAN (`DIR/../keystore/journal-data.key`, 0600).
+    vault: crate::vault::DataKey,
     _holder: std::sync::Arc<Holder>,
 }
 
@@ -278,7 +289,10 @@ impl Journal {
         let meta = db.open_tree("meta")?;
         let by_state = db.open_tree("by_state")?;
         let by_stan = db.open_tree("by_stan")?;
-        let j = Journal { db, txns, meta, by_state, by_stan, _holder: holder };
+        // The key lives beside the journal, not in it: DATA/keystore for DATA/journal.
+        let key_path = dir.parent().unwrap_or(dir).join("keystore").join("journal-data.key");
+        let vault = crate::vault::DataKey::load_or_create(&key_path)?;
+        let j = Journal { db, txns, meta, by_state, by_stan, vault, _holder: holder };
         let version = j.meta.get("schema")?.and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok()).map(u32::from_be_bytes);
         match version {
             Some(v) if v > SCHEMA_VERSION => return Err(JournalError::NewerSchema(v)),
@@ -287,13 +301,18 @@ impl Journal {
             _ => {
                 for (k, v) in j.txns.iter().flatten() {
                     let Ok(mut r) = serde_json::from_slice::<TxnRecord>(&v) else { continue };
-                    if let Some(o) = r.legacy_outcome.take() {
+                    let outcome = r.legacy_outcome.take();
+                    let clear_pan = r.legacy_pan.take();
+                    if outcome.is_none() && clear_pan.is_none() {
+                        continue;
+                    }
+                    if let Some(o) = outcome {
                         if r.disposition.is_none() {
                             r.disposition = migrate_outcome(&r, o);
                         }
-                        let v = serde_json::to_vec(&r).map_err(|e| JournalError::Decode(r.id, e.to_string()))?;
-                        j.txns.insert(k, v)?;
                     }
+                    r.pan = clear_pan;
+                    j.txns.insert(k, j.encode(&r)?)?;
                 }
                 j.by_state.clear()?;
                 j.by_stan.clear()?;
@@ -334,6 +353,8 @@ impl Journal {
             reason: None,
             legacy_outcome: None,
             pan: None,
+            pan_sealed: None,
+            legacy_pan: None,
             pan_masked: None,
             expiry_yymm: None,
             psn: None,
@@ -368,7 +389,7 @@ impl Journal {
     pub fn put(&self, r: &TxnRecord) -> Result<(), JournalError> {
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         use sled::Transactional;
-        let v = serde_json::to_vec(r).map_err(|e| JournalError::Decode(r.id, e.to_string()))?;
+        let v = self.encode(r)?;
         let res = (&self.txns, &self.by_state, &self.by_stan).transaction(|(txns, by_state, by_stan)| {
             let key = r.id.to_be_bytes();
             if let Some(old) = txns.get(key)? {
@@ -422,7 +443,32 @@ impl Journal {
 
     pub fn get(&self, id: u64) -> Result<TxnRecord, JournalError> {
         let v = self.txns.get(id.to_be_bytes())?.ok_or(JournalError::NotFound(id))?;
-        serde_json::from_slice(&v).map_err(|e| JournalError::Decode(id, e.to_string()))
+        self.decode(id, &v)
+    }
+
+    /// The associated data binding a sealed PAN to its record.
+    fn aad(id: u64) -> Vec<u8> {
+        [b"shanfu journal pan ".as_slice(), &id.to_be_bytes()].concat()
+    }
+
+    /// A record as stored: the PAN sealed, never in clear.
+    fn encode(&self, r: &TxnRecord) -> Result<Vec<u8>, JournalError> {
+        let mut stored = r.clone();
+        stored.pan_sealed = match &r.pan {
+            Some(p) => Some(self.vault.seal(&Self::aad(r.id), p)?),
+            None => None,
+        };
+        serde_json::to_vec(&stored).map_err(|e| JournalError::Decode(r.id, e.to_string()))
+    }
+
+    /// A stored record with its PAN opened.
+    fn decode(&self, id: u64, v: &[u8]) -> Result<TxnRecord, JournalError> {
+        let mut r: TxnRecord = serde_json::from_slice(v).map_err(|e| JournalError::Decode(id, e.to_string()))?;
+        r.pan = match (r.pan_sealed.take(), r.legacy_pan.take()) {
+            (Some(s), _) => Some(self.vault.open(&Self::aad(r.id), &s)?),
+            (None, clear) => clear,
+        };
+        Ok(r)
     }
 
     /// All records, oldest first. Unreadable records are reported, not skipped silently.
@@ -431,7 +477,7 @@ impl Journal {
         for kv in self.txns.iter() {
             let (k, v) = kv?;
             let id = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
-            out.push(serde_json::from_slice(&v).map_err(|e| JournalError::Decode(id, e.to_string()))?);
+            out.push(self.decode(id, &v)?);
         }
         Ok(out)
     }
@@ -546,10 +592,47 @@ impl Journal {
 mod tests {
     use super::*;
 
+    /// `ROOT/journal` of a fresh root (the data key goes to `ROOT/keystore`).
     fn dir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("shanfu-journal-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
+        let root = std::env::temp_dir().join(format!("shanfu-journal-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        root.join("journal")
+    }
+
+    fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
+        std::fs::read_dir(dir).unwrap().flatten().any(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                files_contain(&p, needle)
+            } else {
+                std::fs::read(&p).map(|b| b.windows(needle.len()).any(|w| w == needle)).unwrap_or(false)
+            }
+        })
+    }
+
+    #[test]
+    fn the_pan_is_sealed_on_disk_and_opens_with_the_key_store() {
+        let d = dir("sealed");
+        let pan = "6235880000000017";
+        {
+            let j = Journal::open(&d).unwrap();
+            let mut r = j.begin(TxnKind::Purchase, 100, "156").unwrap();
+            j.advance(&mut r, TxnEvent::CardRead, |r| r.pan = Some(pan.into())).unwrap();
+            j.flush().unwrap();
+        }
+        assert!(!files_contain(&d, pan.as_bytes()), "no PAN in clear in the journal's files");
+        let key = d.parent().unwrap().join("keystore/journal-data.key");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        let j = Journal::open(&d).unwrap();
+        assert_eq!(j.all().unwrap()[0].pan.as_deref(), Some(pan), "the terminal reads it back for reversals");
+        drop(j);
+        // Another key store (the journal copied to another machine) cannot open it.
+        std::fs::remove_file(&key).unwrap();
+        let j = Journal::open(&d).unwrap();
+        assert!(matches!(j.all(), Err(JournalError::Vault(_))));
+        drop(j);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap());
     }
 
     #[test]
@@ -568,7 +651,7 @@ mod tests {
         assert!(!d.join(HOLDER_FILE).exists());
         let j = Journal::open(&d).unwrap();
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 
     #[test]
@@ -588,7 +671,7 @@ mod tests {
         assert_eq!((r.state, r.amount), (TxnState::CardRead, 1234));
         assert!(r.public().pan.is_none());
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 
     #[test]
@@ -607,7 +690,7 @@ mod tests {
         // Recovery is idempotent.
         assert!(j.recover().unwrap().is_empty());
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 
     #[test]
@@ -626,7 +709,7 @@ mod tests {
         assert!(matches!(j.put(&forged), Err(JournalError::IllegalWrite { .. })));
         assert_eq!(j.get(r.id).unwrap().state, TxnState::Started);
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 
     #[test]
@@ -660,7 +743,7 @@ mod tests {
         j.meta.insert("schema", &99u32.to_be_bytes()).unwrap();
         drop(j);
         assert!(matches!(Journal::open(&d), Err(JournalError::NewerSchema(99))));
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 
     #[test]
@@ -687,6 +770,10 @@ mod tests {
                 o.remove("disposition");
                 o.insert("outcome".into(), if first { "APPROVED" } else { "SOMETHING_NEWER" }.into());
                 o.insert("cvm".into(), if first { "CDCVM" } else { "RETINA_SCAN" }.into());
+                o.remove("pan_sealed");
+                if first {
+                    o.insert("pan".into(), "6235880000000017".into());
+                }
                 txns.insert(k, serde_json::to_vec(&r).unwrap()).unwrap();
             }
             db.open_tree("meta").unwrap().insert("schema", &2u32.to_be_bytes()).unwrap();
@@ -700,8 +787,12 @@ mod tests {
         assert_eq!(a.cvm, Some(Cvm::Cdcvm));
         assert_eq!(b.disposition, Some(Disposition::NotCompleted { reason: NotCompleted::CardError }));
         assert_eq!(b.cvm, None, "an unknown CVM text is dropped, the record still reads");
+        assert_eq!(a.pan.as_deref(), Some("6235880000000017"), "a clear PAN of schema 1-3 is kept, sealed");
+        let raw = j.txns.get(a.id.to_be_bytes()).unwrap().unwrap();
+        let raw: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert!(raw.get("pan").is_none() && raw.get("pan_sealed").is_some(), "{raw}");
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 
     #[test]
@@ -721,7 +812,7 @@ mod tests {
         j.close_batch(BatchNumber::new(3).unwrap()).unwrap();
         assert_eq!(j.batch().unwrap().get(), 4);
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 
     #[test]
@@ -731,6 +822,6 @@ mod tests {
         j.meta.insert("stan", 999_999u32.to_be_bytes().to_vec()).unwrap();
         assert_eq!(j.next_stan().unwrap(), 1);
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 }

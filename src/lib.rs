@@ -26,3 +26,4 @@ pub mod report;
 pub mod settings;
 pub mod terminal;
 pub mod text;
+pub mod vault;

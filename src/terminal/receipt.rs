@@ -140,8 +140,9 @@ mod tests {
     }
 
     fn journal(name: &str) -> (Journal, std::path::PathBuf) {
-        let d = std::env::temp_dir().join(format!("shanfu-receipt-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let root = std::env::temp_dir().join(format!("shanfu-receipt-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let d = root.join("journal");
         (Journal::open(&d).unwrap(), d)
     }
 
@@ -156,7 +157,7 @@ mod tests {
             assert!(!text.contains(internal), "{internal} in {text}");
         }
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 
     #[test]
@@ -180,6 +181,6 @@ mod tests {
         assert!(receipt(&s, &r, true, None).contains("VOIDED"), "confirmed void");
         assert!(receipt(&s, &r, true, None).contains(T::Training.s(Lang::En)), "training mark");
         drop(j);
-        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
     }
 }
