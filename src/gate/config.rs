@@ -81,6 +81,7 @@ struct GateSection {
     anti_passback_s: u64,
     kernel_amount: KernelAmount,
     nominal_amount: String,
+    ttq: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +127,9 @@ pub struct GateConfig {
     pub anti_passback_s: u64,
     pub kernel_amount: KernelAmount,
     pub nominal_amount: Amount,
+    /// The gate's Terminal Transaction Qualifiers (9F66) for every AID: a transit reader has no
+    /// PIN pad and takes no signature (DIGEST: TTQ byte 1 b3 / b2 off).
+    pub ttq: Option<kernels::types::Ttq>,
     pub fare: FareTable,
     pub aggregation: Limits,
     /// The city transport card, when the gate takes it.
@@ -257,7 +261,15 @@ impl GateConfig {
                 })
             }
         };
+        let ttq = match &g.ttq {
+            None => None,
+            Some(h) => Some(hex::decode(h).ok().and_then(|b| kernels::types::Ttq::from_slice(&b)).ok_or_else(|| field("gate.ttq", "4 bytes of hex"))?),
+        };
+        if ttq.as_ref().is_some_and(|t| t.online_pin_supported() || t.signature_supported()) {
+            return Err(field("gate.ttq", "a gate has no PIN pad and takes no signature: byte 1 bits 3 and 2 must be off"));
+        }
         Ok(GateConfig {
+            ttq,
             transit,
             gate_id: g.gate_id,
             station: g.station,
@@ -313,6 +325,8 @@ mod tests {
             ("max_travel_time_s = 7200", "max_travel_time_s = 0", "aggregation.max_travel_time_s"),
             ("cumulative_spend_limit = \"20.00\"", "cumulative_spend_limit = \"1.00\"", "aggregation.cumulative_spend_limit"),
             ("key = \"7368", "key = \"zz68", "deny_list.key"),
+            ("ttq = \"20004080\"", "ttq = \"26004080\"", "gate.ttq"),
+            ("ttq = \"20004080\"", "ttq = \"2000\"", "gate.ttq"),
             ("anti_passback_s = 30", "anti_passback_s = 30\ncolour = \"red\"", "colour"),
         ] {
             let err = with(from, to).unwrap_err().to_string();

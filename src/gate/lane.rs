@@ -218,7 +218,13 @@ pub struct Lane {
 
 impl Lane {
     /// Opens the gate journal under `data` (created owner-only).
-    pub fn open(cfg: GateConfig, settings: Settings, data: &Path, wait_for_card: Duration, config_dir: Option<&Path>) -> Result<Lane, LaneError> {
+    pub fn open(cfg: GateConfig, mut settings: Settings, data: &Path, wait_for_card: Duration, config_dir: Option<&Path>) -> Result<Lane, LaneError> {
+        // Gate pre-processing: the transit TTQ for every AID (no PIN pad, no signature).
+        if let Some(ttq) = cfg.ttq {
+            for c in &mut settings.ep.combinations {
+                c.ttq = Some(ttq);
+            }
+        }
         std::fs::create_dir_all(data).map_err(sled::Error::Io)?;
         {
             use std::os::unix::fs::PermissionsExt;
