@@ -19,7 +19,7 @@ pub mod key;
 pub mod mac;
 pub mod pin_block;
 // PROVISION
-// WRAP
+pub mod wrap;
 
 pub use kcv::Kcv;
 pub use key::{AesKey, KeyError, TdesKey};
