@@ -18,7 +18,7 @@ pub mod kcv;
 pub mod key;
 pub mod mac;
 pub mod pin_block;
-// PROVISION
+pub mod provision;
 pub mod wrap;
 
 pub use kcv::Kcv;
