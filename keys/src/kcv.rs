@@ -73,8 +73,9 @@ mod tests {
     use crate::test_util::hex_bytes;
 
     /// TEST ONLY key `0123456789ABCDEF FEDCBA9876543210`, the sample double-length key of the
-    /// payment literature; its KCV 08D7B4 is the value published with it (e.g. the EFTlab and
-    /// BP-Tools key-calculator documentation), and is TDES(K, 0) = 08D7B4FB629D0885.
+    /// payment literature, whose KCV `08D7B4` is the one commonly quoted with it (quoted from
+    /// memory, not from a document at hand); independently, `openssl enc -des-ede -nopad` gives
+    /// TDES(K, 0) = 08D7B4FB629D0885.
     #[test]
     fn tdes_kcv_of_the_sample_key() {
         let k = TdesKey::new(hex_bytes("0123456789ABCDEFFEDCBA9876543210")).unwrap();

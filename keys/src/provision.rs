@@ -1,9 +1,10 @@
 //! Terminal master key (TMK) establishment: the terminal and the acquirer agree on a fresh
 //! AES-128 TMK over an untrusted link, the terminal authenticating the acquirer by a public key
-//! pinned in its configuration. Standards: NIST SP 800-56A rev. 3 (ephemeral ECDH on P-256,
-//! "C(1e, 1s)"-like with the acquirer's static key used only for signing), FIPS 186-5 ECDSA P-256
-//! with SHA-256 (RFC 6979 deterministic nonces, so signing needs no randomness), RFC 5869
-//! HKDF-SHA256 (NIST SP 800-56C two-step derivation).
+//! pinned in its configuration. Standards: ECDH on P-256 (the NIST SP 800-56A rev. 3 primitive;
+//! the acquirer's key is always ephemeral, the terminal's ephemeral or static), authenticated by
+//! an ECDSA P-256 / SHA-256 signature (FIPS 186-5; RFC 6979 deterministic nonces, so signing
+//! needs no randomness) by the acquirer's long-term key; RFC 5869 HKDF-SHA256 for the key
+//! derivation (the two-step derivation of NIST SP 800-56C).
 //!
 //! Three messages (byte layouts in docs/keys.md):
 //!
@@ -578,15 +579,15 @@ mod tests {
         let acq = acquirer_key(100);
         let (terminal, hello) = TerminalProvisioning::start(&mut rng, tid("POS 0001"), *acq.verifying_key());
         let h = hello.encode();
-        assert_eq!(h.len(), 2 + (2 + 8) + (2 + PUBLIC_KEY_LEN) + (2 + NONCE_LEN));
+        assert_eq!(h.len(), 113); // 2 + (2 + 8) + (2 + 65) + (2 + 32), as in docs/keys.md
         assert_eq!(TerminalHello::decode(&h).unwrap().encode(), h);
         let (_, ans) = answer(&mut rng, &acq, &hello).unwrap();
         let a = ans.encode();
-        assert_eq!(a.len(), 2 + (2 + PUBLIC_KEY_LEN) + (2 + NONCE_LEN) + (2 + 3) + (2 + SIGNATURE_LEN));
+        assert_eq!(a.len(), 174); // 2 + 67 + 34 + 5 + 66
         assert_eq!(AcquirerAnswer::decode(&a).unwrap().encode(), a);
         let (_, confirm) = terminal.finish(&ans).unwrap();
         let c = confirm.encode();
-        assert_eq!(c.len(), 2 + (2 + 3) + (2 + CONFIRM_TAG_LEN));
+        assert_eq!(c.len(), 25); // 2 + 5 + 18
         assert_eq!(TerminalConfirm::decode(&c).unwrap(), confirm);
     }
 
