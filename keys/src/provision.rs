@@ -474,6 +474,36 @@ mod tests {
         Ok((t_tmk, a_tmk))
     }
 
+    /// The derivation pinned down for other implementations (docs/keys.md): TEST ONLY private
+    /// keys 11…11 (terminal) and 22…22 (acquirer), nonces A0…A0 and B0…B0, terminal id
+    /// "12345678". Expected values computed independently with Python `cryptography` 48
+    /// (ECDH on SECP256R1, HKDF-SHA256, CMAC-AES), not with this crate.
+    #[test]
+    fn tmk_derivation_known_answer() {
+        let t = SecretKey::from_slice(&[0x11; 32]).unwrap();
+        let a = SecretKey::from_slice(&[0x22; 32]).unwrap();
+        let hello = TerminalHello { terminal_id: tid("12345678"), terminal_key: t.public_key(), terminal_nonce: [0xA0; 32] };
+        assert_eq!(
+            encode_point(&t.public_key()),
+            crate::test_util::hex_bytes::<65>(concat!(
+                "040217E617F0B6443928278F96999E69A23A4F2C152BDF6D6CDF66E5B80282D4ED",
+                "194A7DEBCB97712D2DDA3CA85AA8765A56F45FC758599652F2897C65306E5794"
+            ))
+        );
+        assert_eq!(
+            encode_point(&a.public_key()),
+            crate::test_util::hex_bytes::<65>(concat!(
+                "04D65A93977CAA3D1B081852FF57A79E465F1660577304BAEAD505DD3A48589CF3",
+                "50185E895372DF6221EA3A137557E473FDDB6755F05BD507C3C533FCE9C91285"
+            ))
+        );
+        let from_terminal = derive_tmk(&t, &a.public_key(), &hello, &[0xB0; 32]).unwrap();
+        let from_acquirer = derive_tmk(&a, &t.public_key(), &hello, &[0xB0; 32]).unwrap();
+        assert_eq!(from_terminal.expose_secret(), &crate::test_util::hex_bytes::<16>("0591D00DC51FD20513C48A99A100D0DD"));
+        assert_eq!(from_acquirer.expose_secret(), from_terminal.expose_secret());
+        assert_eq!(from_terminal.kcv().to_string(), "531D7C");
+    }
+
     #[test]
     fn a_full_exchange_agrees_on_the_tmk() {
         let mut rng = TestRng::new(10);
