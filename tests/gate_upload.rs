@@ -3,30 +3,18 @@
 //! the card on the deny list, the acquirer's deny list synced, a host outage and the queue
 //! draining once when the host is back.
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("shanfu-gate-upload-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::gate::scratch("gate-upload", name)
 }
 
-/// Runs the gate over the holders; the tap lines and the summary.
 fn gate(data: &Path, holders: &str, extra: &[&str]) -> (Vec<Value>, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shanfu"))
-        .args(["--data", data.to_str().unwrap(), "gate", "--json", "--reader", &format!("virtual:{holders}")])
-        .args(extra)
-        .output()
-        .expect("run shanfu gate");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "gate failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let mut lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
-    let summary = lines.pop().expect("summary line");
-    assert!(!stdout.contains("6235880000000017") && !stdout.contains("6225000000000027"), "no clear PAN on stdout");
-    (lines, summary["summary"].clone())
+    common::gate::run(data, holders, extra)
 }
 
 fn decisions(lines: &[Value]) -> Vec<String> {
