@@ -85,6 +85,9 @@ struct CardRequest<'a> {
     aggregate: Option<u32>,
     /// 9F02 of DE 55: the amount the cryptogram covers.
     icc_amount: Option<u64>,
+    /// 5F2A of DE 55 and DE 49, as numbers: the currency the cryptogram covers, the request's.
+    icc_currency: Option<u64>,
+    currency: Option<u64>,
 }
 
 fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
@@ -146,6 +149,8 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
         digest: request_digest(req),
         aggregate: req.get_str(field::RESERVED_PRIVATE_62).and_then(host_contract::transit::parse_aggregate_de62),
         icc_amount: icc.and_then(|icc| tlv::find(icc, kernels::tag::AMOUNT_AUTHORISED).ok().flatten()).and_then(kernels::types::from_bcd),
+        icc_currency: icc.and_then(|icc| tlv::find(icc, kernels::tag::TXN_CURRENCY).ok().flatten()).and_then(kernels::types::from_bcd),
+        currency: req.get_str(field::CURRENCY_CODE).and_then(|c| c.parse().ok()),
     })
 }
 
@@ -414,7 +419,19 @@ impl Acquirer {
                 }
                 Crypto::Verified { v, token_range, issuer } => {
                     tracing::debug!(issuer = *issuer, "cryptogram verified");
+                    // The money moved is the money the card signed for (issue 13): DE 4 = 9F02
+                    // (an advice may carry more only as a registered gate's aggregate, below)
+                    // and DE 49 = 5F2A.
+                    let amount_differs = match kind {
+                        RequestKind::Advice => cr.aggregate.is_none() && cr.icc_amount.is_some_and(|a| cr.amount < a),
+                        _ => cr.icc_amount.is_some_and(|a| cr.amount != a),
+                    };
+                    let currency_differs = cr.icc_currency.zip(cr.currency).is_some_and(|(a, b)| a != b);
+                    if amount_differs || currency_differs {
+                        tracing::warn!(pan = %masked(cr.pan), amount_differs, currency_differs, "DE 4 / DE 49 differ from what the cryptogram covers");
+                    }
                     match (kind, v.cid_type) {
+                        _ if amount_differs || currency_differs => (Decision::decline(Rc::InvalidAmount), (kind != RequestKind::Advice).then_some(v)),
                         // An advice must carry a TC (no 9F27, as Visa sends: not checked).
                         (RequestKind::Advice, Some(t)) if t != CryptogramType::Tc => {
                             tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "advice without a TC");

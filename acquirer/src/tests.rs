@@ -209,6 +209,29 @@ fn balance(acq: &Acquirer, pan: &str) -> i64 {
     acq.balance(pan).unwrap().unwrap()
 }
 
+/// Issue 13: an ARQC for 50.00 with DE 4 = 9000.00, or with DE 49 840 against a 0156
+/// cryptogram, is refused (13) and moves nothing; the same request with the amount and currency
+/// the card signed is approved.
+#[test]
+fn the_amount_and_currency_must_be_what_the_cryptogram_covers() {
+    let dir = TempDir::new("amountswap");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 5000, true);
+    let before = balance(&acq, "6235880000000017");
+    let swapped = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 900_000, 1));
+    assert_eq!(rc_of(&swapped), "13");
+    let mut dollars = request(Mti::FINANCIAL_REQUEST, &t, 5000, 2);
+    dollars.set_str(field::CURRENCY_CODE, "840");
+    assert_eq!(rc_of(&exchange(&acq, &dollars)), "13");
+    // An advice for less than its TC covers is refused too.
+    let mut less = request(Mti::FINANCIAL_ADVICE, &tap("unionpay-transit", 0, 500, false), 100, 3);
+    less.set_str(field::PROCESSING_CODE, "000000");
+    assert_eq!(rc_of(&exchange(&acq, &less)), "13");
+    assert_eq!(balance(&acq, "6235880000000017"), before, "nothing moved");
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 5000, 4))), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), before - 5000);
+}
+
 #[test]
 fn approves_a_unionpay_token_with_a_correct_arpc_and_debits_the_funding_account() {
     let dir = TempDir::new("approve");
