@@ -88,6 +88,8 @@ struct CardRequest<'a> {
     /// 5F2A of DE 55 and DE 49, as numbers: the currency the cryptogram covers, the request's.
     icc_currency: Option<u64>,
     currency: Option<u64>,
+    /// SHA-1 (hex) of PAN ‖ PSN ‖ ATC (9F36) ‖ AC (9F26): the cryptogram's identity.
+    cryptogram_id: Option<String>,
 }
 
 fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
@@ -151,6 +153,16 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
         icc_amount: icc.and_then(|icc| tlv::find(icc, kernels::tag::AMOUNT_AUTHORISED).ok().flatten()).and_then(kernels::types::from_bcd),
         icc_currency: icc.and_then(|icc| tlv::find(icc, kernels::tag::TXN_CURRENCY).ok().flatten()).and_then(kernels::types::from_bcd),
         currency: req.get_str(field::CURRENCY_CODE).and_then(|c| c.parse().ok()),
+        cryptogram_id: icc.and_then(|icc| {
+            let atc = tlv::find(icc, kernels::tag::ATC).ok().flatten()?;
+            let ac = tlv::find(icc, kernels::tag::APPLICATION_CRYPTOGRAM).ok().flatten()?;
+            let mut h = Sha1::new();
+            h.update(pan.as_bytes());
+            h.update([psn]);
+            h.update(atc);
+            h.update(ac);
+            Some(hex::encode(h.finalize()))
+        }),
     })
 }
 
@@ -410,7 +422,17 @@ impl Acquirer {
                 }
                 return Ok(Outcome::Duplicate(rec));
             }
+            // A cryptogram already used by another request (a captured 0200 re-sent with a new
+            // STAN): refused as a duplicate, nothing posted.
+            let replay = match (&cr.cryptogram_id, crypto) {
+                (Some(id), Crypto::Verified { .. }) => self.cryptograms.get(id.as_bytes())?.is_some(),
+                _ => false,
+            };
+            if replay {
+                tracing::warn!(pan = %masked(cr.pan), "cryptogram already used by another request: refused");
+            }
             let (d, verified) = match crypto {
+                Crypto::Verified { .. } if replay => (Decision::decline(Rc::Duplicate), None),
                 Crypto::Referenced => (self.refund_decision(cr)?, None),
                 Crypto::NoIssuer => (Decision::decline(Rc::InvalidCard), None),
                 Crypto::Failed(why) => {
@@ -481,6 +503,11 @@ impl Acquirer {
                 (Some(pan), Some(a)) => Some((pan.as_str(), a)),
                 _ => None,
             };
+            // An approved cryptogram is spent, reserved before the posting: a crash in between
+            // leaves it spent and nothing posted (the terminal reverses), never a second posting.
+            if let (Some(id), false, Crypto::Verified { .. }, true) = (&cr.cryptogram_id, replay, crypto, d.rc == Rc::Approved) {
+                self.cryptograms.insert(id.as_bytes(), &cr.key[..])?;
+            }
             self.commit(&cr.key, &rec, posting)?;
             rec
         };

@@ -125,6 +125,9 @@ pub struct Acquirer {
     /// Terminal id (8) → the newest STAN seen from it (u32 big-endian).
     pub(crate) stans: sled::Tree,
     pub(crate) meta: sled::Tree,
+    /// Cryptograms used (SHA-1 of PAN ‖ PSN ‖ ATC ‖ AC) → the auth key that used it: one
+    /// cryptogram authorizes at most one request (issue 13).
+    pub(crate) cryptograms: sled::Tree,
     pub(crate) issuers: Vec<Issuer>,
     pub(crate) faults: Faults,
     /// Requests received, all connections (fault injection counts these).
@@ -206,6 +209,7 @@ impl Acquirer {
             batches: db.open_tree("batches")?,
             stans: db.open_tree("stans")?,
             meta: db.open_tree("meta")?,
+            cryptograms: db.open_tree("cryptograms")?,
             deny_cards: db.open_tree("deny_cards")?,
             deny_log: db.open_tree("deny_log")?,
             db,

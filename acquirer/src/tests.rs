@@ -59,6 +59,11 @@ struct Tap {
 /// Taps card `index` of a built-in profile: SELECT its AID, GPO with the PDOL data of the
 /// built-in profiles (TTQ asks for an online cryptogram when `online`), and builds DE 55 from
 /// the card's answer and the terminal data, as the terminal does.
+fn next_un() -> [u8; 4] {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0xA1B2_C3D4);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_be_bytes()
+}
+
 fn tap(profile: &str, index: usize, amount: u64, online: bool) -> Tap {
     let mut w = Wallet::load(profile).unwrap();
     let card = w.cards[index].profile.clone();
@@ -74,7 +79,8 @@ fn tap(profile: &str, index: usize, amount: u64, online: bool) -> Tap {
         (tag::TXN_CURRENCY, vec![0x01, 0x56]),
         (tag::TXN_DATE, vec![0x26, 0x11, 0x25]),
         (tag::TXN_TYPE, vec![0x00]),
-        (tag::UNPREDICTABLE_NUMBER, vec![0xA1, 0xB2, 0xC3, 0xD4]),
+        // A new unpredictable number per tap, as a terminal draws: every tap is a new cryptogram.
+        (tag::UNPREDICTABLE_NUMBER, next_un().to_vec()),
     ];
     let pdol_data: Vec<u8> = terminal.iter().flat_map(|(_, v)| v.clone()).collect();
     let r = w.transmit(&CApdu::gpo(&pdol_data).to_bytes());
@@ -209,6 +215,31 @@ fn balance(acq: &Acquirer, pan: &str) -> i64 {
     acq.balance(pan).unwrap().unwrap()
 }
 
+/// Issue 13: a captured 0200 re-sent with a new STAN (same cryptogram) is refused 94 and debits
+/// nothing; the exact retransmission still gets the first answer, and a new tap (a new
+/// cryptogram) is approved.
+#[test]
+fn a_cryptogram_authorizes_one_request_only() {
+    let dir = TempDir::new("replay");
+    let acq = open(&dir);
+    let t = tap("unionpay-phone", 0, 2000, true);
+    let before = balance(&acq, "6235880000000017");
+    let first = request(Mti::FINANCIAL_REQUEST, &t, 2000, 1);
+    assert_eq!(rc_of(&exchange(&acq, &first)), "00");
+    assert_eq!(rc_of(&exchange(&acq, &first)), "00", "a retransmission: the same answer");
+    let mut replay = request(Mti::FINANCIAL_REQUEST, &t, 2000, 2);
+    replay.set_str(field::TRANSMISSION_DATE_TIME, "1125103100");
+    assert_eq!(rc_of(&exchange(&acq, &replay)), "94");
+    // Sent as an advice or a refund, the same cryptogram moves nothing either.
+    let mut as_refund = request(Mti::FINANCIAL_REQUEST, &t, 2000, 3);
+    as_refund.set_str(field::PROCESSING_CODE, "200000");
+    assert_ne!(rc_of(&exchange(&acq, &as_refund)), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), before - 2000, "debited once");
+    let next = tap("unionpay-phone", 0, 2000, true);
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &next, 2000, 4))), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), before - 4000);
+}
+
 /// Issue 13: an ARQC for 50.00 with DE 4 = 9000.00, or with DE 49 840 against a 0156
 /// cryptogram, is refused (13) and moves nothing; the same request with the amount and currency
 /// the card signed is approved.
@@ -251,8 +282,9 @@ fn approves_a_unionpay_token_with_a_correct_arpc_and_debits_the_funding_account(
     assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "00"));
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 1234);
     assert_eq!(balance(&acq, "6222020000000015"), 1_000_000 - 1234);
-    // A second purchase gets another RRN.
-    let r2 = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1234, 2));
+    // A second purchase (a new tap) gets another RRN.
+    let t2 = tap("unionpay-phone", 0, 1234, true);
+    let r2 = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t2, 1234, 2));
     assert_eq!(rc_of(&r2), "00");
     assert_ne!(r2.get_str(field::RRN), Some(rrn));
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 2468);
@@ -301,6 +333,7 @@ fn approves_a_visa_cvn10_token_without_cid_and_authorization_only_posts_nothing(
     assert_eq!(rc_of(&r), "00");
     assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "00"));
     assert_eq!(balance(&acq, "4895000000000013"), 800_000, "0100 posts nothing");
+    let t = tap("visa-phone", 0, 2500, true);
     let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 2500, 8));
     assert_eq!(rc_of(&r), "00");
     assert_eq!(balance(&acq, "4895000000000013"), 800_000 - 2500);
@@ -323,6 +356,7 @@ fn token_lifecycle_suspend_resume_delete() {
 
     assert_eq!(acq.admin_line("token delete 6235880000000017"), "ok");
     assert_eq!(acq.admin_line("token status 6235880000000017"), "ok deleted");
+    let t = tap("unionpay-phone", 0, 1000, true);
     let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1000, 3));
     assert_eq!(rc_of(&r), "14");
     assert_eq!(issuer_auth_data(&r).unwrap(), expected_91(&t, "14"));
@@ -448,9 +482,13 @@ fn duplicate_stan_is_idempotent() {
     // Same TID + STAN with other data: refused as a duplicate transmission, nothing posted.
     let other = request(Mti::FINANCIAL_REQUEST, &t, 4001, 42);
     assert_eq!(rc_of(&exchange(&acq, &other)), "94");
-    // Same STAN from another terminal is another transaction.
-    let mut elsewhere = req.clone();
-    elsewhere.set_str(field::TERMINAL_ID, "TEST0002");
+    // The same cryptogram from another terminal is a replay: refused, nothing posted.
+    let mut replayed = req.clone();
+    replayed.set_str(field::TERMINAL_ID, "TEST0002");
+    assert_eq!(rc_of(&exchange(&acq, &replayed)), "94");
+    // Same STAN from another terminal, a new tap: another transaction.
+    let mut elsewhere = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 4000, true), 4000, 42);
+    elsewhere.set_str(field::TERMINAL_ID, "TEST0003");
     assert_eq!(rc_of(&exchange(&acq, &elsewhere)), "00");
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 8000);
 }
@@ -522,13 +560,13 @@ fn reversal_restores_the_balance_once() {
     let never = request(Mti::FINANCIAL_REQUEST, &t, 7000, 999);
     assert_eq!(rc_of(&exchange(&acq, &reversal_of(&never, Mti::REVERSAL_REQUEST))), "00");
     // Reversal of a decline moves nothing.
-    let mut declined = request(Mti::FINANCIAL_REQUEST, &t, 7000, 6);
+    let mut declined = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 7000, true), 7000, 6);
     declined.set_str(field::POS_ENTRY_MODE, "051");
     assert_eq!(rc_of(&exchange(&acq, &declined)), "57");
     assert_eq!(rc_of(&exchange(&acq, &reversal_of(&declined, Mti::REVERSAL_REQUEST))), "00");
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
     // Without DE 90 the original STAN is DE 11.
-    let req = request(Mti::FINANCIAL_REQUEST, &t, 7000, 7);
+    let req = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 7000, true), 7000, 7);
     assert_eq!(rc_of(&exchange(&acq, &req)), "00");
     let mut rev = reversal_of(&req, Mti::REVERSAL_REQUEST);
     rev.remove(field::ORIGINAL_DATA_ELEMENTS);
@@ -583,10 +621,12 @@ fn reconciliation_settles_when_totals_match() {
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1234, 1))), "00");
     let adv = tap("unionpay-transit", 0, 500, false);
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &adv, 500, 2))), "00");
-    let reversed = request(Mti::FINANCIAL_REQUEST, &t, 1234, 3);
+    let reversed = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 1234, true), 1234, 3);
     assert_eq!(rc_of(&exchange(&acq, &reversed)), "00");
     assert_eq!(rc_of(&exchange(&acq, &reversal_of(&reversed, Mti::REVERSAL_REQUEST))), "00");
+    let t = tap("unionpay-phone", 0, 1234, true);
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::AUTHORIZATION_REQUEST, &t, 1234, 4))), "00");
+    let t = tap("unionpay-phone", 0, 1234, true);
     let mut refund = request(Mti::FINANCIAL_REQUEST, &t, 1234, 5);
     refund.set_str(field::PROCESSING_CODE, "200000");
     assert_eq!(rc_of(&exchange(&acq, &refund)), "00");
@@ -817,6 +857,7 @@ fn seed_covers_every_profile_pan_and_state_survives_reopening() {
     let seed = Seed::builtin().unwrap();
     let dir = TempDir::new("persist");
     let rrn_before;
+    let t = tap("unionpay-phone", 0, 999, true);
     {
         let acq = open(&dir);
         for (name, text) in test_cards::profile::BUILTIN {
@@ -828,7 +869,6 @@ fn seed_covers_every_profile_pan_and_state_survives_reopening() {
         assert_eq!(acq.token("6235880000000082").unwrap().unwrap().expiry, "2510");
         assert_eq!(acq.account("6225000000000068").unwrap().unwrap().status, crate::AccountStatus::Blocked);
         assert_eq!(balance(&acq, "6235880000000090"), 100);
-        let t = tap("unionpay-phone", 0, 999, true);
         let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 1));
         assert_eq!(rc_of(&r), "00");
         rrn_before = r.get_str(field::RRN).unwrap().to_string();
@@ -839,13 +879,12 @@ fn seed_covers_every_profile_pan_and_state_survives_reopening() {
     let acq = open(&dir);
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 999);
     assert_eq!(acq.token("4895000000000013").unwrap().unwrap().status, TokenStatus::Suspended);
-    // The STAN is still known after a restart.
-    let t = tap("unionpay-phone", 0, 999, true);
+    // The STAN (and the request) is still known after a restart.
     let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 1));
     assert_eq!((rc_of(&r), r.get_str(field::RRN)), ("00", Some(rrn_before.as_str())));
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 999);
     // The approval sequence goes on where it stopped: the next RRN is the next number.
-    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 2));
+    let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 999, true), 999, 2));
     let seq = |rrn: &str| rrn[4..].parse::<u64>().unwrap();
     assert_eq!(seq(r.get_str(field::RRN).unwrap()), seq(&rrn_before) + 1);
 }
@@ -962,7 +1001,8 @@ fn serves_many_requests_per_connection_and_concurrent_connections() {
                 // Pipelined: all requests first, then the answers.
                 let mut wire = Vec::new();
                 for i in 0..5u32 {
-                    let mut m = request(Mti::FINANCIAL_REQUEST, &t, 100, c * 100 + i + 1);
+                    let _ = &t;
+                    let mut m = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 100, true), 100, c * 100 + i + 1);
                     m.set_str(field::TERMINAL_ID, &format!("TERM000{c}"));
                     wire.extend(frame(&m));
                 }
@@ -1174,11 +1214,15 @@ fn aggregated_advices_only_from_registered_gates_up_to_the_limit_and_once() {
     assert_eq!(rc_of(&exchange(&acq, &repeat)), "00");
     assert_eq!(balance(&acq, "6225000000000027"), before - 600);
     // Above the cumulative spend limit (20.00): 13, nothing posted.
+    // Every other request below is a new tap: the first TC is spent.
+    let t = tap("unionpay-transit", 0, 200, false);
     let mut over = gate_request(Mti::FINANCIAL_ADVICE, &t, 2001, 21);
     over.set_str(field::RESERVED_PRIVATE_62, &aggregate_de62(11));
     assert_eq!(rc_of(&exchange(&acq, &over)), "13");
     // The same aggregate from a terminal that is not a registered gate, or without DE 18, or an
     // advice above its cryptogram's amount without the marker: 13.
+    let mut agg = gate_request(Mti::FINANCIAL_ADVICE, &t, 600, 20);
+    agg.set_str(field::RESERVED_PRIVATE_62, &aggregate_de62(3));
     let mut shop = agg.clone();
     shop.set_str(field::TERMINAL_ID, TID).set_str(field::STAN, "000022");
     assert_eq!(rc_of(&exchange(&acq, &shop)), "13");
