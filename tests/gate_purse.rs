@@ -245,13 +245,13 @@ fn a_torn_debit_survives_a_gate_restart_and_is_never_charged_twice() {
         // debits and is gone before its answer arrives.
         phone.set_tear_at(Some(6));
         let ev = lane.tap(&mut phone, now).unwrap().expect("a tap");
-        assert_eq!((ev.decision.as_str(), ev.reason.as_deref()), ("REJECT", Some("READ_ERROR")), "{ev:?}");
+        assert_eq!((ev.decision, ev.reason.as_deref()), (shanfu::gate::lane::Gate::Reject, Some("READ_ERROR")), "{ev:?}");
     }
     assert_eq!(phone.wallet().purse().map(|p| p.balance()), Some(800), "the card did debit 2.00");
     phone.set_tear_at(None);
     let mut lane = Lane::open(GateConfig::parse(BUILTIN, 2).unwrap(), settings, &data, Duration::from_secs(1), None).unwrap();
     let ev = lane.tap(&mut phone, now + 10).unwrap().expect("a tap");
-    assert_eq!((ev.decision.as_str(), ev.recovered, ev.balance.as_deref()), ("OPEN", true, Some("8.00")), "{ev:?}");
+    assert_eq!((ev.decision, ev.recovered, ev.balance.as_deref()), (shanfu::gate::lane::Gate::Open, true, Some("8.00")), "{ev:?}");
     assert_eq!(phone.wallet().purse().map(|p| p.balance()), Some(800), "charged once");
     drop(lane);
     let _ = std::fs::remove_dir_all(&data);

@@ -39,7 +39,7 @@ pub fn section(settings: &Settings, data: &Path, taps: usize) -> Result<String> 
     // Distinct clock seconds per tap keep the aggregation and passback rules realistic.
     for i in 0..taps {
         let Some(ev) = lane.tap(&mut reader, 1_800_000_000 + i as u64 * 5)? else { break };
-        let kind = format!("{} {}", ev.decision, ev.reason.clone().or(ev.settlement.map(|s| format!("{s:?}").to_uppercase())).unwrap_or_default());
+        let kind = format!("{} {}", ev.decision.name(), ev.reason.clone().or(ev.settlement.map(|s| format!("{s:?}").to_uppercase())).unwrap_or_default());
         by_kind.entry(kind).or_default().push(ev.decision_us);
         all.push(ev.decision_us);
         in_field.push(ev.card_in_field_ms);

@@ -134,7 +134,7 @@ fn line(ev: &TapEvent, json: bool) -> Result<String> {
         serde_json::to_string(ev)?
     } else {
         let who = ev.pan_masked.as_deref().unwrap_or("-");
-        format!("#{} {:5} {:6} {} [{}]", ev.seq, ev.light, ev.decision, ev.display, who)
+        format!("#{} {:5} {:6} {} [{}]", ev.seq, ev.light, ev.decision.name(), ev.display, who)
     })
 }
 
@@ -173,7 +173,7 @@ pub fn main(args: &GateArgs, config: Option<&Path>, data: &Path) -> Result<i32> 
             }
             continue;
         };
-        if ev.decision == "OPEN" {
+        if ev.decision == super::lane::Gate::Open {
             if let Some(cmd) = &args.open_cmd {
                 match std::process::Command::new("sh")
                     .arg("-c")

@@ -52,6 +52,23 @@ impl Upload {
     }
 }
 
+/// What the gate did: a type, so nothing downstream decides on a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Gate {
+    Open,
+    Reject,
+}
+
+impl Gate {
+    pub fn name(self) -> &'static str {
+        match self {
+            Gate::Open => "OPEN",
+            Gate::Reject => "REJECT",
+        }
+    }
+}
+
 /// One tap as the gate reports it: a JSON line on stdout, a record in the gate journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TapEvent {
@@ -60,7 +77,7 @@ pub struct TapEvent {
     pub gate: String,
     pub station: String,
     /// `OPEN` or `REJECT`.
-    pub decision: String,
+    pub decision: Gate,
     /// The reason of a rejection (READ_ERROR, DENIED, PASSBACK, ODA_FAILED, DECLINED,
     /// ONLINE_REFUSED, SEE_PHONE, NOT_ACCEPTED).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -429,7 +446,7 @@ impl Lane {
             at: now,
             gate: self.cfg.gate_id.clone(),
             station: self.cfg.station.clone(),
-            decision: "REJECT".into(),
+            decision: Gate::Reject,
             reason: None,
             fare: None,
             settlement: None,
@@ -455,7 +472,7 @@ impl Lane {
             let number = hex::encode_upper(r.card.app_serial);
             ev.pan_masked = Some(kernels::types::mask_pan(&number));
             ev.card = Some(CardKey::of_pan(&self.cfg.deny_key.0, &number).to_hex()[..12].to_string());
-            ev.decision = "OPEN".into();
+            ev.decision = Gate::Open;
             ev.light = "GREEN".into();
             ev.fare = Some(Amount(u64::from(r.amount)).display(exp));
             ev.balance = Some(Amount(u64::from(r.balance_after)).display(exp));
@@ -511,7 +528,7 @@ impl Lane {
             at: now,
             gate: self.cfg.gate_id.clone(),
             station: self.cfg.station.clone(),
-            decision: String::new(),
+            decision: Gate::Reject,
             reason: None,
             fare: None,
             settlement: None,
@@ -532,7 +549,7 @@ impl Lane {
         match decision {
             Decision::Open { fare, settlement } => {
                 self.counters.opens += 1;
-                ev.decision = "OPEN".into();
+                ev.decision = Gate::Open;
                 ev.fare = Some(self.money(fare));
                 ev.settlement = Some(settlement);
                 ev.light = "GREEN".into();
@@ -566,7 +583,7 @@ impl Lane {
             }
             Decision::Reject(r) => {
                 self.counters.rejects += 1;
-                ev.decision = "REJECT".into();
+                ev.decision = Gate::Reject;
                 ev.reason = Some(reject_name(r).into());
                 ev.light = "RED".into();
                 ev.display = r.text(self.lang);
