@@ -9,12 +9,14 @@
 //!   a time, every answer checked); `crate::host` is its TCP driver.
 //! - [`lifecycle`]: the transaction's states and the only transitions allowed between them.
 //! - [`local`]: the running terminal's local socket (`journal` from another shell).
+//! - [`pin`]: PIN entry (PIN pad trait, `--pin-stdin`) and the PIN block it becomes.
 //! - [`txn_type`]: purchase, refund, cash, cashback: 9C, 9F03, DE 3 and their limits.
 
 pub mod answer;
 pub mod disposition;
 pub mod host_session;
 pub mod lifecycle;
+pub mod pin;
 pub mod local;
 pub mod receipt;
 pub mod service;

@@ -230,6 +230,9 @@ pub struct Terminal {
     /// Training mode (`demo`): every screen and receipt says "TRAINING — NOT A PAYMENT".
     pub training: bool,
     link: std::sync::Mutex<Option<host::HostLink>>,
+    /// Where the cardholder enters a PIN when the card asks for online PIN (none: such a card is
+    /// declined "online PIN unavailable", nothing sent).
+    pin_pad: std::sync::Mutex<Option<Box<dyn terminal::pin::PinPad>>>,
     /// DATA/shanfu.sock: `shanfu journal` from another shell while this terminal holds the journal.
     _local: Option<terminal::local::LocalServer>,
 }
@@ -292,8 +295,14 @@ impl Terminal {
             host_ok: AtomicBool::new(true),
             training: false,
             link: std::sync::Mutex::new(None),
+            pin_pad: std::sync::Mutex::new(None),
             _local,
         })
+    }
+
+    /// Gives the terminal a PIN pad (the cashier screen's, or stdin for `pay --pin-stdin`).
+    pub fn set_pin_pad(&self, pad: Box<dyn terminal::pin::PinPad>) {
+        *self.pin_pad.lock().unwrap_or_else(|p| p.into_inner()) = Some(pad);
     }
 
     /// The one connection to the acquirer, kept between requests (created on first use, with the
