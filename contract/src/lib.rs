@@ -39,10 +39,17 @@ pub enum ResponseCode {
     InsufficientFunds,
     /// 54 expired card.
     ExpiredCard,
+    /// 55 incorrect PIN (online PIN verified by the issuer and wrong).
+    IncorrectPin,
     /// 57 transaction not permitted to the card (token domain restriction).
     NotPermitted,
     /// 62 restricted card (token suspended: lost phone).
     RestrictedCard,
+    /// 63 security violation: a missing or wrong MAC, keys the host does not hold, a refused
+    /// key exchange (issue 12; ISO 8583:1987 DE 39 table).
+    SecurityViolation,
+    /// 75 allowable number of PIN tries exceeded.
+    PinTriesExceeded,
     /// 82 cryptogram (ARQC) verification failed.
     CryptogramFailed,
     /// 91 issuer or switch inoperative.
@@ -101,6 +108,13 @@ const TABLE: &[Row] = &[
     },
     Row { rc: ResponseCode::ExpiredCard, code: "54", meaning: "expired card", en: "Card expired — ask for another card", zh: "卡已过期 — 请换卡" },
     Row {
+        rc: ResponseCode::IncorrectPin,
+        code: "55",
+        meaning: "incorrect PIN",
+        en: "Incorrect PIN — not charged; the cardholder may try again",
+        zh: "密码错误 — 未扣款，请重新输入",
+    },
+    Row {
         rc: ResponseCode::NotPermitted,
         code: "57",
         meaning: "transaction not permitted to the card",
@@ -113,6 +127,20 @@ const TABLE: &[Row] = &[
         meaning: "restricted card (token suspended)",
         en: "Token suspended — the wallet card is blocked (lost phone?); ask for another card",
         zh: "卡片已挂失/暂停 — 请换卡",
+    },
+    Row {
+        rc: ResponseCode::SecurityViolation,
+        code: "63",
+        meaning: "security violation (MAC or keys)",
+        en: "Host link security check failed — not charged",
+        zh: "安全校验失败 — 未扣款",
+    },
+    Row {
+        rc: ResponseCode::PinTriesExceeded,
+        code: "75",
+        meaning: "PIN tries exceeded",
+        en: "PIN tries exceeded — card locked for PIN; ask for another card",
+        zh: "密码错误次数超限 — 请换卡",
     },
     Row {
         rc: ResponseCode::CryptogramFailed,
@@ -223,7 +251,16 @@ pub mod network {
     /// DE 62 of the 0810 a [`super::deny_sync::Chunk`]. The contract's own code (ISO 8583:1987
     /// leaves DE 70 values to the network; unverified against any scheme's table).
     pub const DENY_LIST: &str = "380";
+    /// Terminal master key provisioning, first exchange: DE 63 of the 0800 is the hex of a
+    /// `TerminalHello`, DE 63 of the 0810 the hex of the `AcquirerAnswer` (docs/keys.md,
+    /// docs/host.md "Keys"). The contract's own code (unverified against any scheme's table).
+    pub const PROVISION: &str = "170";
+    /// Terminal master key provisioning, confirmation: DE 63 of the 0800 is the hex of a
+    /// `TerminalConfirm`; the 0810 says 00 (stored) or 63.
+    pub const PROVISION_CONFIRM: &str = "171";
 }
+
+pub mod link;
 
 pub mod deny_sync;
 pub mod transit;

@@ -194,6 +194,32 @@ pub fn unwrap_aes(tmk: &AesKey, wrapped: &WrappedAesKey, expected: KeyUsage) -> 
     Ok(key)
 }
 
+/// Wraps a double-length TDES working key under the AES TMK (RFC 3394 over its 16 bytes), with
+/// the key's TDES KCV: an AES hierarchy delivering the TDES PIN key that ISO 9564 format 0 PIN
+/// blocks in the 8-byte DE 52 of ISO 8583:1987 need (docs/keys.md).
+pub fn wrap_tdes_under_aes(tmk: &AesKey, usage: KeyUsage, key: &TdesKey) -> Result<WrappedAesKey, WrapError> {
+    let kek = aes_kw::KekAes128::from(*tmk.expose_secret());
+    let mut wrapped = [0u8; 24];
+    kek.wrap(key.expose_secret(), &mut wrapped).map_err(|_| WrapError::Integrity)?;
+    Ok(WrappedAesKey { usage, wrapped, kcv: key.kcv() })
+}
+
+/// Unwraps a TDES working key sent by [`wrap_tdes_under_aes`]: refuses another usage, a failed
+/// RFC 3394 integrity check, a key with equal halves and a TDES KCV that does not match.
+pub fn unwrap_tdes_under_aes(tmk: &AesKey, wrapped: &WrappedAesKey, expected: KeyUsage) -> Result<TdesKey, WrapError> {
+    if wrapped.usage != expected {
+        return Err(WrapError::Usage { expected, got: wrapped.usage });
+    }
+    let kek = aes_kw::KekAes128::from(*tmk.expose_secret());
+    let mut clear = Zeroizing::new([0u8; 16]);
+    kek.unwrap(&wrapped.wrapped, &mut clear[..]).map_err(|_| WrapError::Integrity)?;
+    let key = TdesKey::new(*clear)?;
+    if !key.kcv().ct_eq(&wrapped.kcv) {
+        return Err(WrapError::KcvMismatch);
+    }
+    Ok(key)
+}
+
 /// Enciphers a TDES working key under a TDES TMK (ECB, two blocks) with its KCV (legacy hosts).
 pub fn wrap_tdes(tmk: &TdesKey, usage: KeyUsage, key: &TdesKey) -> WrappedTdesKey {
     use des::cipher::BlockEncrypt;
@@ -263,6 +289,24 @@ mod tests {
         bad_kcv.kcv = Kcv::from_bytes([0, 0, 0]);
         assert_eq!(unwrap_aes(&tmk, &bad_kcv, KeyUsage::Mac).err(), Some(WrapError::KcvMismatch));
         assert_eq!(unwrap_aes(&tmk, &w, KeyUsage::Pin).err(), Some(WrapError::Usage { expected: KeyUsage::Pin, got: KeyUsage::Mac }));
+    }
+
+    /// RFC 3394 §4.1's KEK and key bytes, the key read as double-length TDES: the wrapped bytes
+    /// are the RFC's (the algorithm does not care what the 16 bytes are), the KCV is the TDES one.
+    #[test]
+    fn tdes_key_under_aes_tmk_known_answer_and_refusals() {
+        let tmk = AesKey::new(hex_bytes("000102030405060708090A0B0C0D0E0F"));
+        let key = TdesKey::new(hex_bytes("00112233445566778899AABBCCDDEEFF")).unwrap();
+        let w = wrap_tdes_under_aes(&tmk, KeyUsage::Pin, &key).unwrap();
+        assert_eq!(w.wrapped, hex_bytes::<24>("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"));
+        assert_eq!(w.kcv, key.kcv());
+        assert_eq!(unwrap_tdes_under_aes(&tmk, &w, KeyUsage::Pin).unwrap().expose_secret(), key.expose_secret());
+        // An AES reading of the same wrap fails its KCV: the check value says which algorithm.
+        assert_eq!(unwrap_aes(&tmk, &w, KeyUsage::Pin).err(), Some(WrapError::KcvMismatch));
+        assert_eq!(unwrap_tdes_under_aes(&tmk, &w, KeyUsage::Mac).err(), Some(WrapError::Usage { expected: KeyUsage::Mac, got: KeyUsage::Pin }));
+        let mut damaged = w.clone();
+        damaged.wrapped[3] ^= 1;
+        assert_eq!(unwrap_tdes_under_aes(&tmk, &damaged, KeyUsage::Pin).err(), Some(WrapError::Integrity));
     }
 
     /// TDES ECB under the sample key; expected value and KCV computed independently with
