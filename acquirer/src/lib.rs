@@ -18,6 +18,7 @@
 
 mod crypto;
 mod deny;
+mod link;
 mod logic;
 mod next_fault;
 mod seed;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 // The crate's public API: the shanfu binary uses part of it (as `shanfu::acquirer`), tests and
 // other callers the rest.
 pub use deny::DenySource;
+pub use link::{public_key_hex, signing_key_from_file, test_signing_key, LinkSession, MacMode, TEST_SIGNING_KEY};
 pub use seed::{AccountStatus, Seed, SeedAccount, SeedToken, SeedTransit, TokenDomain, TokenStatus, DEFAULT_SEED};
 pub use server::{admin_command, admin_token, serve, serve_admin, ADMIN_ADDR_FILE, ADMIN_TOKEN_FILE};
 pub use store::{Account, Acquirer, TokenRecord};

@@ -9,6 +9,7 @@ use sha1::{Digest, Sha1};
 use test_cards::issuers;
 
 use crate::crypto::{self, Verified};
+use crate::link::PinInput;
 use crate::masked;
 use crate::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus};
 use crate::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
@@ -168,14 +169,16 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
 
 /// SHA-1 (hex) over the request as the terminal sent it, minus what a retransmission may
 /// change: the MTI with its origin digit as the original's (0221 → 0220) and every field but
-/// DE 7 (transmission date/time), each as number ‖ length ‖ value. Same TID + STAN with another
+/// DE 7 (transmission date/time) and what is made under the connection's working keys (DE 52
+/// PIN block, DE 64 / 128 MAC: a retransmission on a new connection has new keys), each as
+/// number ‖ length ‖ value. Same TID + STAN with another
 /// digest is another request (answered 94), not a retransmission.
 fn request_digest(req: &Message) -> String {
     let mut mti = *req.mti.as_bytes();
     mti[3] = b'0';
     let mut h = Sha1::new();
     h.update(mti);
-    for (f, v) in req.fields().filter(|(f, _)| *f != field::TRANSMISSION_DATE_TIME) {
+    for (f, v) in req.fields().filter(|(f, _)| ![field::TRANSMISSION_DATE_TIME, field::PIN_DATA, field::MAC, field::MAC_128].contains(f)) {
         h.update([f]);
         h.update((v.len() as u64).to_be_bytes());
         h.update(v);
@@ -252,15 +255,20 @@ impl Acquirer {
     /// Answers one request (docs/host.md): `None` when there is nothing to answer (the message
     /// is itself a response). Never panics, whatever the message holds.
     pub fn handle(&self, req: &Message) -> Option<Message> {
+        self.handle_with(req, PinInput::Absent)
+    }
+
+    /// [`Acquirer::handle`] with what DE 52 came to under the connection's PIN key.
+    pub(crate) fn handle_with(&self, req: &Message, pin: PinInput) -> Option<Message> {
         let Some(rmti) = response_mti(req.mti) else {
             tracing::warn!(mti = %req.mti, "not a request: not answered");
             return None;
         };
         let d = req.mti.as_bytes();
         let resp = match (d[0], d[1], d[2]) {
-            (b'0', b'1', b'0') => self.card_request(req, rmti, RequestKind::Authorization),
-            (b'0', b'2', b'0') => self.card_request(req, rmti, RequestKind::Financial),
-            (b'0', b'2', b'2') => self.card_request(req, rmti, RequestKind::Advice),
+            (b'0', b'1', b'0') => self.card_request(req, rmti, RequestKind::Authorization, &pin),
+            (b'0', b'2', b'0') => self.card_request(req, rmti, RequestKind::Financial, &pin),
+            (b'0', b'2', b'2') => self.card_request(req, rmti, RequestKind::Advice, &pin),
             (b'0', b'4', b'0') | (b'0', b'4', b'2') => self.reversal(req, rmti),
             (b'0', b'5', b'0') => self.reconciliation(req, rmti),
             (b'0', b'8', b'0') => self.network_management(req, rmti),
@@ -355,7 +363,7 @@ impl Acquirer {
     }
 
     /// 0100 / 0200 / 0220.
-    fn card_request(&self, req: &Message, rmti: Mti, kind: RequestKind) -> Message {
+    fn card_request(&self, req: &Message, rmti: Mti, kind: RequestKind, _pin: &PinInput) -> Message {
         let mut resp = echo(req, rmti, &ECHO);
         let cr = match parse_card_request(req) {
             Ok(c) => c,

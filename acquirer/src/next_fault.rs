@@ -3,7 +3,7 @@
 //! never network management), so a test can lose or delay one answer and see the terminal's
 //! reversal (0400) answered normally.
 
-use iso8583::{ascii87, field};
+
 
 /// What happens to the next transaction request's answer. The request itself is always
 /// processed (a debit is posted even when its answer is lost).
@@ -46,13 +46,6 @@ impl NextFault {
     }
 }
 
-/// The answer `body` with DE 39 replaced by `code` (unchanged if it cannot be read).
-pub fn with_code(body: &[u8], code: &str) -> Vec<u8> {
-    let Ok(mut m) = ascii87().unpack(body) else { return body.to_vec() };
-    m.set_str(field::RESPONSE_CODE, code);
-    ascii87().pack(&m).unwrap_or_else(|_| body.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,15 +61,6 @@ mod tests {
         assert!(NextFault::parse(&["delay=soon"]).is_err());
         assert!(NextFault::parse(&["garble"]).is_err());
         assert!(NextFault::parse(&[]).is_err());
-    }
-
-    #[test]
-    fn the_code_is_replaced_in_the_answer() {
-        let m = iso8583::Message::new(iso8583::Mti::from_ascii(*b"0210").unwrap()).with(field::RESPONSE_CODE, b"00");
-        let b = ascii87().pack(&m).unwrap();
-        let out = ascii87().unpack(&with_code(&b, "Q7")).unwrap();
-        assert_eq!(out.get_str(field::RESPONSE_CODE), Some("Q7"));
-        assert_eq!(with_code(b"junk", "Q7"), b"junk");
     }
 }
 

@@ -161,6 +161,8 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
     let delay = Duration::from_millis(faults.delay_ms);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 8192];
+    // The connection's keys (issue 12): set by its keyed sign-on, used for every later message.
+    let mut link = Some(crate::LinkSession::default());
     'conn: loop {
         while let Some((body, rest)) = ascii87().split_frame(&buf) {
             let body = body.to_vec();
@@ -172,18 +174,25 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
             let network = body.get(..2) == Some(&b"08"[..]);
             let n = if network { 0 } else { state.requests.fetch_add(1, Ordering::Relaxed).wrapping_add(1) };
             let st = state.clone();
-            let answer = match tokio::task::spawn_blocking(move || st.handle_bytes(&body)).await {
-                Ok(a) => a,
+            // A one-shot fault set over the admin port (`faults …`) hits this request; a forced
+            // response code goes in before the answer is MAC'd.
+            let shot = if network { None } else { state.take_next_fault() };
+            let mut sess = link.take().unwrap_or_default();
+            sess.override_code = shot.as_ref().and_then(|s| s.code.clone());
+            let answer = match tokio::task::spawn_blocking(move || {
+                let a = st.handle_link(&mut sess, &body);
+                (sess, a)
+            })
+            .await
+            {
+                Ok((sess, a)) => {
+                    link = Some(sess);
+                    a
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "request processing task failed");
                     None
                 }
-            };
-            // A one-shot fault set over the admin port (`faults …`) hits this request.
-            let shot = if network { None } else { state.take_next_fault() };
-            let answer = match (&shot, answer) {
-                (Some(s), Some(a)) if s.code.is_some() => Some(crate::next_fault::with_code(&a, s.code.as_deref().unwrap_or("96"))),
-                (_, a) => a,
             };
             let fault = match &shot {
                 Some(s) if s.drop => Fault::Drop,

@@ -142,6 +142,8 @@ pub struct Acquirer {
     pub(crate) transit: Option<crate::seed::SeedTransit>,
     /// PAN → its deny-list entry ([`crate::deny`]).
     pub(crate) deny_cards: sled::Tree,
+    /// Terminal master keys and the link policy ([`crate::link`]).
+    pub(crate) keys: crate::link::KeyStore,
     /// Version → the change it made.
     pub(crate) deny_log: sled::Tree,
 }
@@ -212,6 +214,7 @@ impl Acquirer {
             cryptograms: db.open_tree("cryptograms")?,
             deny_cards: db.open_tree("deny_cards")?,
             deny_log: db.open_tree("deny_log")?,
+            keys: crate::link::KeyStore::open(db_dir, &db)?,
             db,
             issuers,
             faults,
