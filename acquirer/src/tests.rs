@@ -1334,9 +1334,14 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// The forms a card number could take on disk: ASCII digits, hex of those (both cases) and
 /// packed BCD (odd length padded with F).
-fn forms_of(pan: &str) -> Vec<Vec<u8>> {
+fn forms_of(pan: &str) -> Vec<(&'static str, Vec<u8>)> {
     let padded = if pan.len() % 2 == 1 { format!("{pan}F") } else { pan.to_string() };
-    vec![pan.as_bytes().to_vec(), hex::encode(pan).into_bytes(), hex::encode_upper(pan).into_bytes(), hex::decode(padded).unwrap()]
+    vec![
+        ("ASCII", pan.as_bytes().to_vec()),
+        ("hex of ASCII", hex::encode(pan).into_bytes()),
+        ("HEX of ASCII", hex::encode_upper(pan).into_bytes()),
+        ("BCD", hex::decode(padded).unwrap()),
+    ]
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -1392,8 +1397,8 @@ fn the_database_holds_no_card_number_in_clear() {
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         for pan in &pans {
-            for form in forms_of(pan) {
-                assert!(!contains(&bytes, &form), "{} holds {} in clear ({form:02X?})", f.display(), crate::masked(pan));
+            for (how, form) in forms_of(pan) {
+                assert!(!contains(&bytes, &form), "{} holds {} in clear ({how})", f.display(), crate::masked(pan));
             }
         }
         all.extend(bytes);
