@@ -3,7 +3,7 @@
 //! deferred authorization adds the card, a later approval takes it off) and its publication
 //! in chunks over 0800 / 0810 ([`host_contract::deny_sync`]).
 //!
-//! Trees: `deny_cards` (PAN → [`DenyEntry`]), `deny_log` (version, big-endian u64 → one
+//! Trees: `deny_cards` (blind index of the PAN, [`crate::at_rest`] → [`DenyEntry`]), `deny_log` (version, big-endian u64 → one
 //! [`LogEntry`]: a key added or removed); `meta` `deny_version` is the newest version.
 
 use host_contract::deny_sync::{Chunk, Kind, Request, PER_CHUNK};
@@ -61,7 +61,7 @@ impl Acquirer {
 
     /// Whether a PAN is on the deny list, and why.
     pub fn denied(&self, pan: &str) -> Result<Option<DenySource>, AcquirerError> {
-        Ok(self.deny_cards.get(pan)?.and_then(|v| serde_json::from_slice::<DenyEntry>(&v).ok()).map(|e| e.source))
+        Ok(self.deny_cards.get(self.at_rest.index(pan))?.and_then(|v| serde_json::from_slice::<DenyEntry>(&v).ok()).map(|e| e.source))
     }
 
     /// Puts a card on the list (a new version); `false` when it already was (no new version;
@@ -73,7 +73,7 @@ impl Acquirer {
             match self.denied(pan)? {
                 Some(old) => {
                     if old != source && source == DenySource::Admin {
-                        self.deny_cards.insert(pan.as_bytes(), encode(&DenyEntry { source })?)?;
+                        self.deny_cards.insert(&self.at_rest.index(pan)[..], encode(&DenyEntry { source })?)?;
                     }
                     false
                 }
@@ -117,12 +117,13 @@ impl Acquirer {
         let version = self.deny_version()? + 1;
         let entry = encode(&LogEntry { add: add.is_some(), key: hex::encode_upper(transit::card_key(key, Identifier::Pan, pan)) })?;
         let card = add.map(|source| encode(&DenyEntry { source })).transpose()?;
+        let index = self.at_rest.index(pan);
         (&self.deny_log, &self.deny_cards, &self.meta)
             .transaction(|(log, cards, meta)| {
                 log.insert(&version.to_be_bytes()[..], entry.clone())?;
                 match &card {
-                    Some(c) => cards.insert(pan.as_bytes(), c.clone())?,
-                    None => cards.remove(pan.as_bytes())?,
+                    Some(c) => cards.insert(&index[..], c.clone())?,
+                    None => cards.remove(&index[..])?,
                 };
                 meta.insert("deny_version", &version.to_be_bytes()[..])?;
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())

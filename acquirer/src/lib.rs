@@ -16,6 +16,7 @@
 //! A system of its own: it shares only the message contract with the terminal (`host-contract`
 //! and the `iso8583` codec) and never depends on the `shanfu` package.
 
+mod at_rest;
 mod crypto;
 mod deny;
 mod link;
@@ -58,6 +59,15 @@ pub enum AcquirerError {
     /// An admin line could not be understood.
     #[error("admin command: {0}")]
     Admin(String),
+    /// The key store of the card data at rest, or sealed card data that does not open.
+    #[error("acquirer card data at rest: {0}")]
+    AtRest(#[from] at_rest::AtRestError),
+    /// A database this acquirer cannot read: written before card data was sealed (PANs in
+    /// clear), by a newer acquirer, or under another key store's key.
+    #[error(
+        "acquirer database {dir}: {problem}; it holds simulator state only: delete the directory and start again (the seed recreates the vault and accounts)"
+    )]
+    Schema { dir: PathBuf, problem: String },
     /// Network or file I/O, with what was being done.
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },

@@ -3,6 +3,11 @@
 //! the reconciliation that closed it), `batches` (TID → open batch), `stans` (TID → newest STAN
 //! seen) and `meta`. Values are JSON (batch numbers and STANs: 4 bytes big-endian). Every change
 //! that moves money is one multi-tree transaction, flushed before the answer leaves.
+//!
+//! No PAN is stored in clear ([`crate::at_rest`]): `vault`, `accounts` and `deny_cards` are keyed
+//! by the blind index of the (token) PAN, and the PANs a record must give back (a token's
+//! funding PAN, an authorization's PAN and account) are sealed in it. `meta` `schema` is
+//! [`SCHEMA`]; a database without it kept PANs in clear and is refused.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::Path;
@@ -10,13 +15,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::at_rest::{aad, AtRest};
 use crate::masked as mask_pan;
 use crate::seed::{AccountStatus, Seed, TokenDomain, TokenStatus};
 use crate::{AcquirerError, Faults};
 use host_contract::BatchNumber;
 use test_cards::issuers::{self, Issuer};
 
-/// A token as the vault holds it (the key is the token PAN).
+/// A token as the vault holds it (the key is the blind index of the token PAN; in the database
+/// `funding_pan` is sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub funding_pan: String,
@@ -27,7 +34,7 @@ pub struct TokenRecord {
     pub domain: TokenDomain,
 }
 
-/// An account (the key is its PAN: a funding account, or a plastic card).
+/// An account (the key is the blind index of its PAN: a funding account, or a plastic card).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     /// Minor units; may go negative through offline advices.
@@ -54,7 +61,7 @@ pub(crate) enum RequestKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AuthRecord {
     pub kind: RequestKind,
-    /// DE 2 as received (the issuer's own database: PANs are stored, never logged).
+    /// DE 2 as received (sealed in the database, never logged).
     pub pan: String,
     pub processing_code: String,
     pub amount: u64,
@@ -65,7 +72,8 @@ pub(crate) struct AuthRecord {
     pub rrn: Option<String>,
     /// Field 55 of the answer, hex (91 = ARPC ‖ ARC).
     pub icc_response: Option<String>,
-    /// The account whose balance moved (funding PAN or card PAN) when `posted`.
+    /// The account whose balance moved (funding PAN or card PAN) when `posted` (sealed in the
+    /// database).
     pub account: Option<String>,
     pub posted: bool,
     pub reversed: bool,
@@ -146,7 +154,14 @@ pub struct Acquirer {
     pub(crate) keys: crate::link::KeyStore,
     /// Version → the change it made.
     pub(crate) deny_log: sled::Tree,
+    /// The data key's blind index and sealing ([`crate::at_rest`]).
+    pub(crate) at_rest: AtRest,
 }
+
+/// `meta` `schema`: 2 = PANs behind the blind index and sealed (issue 12 §6). A database
+/// without it (written before) kept PANs in clear: refused, not migrated in place — sled's log
+/// would keep the clear values in its old segments.
+pub(crate) const SCHEMA: u64 = 2;
 
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -200,7 +215,14 @@ impl Acquirer {
     /// are never overwritten. Fails with [`AcquirerError::Locked`] when another process holds
     /// the database.
     pub fn open(db_dir: &Path, seed: &Seed, faults: Faults) -> Result<Acquirer, AcquirerError> {
-        std::fs::create_dir_all(db_dir).map_err(|e| AcquirerError::io(format!("creating {}", db_dir.display()), e))?;
+        {
+            // Owner-only: the directory holds card data (sealed) and its key store.
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            let io = |e| AcquirerError::io(format!("creating {}", db_dir.display()), e);
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(db_dir).map_err(io)?;
+            std::fs::set_permissions(db_dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+        let at_rest = AtRest::load_or_create(db_dir)?;
         let db = sled::Config::new().path(db_dir).open().map_err(|e| open_error(db_dir, e))?;
         let issuers = issuers::builtin().map_err(|e| AcquirerError::Seed(format!("test issuers: {e}")))?;
         let acq = Acquirer {
@@ -223,25 +245,87 @@ impl Acquirer {
             today: None,
             next_fault: Mutex::new(None),
             transit: seed.transit.clone(),
+            at_rest,
         };
+        acq.check_schema(db_dir)?;
         acq.apply_seed(seed)?;
         Ok(acq)
+    }
+
+    /// A new database gets [`SCHEMA`] and the key's check value; an existing one must have
+    /// both, else it is refused ([`AcquirerError::Schema`]).
+    fn check_schema(&self, dir: &Path) -> Result<(), AcquirerError> {
+        let refuse = |problem: String| Err(AcquirerError::Schema { dir: dir.to_path_buf(), problem });
+        let check = self.at_rest.check_value();
+        match self.meta.get("schema")? {
+            None => {
+                let used = self.meta.get("seeded_at")?.is_some() || !self.accounts.is_empty() || !self.vault.is_empty() || !self.auths.is_empty();
+                if used {
+                    return refuse("written by an older acquirer that kept card numbers in clear (no schema number)".into());
+                }
+                self.meta.insert("key_check", &check[..])?;
+                self.meta.insert("schema", &SCHEMA.to_be_bytes()[..])?;
+                self.db.flush()?;
+                Ok(())
+            }
+            Some(v) => {
+                let found = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+                if found != SCHEMA {
+                    return refuse(format!("schema {found}, this acquirer reads schema {SCHEMA}"));
+                }
+                if self.meta.get("key_check")?.as_deref() != Some(&check[..]) {
+                    return refuse(format!("its card data was sealed under another key than {}", dir.join(crate::at_rest::KEY_FILE).display()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The stored form of a token (funding PAN sealed) under its index.
+    fn encode_token(&self, index: &[u8], rec: &TokenRecord) -> Result<Vec<u8>, AcquirerError> {
+        let mut stored = rec.clone();
+        stored.funding_pan = self.at_rest.seal(&aad("vault", "funding_pan", index), &rec.funding_pan)?;
+        encode(&stored)
+    }
+
+    /// The stored form of an authorization record (PAN and account sealed) under its key.
+    fn encode_auth(&self, key: &[u8], rec: &AuthRecord) -> Result<Vec<u8>, AcquirerError> {
+        let mut stored = rec.clone();
+        stored.pan = self.at_rest.seal(&aad("auths", "pan", key), &rec.pan)?;
+        stored.account = rec.account.as_deref().map(|a| self.at_rest.seal(&aad("auths", "account", key), a)).transpose()?;
+        encode(&stored)
+    }
+
+    fn decode_auth(&self, key: &[u8], v: &[u8]) -> Result<AuthRecord, AcquirerError> {
+        let mut rec: AuthRecord = decode("auths", v)?;
+        rec.pan = self.at_rest.open(&aad("auths", "pan", key), &rec.pan)?;
+        rec.account = rec.account.as_deref().map(|a| self.at_rest.open(&aad("auths", "account", key), a)).transpose()?;
+        Ok(rec)
+    }
+
+    /// Writes an account under the blind index of its PAN (tests set up balances with it).
+    #[cfg(test)]
+    pub(crate) fn put_account(&self, pan: &str, account: &Account) -> Result<(), AcquirerError> {
+        self.accounts.insert(&self.at_rest.index(pan)[..], encode(account)?)?;
+        Ok(())
     }
 
     fn apply_seed(&self, seed: &Seed) -> Result<(), AcquirerError> {
         let _g = self.guard();
         let mut added = 0usize;
         for a in &seed.accounts {
-            if !self.accounts.contains_key(&a.pan)? {
+            let index = self.at_rest.index(&a.pan);
+            if !self.accounts.contains_key(index)? {
                 let rec = Account { balance: a.balance, currency: a.currency.clone(), expiry: a.expiry.clone(), status: a.status };
-                self.accounts.insert(a.pan.as_bytes(), encode(&rec)?)?;
+                self.accounts.insert(&index[..], encode(&rec)?)?;
                 added += 1;
             }
         }
         for t in &seed.tokens {
-            if !self.vault.contains_key(&t.token)? {
+            let index = self.at_rest.index(&t.token);
+            if !self.vault.contains_key(index)? {
                 let rec = TokenRecord { funding_pan: t.funding_pan.clone(), status: t.status, expiry: t.expiry.clone(), par: t.par.clone(), domain: t.domain };
-                self.vault.insert(t.token.as_bytes(), encode(&rec)?)?;
+                self.vault.insert(&index[..], self.encode_token(&index, &rec)?)?;
                 added += 1;
             }
         }
@@ -285,12 +369,16 @@ impl Acquirer {
 
     /// The vault entry of a token PAN.
     pub fn token(&self, token: &str) -> Result<Option<TokenRecord>, AcquirerError> {
-        self.vault.get(token)?.map(|v| decode("vault", &v)).transpose()
+        let index = self.at_rest.index(token);
+        let Some(v) = self.vault.get(index)? else { return Ok(None) };
+        let mut rec: TokenRecord = decode("vault", &v)?;
+        rec.funding_pan = self.at_rest.open(&aad("vault", "funding_pan", &index), &rec.funding_pan)?;
+        Ok(Some(rec))
     }
 
     /// The account of a PAN (funding PAN or plastic card PAN).
     pub fn account(&self, pan: &str) -> Result<Option<Account>, AcquirerError> {
-        self.accounts.get(pan)?.map(|v| decode("accounts", &v)).transpose()
+        self.accounts.get(self.at_rest.index(pan))?.map(|v| decode("accounts", &v)).transpose()
     }
 
     /// The balance (minor units) of the account a PAN spends from: the funding account of a
@@ -314,14 +402,14 @@ impl Acquirer {
             };
             let mut rec = self.account(&account)?.ok_or_else(|| AcquirerError::Token(format!("unknown card or token {}", mask_pan(pan))))?;
             rec.status = status;
-            self.accounts.insert(account.as_bytes(), encode(&rec)?)?;
+            self.accounts.insert(&self.at_rest.index(&account)[..], encode(&rec)?)?;
             tracing::info!(account = %mask_pan(&account), ?status, "account status changed");
         }
         self.flush()
     }
 
     pub(crate) fn auth(&self, key: &[u8]) -> Result<Option<AuthRecord>, AcquirerError> {
-        self.auths.get(key)?.map(|v| decode("auths", &v)).transpose()
+        self.auths.get(key)?.map(|v| self.decode_auth(key, &v)).transpose()
     }
 
     /// Authorization records of one terminal (key prefix = the 8-character TID).
@@ -330,7 +418,8 @@ impl Acquirer {
             .scan_prefix(tid8)
             .map(|kv| {
                 let (k, v) = kv?;
-                Ok((k, decode("auths", &v)?))
+                let rec = self.decode_auth(&k, &v)?;
+                Ok((k, rec))
             })
             .collect()
     }
@@ -347,8 +436,8 @@ impl Acquirer {
     /// Writes an authorization record and, when given, an account, atomically.
     pub(crate) fn commit(&self, key: &[u8], rec: &AuthRecord, account: Option<(&str, &Account)>) -> Result<(), AcquirerError> {
         use sled::transaction::Transactional;
-        let rec_bytes = encode(rec)?;
-        let acct = account.map(|(pan, a)| encode(a).map(|b| (pan.as_bytes().to_vec(), b))).transpose()?;
+        let rec_bytes = self.encode_auth(key, rec)?;
+        let acct = account.map(|(pan, a)| encode(a).map(|b| (self.at_rest.index(pan).to_vec(), b))).transpose()?;
         (&self.auths, &self.accounts)
             .transaction(|(auths, accounts)| {
                 auths.insert(key, rec_bytes.clone())?;
@@ -387,7 +476,7 @@ impl Acquirer {
     ) -> Result<(), AcquirerError> {
         use sled::transaction::Transactional;
         let closed = BatchNumber::new(settlement.batch).ok_or(AcquirerError::Corrupt { tree: "settlements", problem: "batch 0 closed".into() })?;
-        let encoded = records.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+        let encoded = keys.iter().zip(records).map(|(k, r)| self.encode_auth(k, r)).collect::<Result<Vec<_>, _>>()?;
         let skey = settlement_key(tid8, closed);
         let sval = encode(settlement)?;
         let next = closed.next().get().to_be_bytes();
@@ -440,7 +529,8 @@ impl Acquirer {
             }
             let before = rec.status;
             rec.status = status;
-            self.vault.insert(token.as_bytes(), encode(&rec)?)?;
+            let index = self.at_rest.index(token);
+            self.vault.insert(&index[..], self.encode_token(&index, &rec)?)?;
             tracing::info!(token = %mask_pan(token), from = before.as_str(), to = status.as_str(), "token status changed");
         }
         self.flush()

@@ -597,7 +597,7 @@ fn advice_posts_offline_approvals_idempotently() {
     let big = tap("unionpay-transit", 0, 50_000, false);
     let mut acct = acq.account("6225000000000027").unwrap().unwrap();
     acct.balance = 10_000;
-    acq.accounts.insert("6225000000000027", crate::store::encode(&acct).unwrap()).unwrap();
+    acq.put_account("6225000000000027", &acct).unwrap();
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &big, 50_000, 11))), "00");
     assert_eq!(balance(&acq, "6225000000000027"), 10_000 - 50_000);
     // A TC that does not verify: acknowledged with 82, not posted.
@@ -1237,7 +1237,7 @@ fn aggregated_advices_only_from_registered_gates_up_to_the_limit_and_once() {
     // The account cannot pay the rides: 51, nothing posted, the card goes on the deny list.
     let mut a = acq.account("6225000000000027").unwrap().unwrap();
     a.balance = 100;
-    acq.accounts.insert("6225000000000027", crate::store::encode(&a).unwrap()).unwrap();
+    acq.put_account("6225000000000027", &a).unwrap();
     let mut debt = gate_request(Mti::FINANCIAL_ADVICE, &t, 400, 25);
     debt.set_str(field::RESERVED_PRIVATE_62, &aggregate_de62(2));
     assert_eq!(rc_of(&exchange(&acq, &debt)), "51");
@@ -1269,7 +1269,7 @@ fn declined_gate_authorizations_go_on_the_deny_list_and_an_approval_takes_them_o
     // The debt is paid (the account topped up) and the next authorization approved: off.
     let mut a = acq.account("6222020000000098").unwrap().unwrap();
     a.balance = 10_000;
-    acq.accounts.insert("6222020000000098", crate::store::encode(&a).unwrap()).unwrap();
+    acq.put_account("6222020000000098", &a).unwrap();
     let again = tap("unionpay-phone-nofunds", 0, 200, true);
     assert_eq!(rc_of(&exchange(&acq, &gate_request(Mti::FINANCIAL_REQUEST, &again, 200, 32))), "00");
     assert_eq!(acq.denied(&nofunds.pan).unwrap(), None);
@@ -1313,4 +1313,134 @@ fn a_long_deny_list_comes_in_chunks() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), PER_CHUNK * 2 + 3);
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The forms a card number could take on disk: ASCII digits, hex of those (both cases) and
+/// packed BCD (odd length padded with F).
+fn forms_of(pan: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let padded = if pan.len() % 2 == 1 { format!("{pan}F") } else { pan.to_string() };
+    vec![
+        ("ASCII", pan.as_bytes().to_vec()),
+        ("hex of ASCII", hex::encode(pan).into_bytes()),
+        ("HEX of ASCII", hex::encode_upper(pan).into_bytes()),
+        ("BCD", hex::decode(padded).unwrap()),
+    ]
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Issue 12 §6: after real traffic (approvals, an authorization, an advice, refunds, a reversal,
+/// a settlement, deny-list changes, a token suspended, an account blocked) no seed PAN, token
+/// or funding PAN is anywhere in the database directory, in any form; the key file is 0600 and
+/// the directories 0700.
+#[test]
+fn the_database_holds_no_card_number_in_clear() {
+    use std::os::unix::fs::PermissionsExt;
+    let seed = Seed::builtin().unwrap();
+    let dir = TempDir::new("at-rest");
+    {
+        let acq = open(&dir);
+        // A sale, refunded in part by reference.
+        let t = tap("unionpay-phone", 0, 1500, true);
+        let sale = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1500, 1));
+        assert_eq!(rc_of(&sale), "00");
+        let mut refund = request(Mti::FINANCIAL_REQUEST, &t, 1000, 2);
+        refund.set_str(field::PROCESSING_CODE, "200000").set_str(field::RRN, sale.get_str(field::RRN).unwrap());
+        refund.remove(field::ICC_DATA);
+        refund.remove(field::TRACK2);
+        assert_eq!(rc_of(&exchange(&acq, &refund)), "00");
+        // Another sale, reversed.
+        let t = tap("unionpay-phone", 0, 700, true);
+        let reversed = request(Mti::FINANCIAL_REQUEST, &t, 700, 3);
+        assert_eq!(rc_of(&exchange(&acq, &reversed)), "00");
+        assert_eq!(rc_of(&exchange(&acq, &reversal_of(&reversed, Mti::REVERSAL_REQUEST))), "00");
+        // An authorization only (Visa token) and an advice (plastic card, offline TC).
+        let v = tap("visa-phone", 0, 2500, true);
+        assert_eq!(rc_of(&exchange(&acq, &request(Mti::AUTHORIZATION_REQUEST, &v, 2500, 4))), "00");
+        let a = tap("unionpay-transit", 0, 500, false);
+        assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &a, 500, 5))), "00");
+        // The batch settles on the sealed records: debits 1500 + 500, the refund 1000.
+        assert_eq!(rc_of(&exchange(&acq, &reconciliation(6, 2, 2000, 1, 1000))), "00");
+        // A gate's declined deferred authorization (deny list), then admin changes.
+        let nofunds = tap("unionpay-phone-nofunds", 0, 200, true);
+        assert_eq!(rc_of(&exchange(&acq, &gate_request(Mti::FINANCIAL_REQUEST, &nofunds, 200, 30))), "51");
+        assert_eq!(acq.denied(&nofunds.pan).unwrap(), Some(DenySource::Declined));
+        assert_eq!(acq.admin_line("deny add 6222020000000015"), "ok version 2");
+        assert_eq!(acq.admin_line("token suspend 4895000000000021"), "ok");
+        assert_eq!(acq.admin_line("account block 6222020000000023"), "ok");
+        assert_eq!(acq.admin_line("account balance 6235880000000017"), format!("ok {}", 1_000_000 - 1500 + 1000));
+        acq.flush().unwrap();
+    }
+    let mut pans: Vec<&str> = seed.accounts.iter().map(|a| a.pan.as_str()).collect();
+    pans.extend(seed.tokens.iter().flat_map(|t| [t.token.as_str(), t.funding_pan.as_str()]));
+    let files = files_under(dir.path());
+    let mut all = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for pan in &pans {
+            for (how, form) in forms_of(pan) {
+                assert!(!contains(&bytes, &form), "{} holds {} in clear ({how})", f.display(), crate::masked(pan));
+            }
+        }
+        all.extend(bytes);
+    }
+    // The scan reads the records themselves: a token's PAR (not card data) is there in clear.
+    assert!(contains(&all, seed.tokens[0].par.as_bytes()), "the scan sees the vault's values");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("keystore/pan.key")), 0o600);
+    assert_eq!(mode(&dir.path().join("keystore")), 0o700);
+    assert_eq!(mode(dir.path()), 0o700);
+    // The same state reads back through the public API after a restart.
+    let acq = open(&dir);
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 1500 + 1000);
+    assert_eq!(balance(&acq, "6225000000000027"), 100_000 - 500);
+    assert_eq!(acq.token("6235880000000017").unwrap().unwrap().funding_pan, "6222020000000015");
+    assert_eq!(acq.token("4895000000000021").unwrap().unwrap().status, TokenStatus::Suspended);
+    assert_eq!(acq.account("6222020000000023").unwrap().unwrap().status, crate::AccountStatus::Blocked);
+    assert_eq!(acq.denied("6222020000000015").unwrap(), Some(DenySource::Admin));
+    assert_eq!(acq.admin_line("deny status 6222020000000015"), "ok denied admin (version 2)");
+}
+
+/// A database written before card data was sealed (PANs as keys, no schema number) is refused
+/// with an error that says to delete it; a database sealed under another key too.
+#[test]
+fn an_old_clear_database_or_another_key_is_refused_with_a_clear_error() {
+    let seed = Seed::builtin().unwrap();
+    let dir = TempDir::new("old-schema");
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("accounts").unwrap().insert("6222020000000015", &br#"{"balance":1,"currency":"156","expiry":"3012","status":"active"}"#[..]).unwrap();
+        db.open_tree("meta").unwrap().insert("seeded_at", &b"1700000000"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let e = Acquirer::open(dir.path(), &seed, Faults::default()).err().expect("an old database is refused");
+    assert!(matches!(&e, AcquirerError::Schema { problem, .. } if problem.contains("in clear")), "{e}");
+    assert!(e.to_string().contains("delete the directory"), "{e}");
+    // Deleted, it starts again from the seed.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    drop(open(&dir));
+    // Another key file (or a lost one, replaced by a new key): refused, not silently empty.
+    let key = dir.path().join("keystore/pan.key");
+    std::fs::remove_file(&key).unwrap();
+    let e = Acquirer::open(dir.path(), &seed, Faults::default()).err().expect("another key is refused");
+    assert!(matches!(&e, AcquirerError::Schema { problem, .. } if problem.contains("another key")), "{e}");
 }
