@@ -20,6 +20,7 @@ mod crypto;
 mod deny;
 mod logic;
 mod next_fault;
+mod pin;
 mod seed;
 mod server;
 mod store;
