@@ -718,6 +718,8 @@ fn cashier(g: &Global, reader: pos::SendReader, phone: Option<pos::DemoPhone>, h
     till.training = training;
     let till = Arc::new(till);
     let mut app = pos::App::new(till, reader, phone, data.join("receipts"));
+    // Online PIN: the till asks the PIN on this screen (issue 12).
+    app.use_screen_pin_pad();
     pos::run(&mut app)?;
     Ok(0)
 }
