@@ -4,12 +4,12 @@
 //!
 //! The screen shows the amount, the masked PAN and one • per digit — never a digit. Keys:
 //! digits; Backspace corrects the last digit; Enter ends the entry (only with 4 to 12 digits,
-//! ISO 9564-1); Esc cancels; `b` is PIN bypass, only when the prompt allows it. No key within
+//! ISO 9564-1); Esc (or Ctrl-C) cancels; `b` is PIN bypass, only when the prompt allows it. No key within
 //! the prompt's timeout ends the entry as [`PinEntry::TimedOut`]. The digits live in a zeroized
 //! buffer and go only into an [`EnteredPin`].
 
 use crate::terminal::pin::{EnteredPin, PinEntry, PinPad, PinPrompt};
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -75,6 +75,10 @@ impl PinScreen {
     /// One key; `Some` when the entry is over. Every key restarts the timeout.
     fn key(&mut self, k: &KeyEvent, now: Instant) -> Option<PinEntry> {
         self.deadline = now + self.prompt.timeout;
+        if k.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) {
+            // Ctrl-C cancels the entry; no other chord types anything.
+            return (k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c')).then_some(PinEntry::Cancelled);
+        }
         match k.code {
             KeyCode::Char(c) if c.is_ascii_digit() => {
                 if self.digits.len() < MAX_DIGITS {

@@ -492,6 +492,14 @@ mod pin_pad {
         lab.keys("12\x1b");
         assert!(lab.app.pin.is_none());
         assert!(matches!(h.join().unwrap(), PinEntry::Cancelled));
+        // Ctrl-C cancels too; other chords type nothing.
+        let h = ask(&mut lab, true, Duration::from_secs(30));
+        lab.app.on_key(KeyEvent::new(KeyCode::Char('1'), ratatui::crossterm::event::KeyModifiers::ALT));
+        lab.app.on_key(KeyEvent::new(KeyCode::Char('b'), ratatui::crossterm::event::KeyModifiers::CONTROL));
+        assert_eq!(lab.app.pin.as_ref().map(|p| p.typed()), Some(0));
+        lab.app.on_key(KeyEvent::new(KeyCode::Char('c'), ratatui::crossterm::event::KeyModifiers::CONTROL));
+        assert!(lab.app.pin.is_none());
+        assert!(matches!(h.join().unwrap(), PinEntry::Cancelled));
     }
 
     #[test]
