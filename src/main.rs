@@ -239,6 +239,13 @@ enum AcquirerCmd {
         action: String,
         pan: String,
     },
+    /// Account of a card (its PAN or token): balance, block, unblock, or pin-reset (the wrong-PIN
+    /// counter back to 0 after "PIN tries exceeded", docs/host.md "PIN verification").
+    Account {
+        #[arg(value_parser = ["balance", "block", "unblock", "pin-reset"])]
+        action: String,
+        pan: String,
+    },
 }
 
 #[derive(Args)]
@@ -639,6 +646,7 @@ fn acquirer_cmd(g: &Global, a: AcquirerArgs) -> Result<i32> {
     let line = match &a.cmd {
         Some(AcquirerCmd::Token { action, token }) => Some(format!("token {action} {token}")),
         Some(AcquirerCmd::Deny { action, pan }) => Some(format!("deny {action} {pan}")),
+        Some(AcquirerCmd::Account { action, pan }) => Some(format!("account {action} {pan}")),
         None => None,
     };
     if let Some(line) = line {
@@ -718,6 +726,8 @@ fn cashier(g: &Global, reader: pos::SendReader, phone: Option<pos::DemoPhone>, h
     till.training = training;
     let till = Arc::new(till);
     let mut app = pos::App::new(till, reader, phone, data.join("receipts"));
+    // Online PIN: the till asks the PIN on this screen (issue 12).
+    app.use_screen_pin_pad();
     pos::run(&mut app)?;
     Ok(0)
 }

@@ -231,6 +231,11 @@ texts! {
     GateIssuerNotAccepted => "Card of this city not accepted", "不支持该城市交通卡";
     GateNoEntry => "No entry recorded — see staff", "无进站记录 — 请咨询工作人员";
     GateAlreadyEntered => "Already entered — see staff", "已有进站记录 — 请咨询工作人员";
+    PinTitle => "Enter PIN", "请输入密码";
+    PinCard => "card", "卡号";
+    PinKeys => "Enter done · Backspace correct · Esc cancel", "Enter 确认 · 退格 更正 · Esc 取消";
+    PinBypassKey => "b PIN bypass", "b 免密";
+    PinLength => "4 to 12 digits", "4 至 12 位";
 }
 
 impl T {

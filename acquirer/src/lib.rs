@@ -22,6 +22,7 @@ mod deny;
 mod link;
 mod logic;
 mod next_fault;
+mod pin;
 mod seed;
 mod server;
 mod store;

@@ -124,7 +124,6 @@ pub(crate) enum PinInput {
     /// No DE 52.
     Absent,
     /// The PIN block deciphered to a well-formed PIN.
-    #[allow(dead_code)] // read by the PIN check (next step)
     Clear(shanfu_keys::pin_block::Pin),
     /// DE 52 present but not readable (no PIN key on this connection, or not a PIN block under it).
     Unreadable,

@@ -10,6 +10,7 @@ use test_cards::issuers;
 
 use crate::crypto::{self, Verified};
 use crate::link::PinInput;
+use crate::pin::PinVerdict;
 use crate::masked;
 use crate::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus};
 use crate::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
@@ -363,7 +364,7 @@ impl Acquirer {
     }
 
     /// 0100 / 0200 / 0220.
-    fn card_request(&self, req: &Message, rmti: Mti, kind: RequestKind, _pin: &PinInput) -> Message {
+    fn card_request(&self, req: &Message, rmti: Mti, kind: RequestKind, pin: &PinInput) -> Message {
         let mut resp = echo(req, rmti, &ECHO);
         let cr = match parse_card_request(req) {
             Ok(c) => c,
@@ -384,7 +385,7 @@ impl Acquirer {
         let stan = req.get_str(field::STAN).unwrap_or("");
         let tid = req.get_str(field::TERMINAL_ID).unwrap_or("");
         let transit = self.is_transit_gate(req);
-        match self.decide(kind, &cr, &crypto, transit) {
+        match self.decide(kind, &cr, &crypto, transit, pin) {
             Ok(Outcome::New(rec)) => {
                 if transit {
                     if let Some(rc) = ResponseCode::from_code(&rec.response_code) {
@@ -411,7 +412,7 @@ impl Acquirer {
         resp
     }
 
-    fn decide(&self, kind: RequestKind, cr: &CardRequest<'_>, crypto: &Crypto<'_>, transit: bool) -> Result<Outcome, AcquirerError> {
+    fn decide(&self, kind: RequestKind, cr: &CardRequest<'_>, crypto: &Crypto<'_>, transit: bool, pin: &PinInput) -> Result<Outcome, AcquirerError> {
         let rec = {
             let guard = self.guard();
             if let Some(rec) = self.auth(&cr.key)? {
@@ -477,7 +478,7 @@ impl Acquirer {
                             tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "online request without an ARQC");
                             (Decision::decline(Rc::DoNotHonour), Some(v))
                         }
-                        _ => (self.auth_decision(kind, cr, *token_range)?, Some(v)),
+                        _ => (self.auth_decision(kind, cr, *token_range, pin)?, Some(v)),
                     }
                 }
             };
@@ -526,7 +527,7 @@ impl Acquirer {
     }
 
     /// Vault, account, expiry and funds checks of a verified 0100 / 0200, in docs order.
-    fn auth_decision(&self, kind: RequestKind, cr: &CardRequest<'_>, token_range: bool) -> Result<Decision, AcquirerError> {
+    fn auth_decision(&self, kind: RequestKind, cr: &CardRequest<'_>, token_range: bool, pin: &PinInput) -> Result<Decision, AcquirerError> {
         let today = self.today_yymm();
         let token = self.token(cr.pan)?;
         let account_pan = match &token {
@@ -568,6 +569,9 @@ impl Acquirer {
         if account.status == AccountStatus::Blocked {
             return Ok(Decision::decline(Rc::DoNotHonour));
         }
+        if let Some(rc) = self.pin_decision(cr, pin)? {
+            return Ok(Decision::decline(rc));
+        }
         if !cr.credit && i128::from(account.balance) < i128::from(cr.amount) {
             return Ok(Decision::decline(Rc::InsufficientFunds));
         }
@@ -576,6 +580,28 @@ impl Acquirer {
             account
         });
         Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting })
+    }
+
+    /// Online PIN (issue 12 §2): a PIN sent is verified by the issuer (IBM 3624, [`crate::pin`]) —
+    /// wrong 55, tries exceeded 75; a card whose CTQ (9F6C byte 1 bit 8, C-7 / C-3 "online PIN
+    /// required") asked for online PIN and no readable PIN came is declined 55: a PIN card is
+    /// never approved without its PIN. `None`: nothing against the request.
+    fn pin_decision(&self, cr: &CardRequest<'_>, pin: &PinInput) -> Result<Option<Rc>, AcquirerError> {
+        let asked = cr
+            .icc
+            .and_then(|icc| tlv::find(icc, kernels::tag::CTQ).ok().flatten())
+            .and_then(|ctq| kernels::types::Ctq::from_slice(ctq))
+            .is_some_and(|ctq| ctq.online_pin_required());
+        Ok(match pin {
+            PinInput::Clear(p) => match self.verify_pin(cr.pan, p)? {
+                PinVerdict::Verified => None,
+                PinVerdict::Wrong | PinVerdict::NoPinData => Some(Rc::IncorrectPin),
+                PinVerdict::TriesExceeded => Some(Rc::PinTriesExceeded),
+            },
+            PinInput::Unreadable => Some(Rc::IncorrectPin),
+            PinInput::Absent if asked && !cr.credit => Some(Rc::IncorrectPin),
+            PinInput::Absent => None,
+        })
     }
 
     /// A refund by reference (no card, no cryptogram): only against an approved, posted and not

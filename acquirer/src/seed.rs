@@ -62,6 +62,9 @@ pub struct SeedAccount {
     /// YYMM.
     pub expiry: String,
     pub status: AccountStatus,
+    /// IBM 3624 PIN offset of a card with online PIN, 4 to 12 digits ([`crate::pin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_offset: Option<String>,
 }
 
 /// One `[[token]]`: a device token and its funding account.
@@ -153,6 +156,9 @@ impl Seed {
             }
             if a.currency.len() != 3 || !a.currency.bytes().all(|b| b.is_ascii_digit()) {
                 return bad(format!("account {}: currency {:?} is not 3 digits", mask_pan(&a.pan), a.currency));
+            }
+            if let Some(Err(e)) = a.pin_offset.as_deref().map(crate::pin::check_offset) {
+                return bad(format!("account {}: {e}", mask_pan(&a.pan)));
             }
             if !accounts.insert(a.pan.as_str()) {
                 return bad(format!("account {} is listed twice", mask_pan(&a.pan)));

@@ -43,6 +43,9 @@ pub struct Account {
     /// YYMM.
     pub expiry: String,
     pub status: AccountStatus,
+    /// IBM 3624 PIN offset of a card with online PIN ([`crate::pin`]); `None` = no PIN data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_offset: Option<String>,
 }
 
 /// What kind of card request an authorization record answers.
@@ -316,9 +319,17 @@ impl Acquirer {
         for a in &seed.accounts {
             let index = self.at_rest.index(&a.pan);
             if !self.accounts.contains_key(index)? {
-                let rec = Account { balance: a.balance, currency: a.currency.clone(), expiry: a.expiry.clone(), status: a.status };
+                let rec =
+                    Account { balance: a.balance, currency: a.currency.clone(), expiry: a.expiry.clone(), status: a.status, pin_offset: a.pin_offset.clone() };
                 self.accounts.insert(&index[..], encode(&rec)?)?;
                 added += 1;
+            } else if let (Some(offset), Some(mut rec)) = (&a.pin_offset, self.account(&a.pan)?) {
+                // A database made before PIN data: the seed's offset is added, a stored one kept.
+                if rec.pin_offset.is_none() {
+                    rec.pin_offset = Some(offset.clone());
+                    self.accounts.insert(&index[..], encode(&rec)?)?;
+                    added += 1;
+                }
             }
         }
         for t in &seed.tokens {
@@ -536,8 +547,8 @@ impl Acquirer {
         self.flush()
     }
 
-    /// One admin line: `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock
-    /// PAN`, or `faults …` (a one-shot fault, [`crate::next_fault`]).
+    /// One admin line: `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock|
+    /// pin-reset PAN`, or `faults …` (a one-shot fault, [`crate::next_fault`]).
     /// Answers `ok` (`ok <value>` for queries) or `error: <reason>`; never fails otherwise.
     pub fn admin_line(&self, line: &str) -> String {
         match self.admin_apply(line) {
@@ -550,7 +561,7 @@ impl Acquirer {
         let words: Vec<&str> = line.split_whitespace().collect();
         let usage = || {
             AcquirerError::Admin(
-                "expected `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock PAN`, `deny add|remove|status PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into(),
+                "expected `token suspend|resume|delete|status TOKEN`, `account balance|block|unblock|pin-reset PAN`, `deny add|remove|status PAN` or `faults [delay=MS] [drop] [close] [code=XX]|clear`".into(),
             )
         };
         match words.as_slice() {
@@ -603,6 +614,10 @@ impl Acquirer {
                     }
                 }
                 Ok(format!("ok version {}", self.deny_version()?))
+            }
+            ["account", "pin-reset", pan] => {
+                self.pin_reset(pan)?;
+                Ok("ok".into())
             }
             ["account", "balance", pan] => match self.balance(pan)? {
                 Some(b) => Ok(format!("ok {b}")),

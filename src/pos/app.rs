@@ -113,6 +113,10 @@ pub struct App {
     pub quit: bool,
     /// Why the screen stopped on its own (a bug in an operation), shown after it closes.
     pub fatal: Option<String>,
+    /// The PIN entry on screen, while the worker waits for it ([`super::pinpad`]).
+    pub pin: Option<super::pinpad::PinScreen>,
+    /// "PIN wanted" requests of the till's PIN pad, when it is this screen's.
+    pin_rx: Option<Receiver<super::pinpad::PinRequest>>,
 }
 
 impl App {
@@ -147,6 +151,36 @@ impl App {
             clock: crate::clock::local_clock,
             quit: false,
             fatal: None,
+            pin: None,
+            pin_rx: None,
+        }
+    }
+
+    /// Makes this screen the till's PIN pad (online PIN, issue 12): the sale's worker asks it
+    /// for the PIN and waits while the screen shows the PIN entry.
+    pub fn use_screen_pin_pad(&mut self) {
+        let pad = self.screen_pin_pad();
+        self.pos.set_pin_pad(Box::new(pad));
+    }
+
+    /// A PIN pad whose requests this screen answers (replacing any earlier one's).
+    pub fn screen_pin_pad(&mut self) -> super::pinpad::ScreenPinPad {
+        let (pad, rx) = super::pinpad::channel();
+        self.pin_rx = Some(rx);
+        pad
+    }
+
+    /// PIN requests and the PIN entry's timeout; part of [`App::poll`].
+    fn poll_pin(&mut self, now: Instant) {
+        if let Some(p) = &mut self.pin {
+            if p.on_tick(now) {
+                self.pin = None;
+            }
+        }
+        if self.pin.is_none() {
+            if let Some(req) = self.pin_rx.as_ref().and_then(|rx| rx.try_recv().ok()) {
+                self.pin = Some(super::pinpad::PinScreen::new(req, now));
+            }
         }
     }
 
@@ -181,6 +215,13 @@ impl App {
 
     /// One key: looked up in the key table, then handled. A key not in the table does nothing.
     pub fn on_key(&mut self, k: KeyEvent) {
+        // The PIN entry takes every key while it is up.
+        if let Some(p) = &mut self.pin {
+            if p.on_key(&k, Instant::now()) {
+                self.pin = None;
+            }
+            return;
+        }
         if let Some(a) = keys::lookup(self, &k) {
             self.act(a, &k);
         }
@@ -308,6 +349,7 @@ impl App {
 
     /// Takes what the worker reported; call on every tick.
     pub fn poll(&mut self) {
+        self.poll_pin(Instant::now());
         loop {
             let Some(rx) = &self.rx else { return };
             match rx.try_recv() {

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod keys;
+pub mod pinpad;
 pub mod screens;
 pub mod view;
 pub mod worker;

@@ -419,3 +419,109 @@ fn help_lists_every_key_of_the_table() {
         }
     }
 }
+
+mod pin_pad {
+    use super::*;
+    use crate::terminal::pin::{PinEntry, PinPad, PinPrompt};
+    use std::thread::JoinHandle;
+
+    fn prompt(bypass: bool, timeout: Duration) -> PinPrompt {
+        PinPrompt { amount: "¥500.00".into(), pan_masked: "622500******0019".into(), bypass_allowed: bypass, timeout }
+    }
+
+    /// The worker's side: asks this screen's PIN pad on a thread, as a sale does.
+    fn ask(lab: &mut Lab, bypass: bool, timeout: Duration) -> JoinHandle<PinEntry> {
+        let mut pad = lab.app.screen_pin_pad();
+        let p = prompt(bypass, timeout);
+        let h = std::thread::spawn(move || pad.enter(&p));
+        lab.until("PIN screen", |a| a.pin.is_some());
+        h
+    }
+
+    fn key(lab: &mut Lab, code: KeyCode) {
+        lab.app.on_key(KeyEvent::from(code));
+    }
+
+    #[test]
+    fn pin_screen_shows_dots_never_the_digits() {
+        let mut lab = lab("pin-snap");
+        let h = ask(&mut lab, false, Duration::from_secs(30));
+        lab.keys("4711");
+        let s = lab.screen();
+        assert!(s.contains("••••") && !s.contains("•••••"), "{s}");
+        assert!(!s.contains("4711") && !s.contains("b PIN bypass"), "{s}");
+        assert!(s.contains("¥500.00") && s.contains("622500******0019"), "{s}");
+        insta::assert_snapshot!("10_pin_entry", s);
+        lab.keys("\x1b");
+        assert!(matches!(h.join().unwrap(), PinEntry::Cancelled));
+    }
+
+    #[test]
+    fn digits_and_enter_give_the_pin_backspace_corrects() {
+        let mut lab = lab("pin-enter");
+        let h = ask(&mut lab, false, Duration::from_secs(30));
+        lab.keys("123");
+        lab.keys("\n"); // 3 digits: Enter does nothing
+        assert!(lab.app.pin.is_some());
+        lab.keys("49");
+        key(&mut lab, KeyCode::Backspace);
+        assert_eq!(lab.app.pin.as_ref().map(|p| p.typed()), Some(4));
+        lab.keys("56\n");
+        assert!(lab.app.pin.is_none());
+        match h.join().unwrap() {
+            PinEntry::Entered(p) => assert_eq!(p.len(), 6),
+            other => panic!("expected a PIN, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn more_than_12_digits_are_not_taken() {
+        let mut lab = lab("pin-long");
+        let h = ask(&mut lab, false, Duration::from_secs(30));
+        lab.keys("12345678901234\n");
+        match h.join().unwrap() {
+            PinEntry::Entered(p) => assert_eq!(p.len(), 12),
+            other => panic!("expected a PIN, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn esc_cancels() {
+        let mut lab = lab("pin-esc");
+        let h = ask(&mut lab, true, Duration::from_secs(30));
+        lab.keys("12\x1b");
+        assert!(lab.app.pin.is_none());
+        assert!(matches!(h.join().unwrap(), PinEntry::Cancelled));
+        // Ctrl-C cancels too; other chords type nothing.
+        let h = ask(&mut lab, true, Duration::from_secs(30));
+        lab.app.on_key(KeyEvent::new(KeyCode::Char('1'), ratatui::crossterm::event::KeyModifiers::ALT));
+        lab.app.on_key(KeyEvent::new(KeyCode::Char('b'), ratatui::crossterm::event::KeyModifiers::CONTROL));
+        assert_eq!(lab.app.pin.as_ref().map(|p| p.typed()), Some(0));
+        lab.app.on_key(KeyEvent::new(KeyCode::Char('c'), ratatui::crossterm::event::KeyModifiers::CONTROL));
+        assert!(lab.app.pin.is_none());
+        assert!(matches!(h.join().unwrap(), PinEntry::Cancelled));
+    }
+
+    #[test]
+    fn bypass_only_when_allowed() {
+        let mut lab = lab("pin-bypass");
+        let h = ask(&mut lab, false, Duration::from_secs(30));
+        lab.keys("b");
+        assert!(lab.app.pin.is_some(), "bypass not allowed: ignored");
+        lab.keys("\x1b");
+        assert!(matches!(h.join().unwrap(), PinEntry::Cancelled));
+        let h = ask(&mut lab, true, Duration::from_secs(30));
+        assert!(lab.screen().contains("b PIN bypass"));
+        lab.keys("b");
+        assert!(matches!(h.join().unwrap(), PinEntry::Bypassed));
+    }
+
+    #[test]
+    fn no_key_within_the_timeout_times_out() {
+        let mut lab = lab("pin-timeout");
+        let h = ask(&mut lab, false, Duration::from_millis(200));
+        lab.keys("12");
+        lab.until("PIN timeout", |a| a.pin.is_none());
+        assert!(matches!(h.join().unwrap(), PinEntry::TimedOut));
+    }
+}

@@ -44,6 +44,9 @@ pub fn draw(f: &mut Frame, app: &App) {
             vec![Line::from(Span::styled(c.question.clone(), Style::new().add_modifier(Modifier::BOLD))), Line::from(""), Line::from(app.t(T::ConfirmKeys))];
         f.render_widget(Paragraph::new(text).alignment(Alignment::Center).block(Block::bordered().title(app.t(T::ConfirmTitle))), r);
     }
+    if let Some(p) = &app.pin {
+        super::pinpad::draw(f, app, p);
+    }
     if app.help {
         screens::help::draw(f, f.area(), app);
     }

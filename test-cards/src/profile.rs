@@ -99,6 +99,9 @@ pub struct CardProfile {
     /// Card holds CDCVM (phone wallets).
     #[serde(default)]
     pub cdcvm: bool,
+    /// The holder's PIN of a card with online PIN (TEST DATA): what the demo's holder types and
+    /// what tests enter. The acquirer keeps only its IBM 3624 offset (config/acquirer.toml).
+    pub holder_pin: Option<HolderPin>,
     /// Starting ATC.
     #[serde(default = "one")]
     pub atc: u16,
@@ -127,6 +130,36 @@ pub struct CardKeys {
     pub issuer_cert_serial: Option<String>,
     /// PAN written into the ICC certificate instead of the card's (a PAN mismatch with 5A).
     pub icc_cert_pan: Option<String>,
+}
+
+/// A test card holder's PIN: 4 to 12 decimal digits (ISO 9564-1). `Debug` shows only its
+/// length, so printing a profile never shows it; never log [`HolderPin::digits`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HolderPin(String);
+
+impl HolderPin {
+    /// The digits, for typing them on a PIN pad (demo, tests). Never log them.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HolderPin {
+    type Error = String;
+    fn try_from(s: String) -> Result<HolderPin, String> {
+        if (4..=12).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(HolderPin(s))
+        } else {
+            Err("holder_pin: 4 to 12 decimal digits".into())
+        }
+    }
+}
+
+impl std::fmt::Debug for HolderPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HolderPin({} digits)", self.0.len())
+    }
 }
 
 /// Issuer Application Data layouts the simulator can send (see `kernels::iad`).
@@ -255,6 +288,30 @@ impl Profile {
         match std::fs::read_to_string(name_or_path) {
             Ok(text) => Profile::parse(name_or_path, &text),
             Err(_) => Err(ProfileError::Unknown(name_or_path.into(), BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod holder_pin_tests {
+    use super::*;
+
+    #[test]
+    fn the_plastic_card_has_a_holder_pin_the_phones_do_not() {
+        let plastic = Profile::load("unionpay-plastic").unwrap();
+        let pin = plastic.cards[0].holder_pin.as_ref().unwrap();
+        assert_eq!(pin.digits(), "123456");
+        assert!(!format!("{plastic:?}").contains("123456"), "Debug of a profile never shows the PIN");
+        assert_eq!(format!("{pin:?}"), "HolderPin(6 digits)");
+        assert!(Profile::load("unionpay-phone").unwrap().cards.iter().all(|c| c.holder_pin.is_none()));
+    }
+
+    #[test]
+    fn a_holder_pin_is_4_to_12_digits() {
+        let text = BUILTIN.iter().find(|(n, _)| *n == "unionpay-plastic").unwrap().1;
+        for (pin, ok) in [("1234", true), ("123456789012", true), ("123", false), ("1234567890123", false), ("12a4", false)] {
+            let t = text.replace("holder_pin = \"123456\"", &format!("holder_pin = \"{pin}\""));
+            assert_eq!(Profile::parse("p", &t).is_ok(), ok, "{} characters", pin.len());
         }
     }
 }
