@@ -14,6 +14,7 @@ use kernels::config::EntryPointConfig;
 use kernels::entry_point::{Action, EntryPoint, Event, Transaction};
 use kernels::types::Amount;
 use reader_drivers::virtual_reader::{Holder, VirtualReader};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -188,22 +189,58 @@ pub fn run(settings: &Settings, data: &std::path::Path, terminals: usize, per_te
     let _ = std::fs::remove_dir_all(&jdir);
 
     // 4. Acquirer throughput: `terminals` concurrent connections on loopback, 0100 authorizations
-    // (full ARQC verification and ARPC, no balance posting so the run can repeat).
+    // (full ARQC verification and ARPC, no balance posting so the run can repeat) — with the
+    // keyed link (MAC both ways, issue 12) and without (`--mac off`, `mac = false`).
+    out += "\n## Acquirer over loopback TCP\n\n";
+    for keyed in [true, false] {
+        let (lat, wall) = acquirer_load(settings, data, &msg, terminals, per_terminal, keyed)?;
+        let mut lat = lat;
+        lat.sort();
+        out += &format!(
+            "{} — {terminals} concurrent terminals × {per_terminal} authorizations (0100: ARQC verified, ARPC computed, sled lookups): {:.0} authorizations/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms.\n\n",
+            if keyed { "MAC on (AES-CMAC both ways, keys from provisioning + sign-on)" } else { "MAC off" },
+            lat.len() as f64 / wall.as_secs_f64(),
+            us(pct(&lat, 0.5)) / 1e3,
+            us(pct(&lat, 0.99)) / 1e3,
+            us(pct(&lat, 1.0)) / 1e3
+        );
+    }
+    out += &link_crypto_cost(&msg)?;
+    out += &crate::gate::bench::section(settings, data, 500)?;
+    if let Some(rb) = readers {
+        out += &reader_stack(settings, rb)?;
+    }
+    Ok(out)
+}
+
+/// `terminals` connections × `per_terminal` 0100s against an embedded acquirer: latencies and wall time.
+fn acquirer_load(settings: &Settings, data: &Path, msg: &Message, terminals: usize, per_terminal: usize, keyed: bool) -> Result<(Vec<Duration>, Duration)> {
     let adir = data.join("bench-acquirer");
+    let keystore = data.join("bench-keystore");
     let _ = std::fs::remove_dir_all(&adir);
+    let _ = std::fs::remove_dir_all(&keystore);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (lat, wall) = rt.block_on(async {
-        let addr = crate::acquirer::embedded(&adir).await?;
+    let mut host = settings.host.clone();
+    host.mac = keyed;
+    let mode = if keyed { crate::acquirer::MacMode::Required } else { crate::acquirer::MacMode::Off };
+    let r = rt.block_on(async {
+        let addr = crate::acquirer::embedded_with(&adir, mode).await?;
+        let mut links = Vec::new();
+        // Provisioning and sign-on happen before the clock starts: the load is authorizations.
+        for t in 0..terminals {
+            let tid = format!("BENCH{t:03}");
+            let mut link = host::HostLink::new(addr, Duration::from_secs(10), &tid, Box::new(|| 999_999), Box::new(crate::online::transmission_date_time))
+                .configured(&host, &keystore);
+            link.ready().await?;
+            links.push((tid, link));
+        }
         let mut tasks = Vec::new();
         let t0 = Instant::now();
-        for t in 0..terminals {
+        for (tid, mut link) in links {
             let mut m = msg.clone();
             m.mti = Mti::AUTHORIZATION_REQUEST;
-            let tid = format!("BENCH{t:03}");
             m.set_str(field::TERMINAL_ID, &tid);
             tasks.push(tokio::spawn(async move {
-                // One connection per terminal, signed on once (its 0800 numbered apart from the 0100s).
-                let mut link = host::HostLink::new(addr, Duration::from_secs(10), &tid, Box::new(|| 999_999), Box::new(crate::online::transmission_date_time));
                 let mut lat = Vec::with_capacity(per_terminal);
                 for i in 0..per_terminal {
                     m.set_str(field::STAN, &format!("{:06}", i + 1));
@@ -222,23 +259,43 @@ pub fn run(settings: &Settings, data: &std::path::Path, terminals: usize, per_te
             all.extend(t.await??);
         }
         Ok::<_, anyhow::Error>((all, t0.elapsed()))
-    })?;
+    });
     drop(rt);
     let _ = std::fs::remove_dir_all(&adir);
-    let mut lat = lat;
-    lat.sort();
-    out += &format!(
-        "\n## Acquirer over loopback TCP\n\n{terminals} concurrent terminals × {per_terminal} authorizations (0100: ARQC verified, ARPC computed, sled lookups): {:.0} authorizations/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms.\n",
-        lat.len() as f64 / wall.as_secs_f64(),
-        us(pct(&lat, 0.5)) / 1e3,
-        us(pct(&lat, 0.99)) / 1e3,
-        us(pct(&lat, 1.0)) / 1e3
-    );
-    out += &crate::gate::bench::section(settings, data, 500)?;
-    if let Some(rb) = readers {
-        out += &reader_stack(settings, rb)?;
+    let _ = std::fs::remove_dir_all(&keystore);
+    r
+}
+
+/// What the keyed link adds to one authorization: the PIN block, the MAC of the request and the
+/// verification of the answer's MAC (each side does one MAC and one verification).
+fn link_crypto_cost(msg: &Message) -> Result<String> {
+    use host_contract::link;
+    let key = shanfu_keys::AesKey::new([0x5A; 16]);
+    let pin_key = shanfu_keys::TdesKey::new(*b"0123456789abcdef").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pin = crate::terminal::pin::EnteredPin::new("123456").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let n = 20_000u32;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(pin.format0_block(&pin_key, "6225000000000019").map_err(|e| anyhow::anyhow!("{e}"))?);
     }
-    Ok(out)
+    let pin_cost = t0.elapsed() / n;
+    let t0 = Instant::now();
+    let mut body = Vec::new();
+    for _ in 0..n {
+        body = link::pack_with_mac(ascii87(), msg, &key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let seal = t0.elapsed() / n;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(link::unpack_verified(ascii87(), &body, &key).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let open = t0.elapsed() / n;
+    Ok(format!(
+        "Keyed link cost per authorization ({n} iterations, one core): ISO 9564 format 0 PIN block {:.2} µs; pack + AES-CMAC {:.2} µs; unpack + MAC verification {:.2} µs (each side seals one message and opens one).\n",
+        us(pin_cost),
+        us(seal),
+        us(open)
+    ))
 }
 
 /// One whole tap over a real reader stack: Entry Point and kernel from "card detected" to

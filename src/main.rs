@@ -221,6 +221,14 @@ struct AcquirerArgs {
     /// Answer every Nth request with garbage.
     #[arg(long)]
     garble_every: Option<u64>,
+    /// `off`: serve messages without a MAC on connections that did not sign on with keys
+    /// (third-party test tools such as pyiso8583 hosts); default `on`: every message MAC'd.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    mac: String,
+    /// The provisioning signing key: a file with the P-256 private key in hex (default: the
+    /// simulator's TEST ONLY key, whose public half config/host.toml pins).
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
 }
 
 #[cfg(feature = "simulators")]
@@ -656,7 +664,8 @@ fn acquirer_cmd(g: &Global, a: AcquirerArgs) -> Result<i32> {
     }
     let faults = acquirer::Faults { delay_ms: a.delay_ms, drop_every: a.drop_every, close_every: a.close_every, garble_every: a.garble_every };
     let rt = runtime()?;
-    rt.block_on(acquirer::run_server(a.listen, &db, faults))?;
+    let mac = if a.mac == "off" { acquirer::MacMode::Off } else { acquirer::MacMode::Required };
+    rt.block_on(acquirer::run_server(a.listen, &db, faults, mac, a.signing_key.as_deref()))?;
     Ok(0)
 }
 

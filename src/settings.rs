@@ -30,6 +30,54 @@ pub struct HostSettings {
     pub address: Option<String>,
     #[serde(default = "five_seconds")]
     pub timeout_ms: u64,
+    /// MAC every message under keys established with `acquirer_key` (issue 12). Only a
+    /// third-party test host without keys may be configured `mac = false`: the screen and the
+    /// JSON report then say the link is unauthenticated.
+    #[serde(default = "yes")]
+    pub mac: bool,
+    /// The acquirer's P-256 public key (SEC1 uncompressed, hex), pinned: provisioning refuses an
+    /// acquirer that cannot sign with it.
+    pub acquirer_key: Option<String>,
+    /// Wire format: "ascii87" (default) or "bcd87" (binary / BCD with a TPDU, Chinese POS hosts).
+    #[serde(default = "ascii87_name")]
+    pub wire: String,
+    /// TPDU of `bcd87` messages, 10 hex digits (ID 60, destination, originator).
+    #[serde(default = "default_tpdu")]
+    pub tpdu: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn ascii87_name() -> String {
+    "ascii87".into()
+}
+
+fn default_tpdu() -> String {
+    "6000030000".into()
+}
+
+impl HostSettings {
+    /// The pinned acquirer key, checked.
+    pub fn pinned_key(&self) -> Result<shanfu_keys::p256::ecdsa::VerifyingKey, String> {
+        let hex =
+            self.acquirer_key.as_deref().ok_or("config/host.toml [host]: `acquirer_key` is required when `mac` is on (the acquirer's P-256 public key)")?;
+        let bytes = hex::decode(hex.trim()).map_err(|_| "config/host.toml [host] acquirer_key: not hex".to_string())?;
+        shanfu_keys::p256::ecdsa::VerifyingKey::from_sec1_bytes(&bytes).map_err(|_| "config/host.toml [host] acquirer_key: not a P-256 public key".to_string())
+    }
+
+    /// The wire format, checked.
+    pub fn spec(&self) -> Result<iso8583::Spec, String> {
+        match self.wire.as_str() {
+            "ascii87" => Ok(iso8583::ascii87().clone()),
+            "bcd87" => {
+                let b: [u8; 5] = hex::decode(&self.tpdu).ok().and_then(|v| v.try_into().ok()).ok_or("config/host.toml [host] tpdu: not 10 hex digits")?;
+                Ok(iso8583::Spec::bcd87_with_tpdu(b))
+            }
+            other => Err(format!("config/host.toml [host] wire: {other:?} is not \"ascii87\" or \"bcd87\"")),
+        }
+    }
 }
 
 fn five_seconds() -> u64 {
@@ -159,6 +207,10 @@ impl Settings {
         if h.host.timeout_ms == 0 || h.host.timeout_ms > 120_000 {
             return Err(err(hf, "[host] timeout_ms must be 1 to 120000"));
         }
+        if h.host.mac {
+            h.host.pinned_key().map_err(|e| err(hf, e))?;
+        }
+        h.host.spec().map_err(|e| err(hf, e))?;
         Ok(h.host)
     }
 

@@ -183,6 +183,7 @@ fn the_uploader_syncs_every_n_seconds_and_recovers_from_a_list_ahead_of_the_acqu
     ahead.apply_full(5, [CardKey([9; 32])]).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let mut up = Uploader::new(journal, addr, Duration::from_secs(2), id, tx, &ahead, Duration::from_millis(200)).unwrap();
+    up.configure_link(&shanfu::settings::Settings::load(None).unwrap().host, &db_dir.join("gate-keystore"));
     assert_eq!(shanfu::acquirer::admin_command(&db_dir, &format!("deny add {PHONE}")).unwrap(), "ok version 1");
     assert!(rt.block_on(up.sync()).unwrap());
     let DenyUpdate::Host { version, keys } = rx.recv_timeout(Duration::from_secs(5)).unwrap() else { panic!("not a list") };

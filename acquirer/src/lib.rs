@@ -117,6 +117,10 @@ pub struct AcquirerConfig {
     pub faults: Faults,
     /// Seed for a new database (and for entries a database lacks).
     pub seed: Seed,
+    /// Whether messages without a MAC are served (`--mac off`).
+    pub mac: MacMode,
+    /// The provisioning signing key (`--signing-key FILE`); `None`: the TEST ONLY key.
+    pub signing_key: Option<shanfu_keys::p256::ecdsa::SigningKey>,
 }
 
 /// Opens the database, binds the ISO 8583 port (`config.listen`) and an admin port on
@@ -124,6 +128,13 @@ pub struct AcquirerConfig {
 /// unrecoverable listener error.
 pub async fn run(config: AcquirerConfig) -> Result<(), AcquirerError> {
     let state = Arc::new(open_blocking(config.db_dir.clone(), config.seed, config.faults).await?);
+    state.set_mac_mode(config.mac);
+    if let Some(k) = config.signing_key {
+        state.set_signing_key(k);
+    }
+    if config.mac == MacMode::Off {
+        tracing::warn!("--mac off: messages without a MAC are served (third-party test tools only)");
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| AcquirerError::io(format!("binding {}", config.listen), e))?;
     let addr = listener.local_addr().map_err(|e| AcquirerError::io("listener address", e))?;
     let admin = start_admin(&config.db_dir, state.clone()).await?;
@@ -139,15 +150,22 @@ pub async fn run(config: AcquirerConfig) -> Result<(), AcquirerError> {
 }
 
 /// [`run`] with the built-in seed: what `shanfu acquirer` runs.
-pub async fn run_server(listen: SocketAddr, db_dir: &Path, faults: Faults) -> Result<(), AcquirerError> {
-    run(AcquirerConfig { listen, db_dir: db_dir.to_path_buf(), faults, seed: Seed::builtin()? }).await
+pub async fn run_server(listen: SocketAddr, db_dir: &Path, faults: Faults, mac: MacMode, signing_key: Option<&Path>) -> Result<(), AcquirerError> {
+    let signing_key = signing_key.map(signing_key_from_file).transpose()?;
+    run(AcquirerConfig { listen, db_dir: db_dir.to_path_buf(), faults, seed: Seed::builtin()?, mac, signing_key }).await
 }
 
 /// Starts an acquirer inside the current tokio runtime on 127.0.0.1 (a free port), over
 /// `db_dir` with the built-in seed and no faults, plus its admin port; returns the ISO 8583
 /// address. The server runs as long as the runtime does.
 pub async fn embedded(db_dir: &Path) -> Result<SocketAddr, AcquirerError> {
+    embedded_with(db_dir, MacMode::Required).await
+}
+
+/// [`embedded`] with a MAC policy (the benchmark compares MAC on and off).
+pub async fn embedded_with(db_dir: &Path, mac: MacMode) -> Result<SocketAddr, AcquirerError> {
     let state = Arc::new(open_blocking(db_dir.to_path_buf(), Seed::builtin()?, Faults::default()).await?);
+    state.set_mac_mode(mac);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| AcquirerError::io("binding 127.0.0.1", e))?;
     let addr = listener.local_addr().map_err(|e| AcquirerError::io("listener address", e))?;
     start_admin(db_dir, state.clone()).await?;

@@ -160,7 +160,16 @@ fn wire_of(body: &[u8]) -> (Spec, Spec) {
 /// An answer that says only `rc` to `req` (echoing what identifies it).
 fn refusal(req: &Message, rc: Rc) -> Option<Message> {
     let mut r = Message::new(response_mti(req.mti)?);
-    for f in [field::PAN, field::PROCESSING_CODE, field::AMOUNT, field::TRANSMISSION_DATE_TIME, field::STAN, field::TERMINAL_ID, field::CURRENCY_CODE, field::NETWORK_MANAGEMENT_CODE] {
+    for f in [
+        field::PAN,
+        field::PROCESSING_CODE,
+        field::AMOUNT,
+        field::TRANSMISSION_DATE_TIME,
+        field::STAN,
+        field::TERMINAL_ID,
+        field::CURRENCY_CODE,
+        field::NETWORK_MANAGEMENT_CODE,
+    ] {
         if let Some(v) = req.get(f) {
             r.set(f, v.to_vec());
         }

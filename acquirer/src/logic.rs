@@ -10,8 +10,8 @@ use test_cards::issuers;
 
 use crate::crypto::{self, Verified};
 use crate::link::PinInput;
-use crate::pin::PinVerdict;
 use crate::masked;
+use crate::pin::PinVerdict;
 use crate::seed::{parse_yymm, valid_pan, AccountStatus, TokenDomain, TokenStatus};
 use crate::store::{unix_now, utc_date, Account, AuthRecord, RequestKind, SettlementRecord};
 use crate::{Acquirer, AcquirerError};

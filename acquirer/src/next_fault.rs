@@ -3,8 +3,6 @@
 //! never network management), so a test can lose or delay one answer and see the terminal's
 //! reversal (0400) answered normally.
 
-
-
 /// What happens to the next transaction request's answer. The request itself is always
 /// processed (a debit is posted even when its answer is lost).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -138,7 +138,13 @@ pub struct SessionKeys {
 
 impl std::fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SessionKeys {{ pin KCV {}, mac KCV {}, data KCV {} }}", hex::encode_upper(self.pin.kcv().as_bytes()), hex::encode_upper(self.mac.kcv().as_bytes()), hex::encode_upper(self.data.kcv().as_bytes()))
+        write!(
+            f,
+            "SessionKeys {{ pin KCV {}, mac KCV {}, data KCV {} }}",
+            hex::encode_upper(self.pin.kcv().as_bytes()),
+            hex::encode_upper(self.mac.kcv().as_bytes()),
+            hex::encode_upper(self.data.kcv().as_bytes())
+        )
     }
 }
 
@@ -206,7 +212,10 @@ mod tests {
 
     fn sale() -> Message {
         let mut m = Message::new(Mti::FINANCIAL_REQUEST);
-        m.set_str(field::PROCESSING_CODE, "000000").set_str(field::AMOUNT, "000000005000").set_str(field::STAN, "000123").set_str(field::TERMINAL_ID, "SHANFU01");
+        m.set_str(field::PROCESSING_CODE, "000000")
+            .set_str(field::AMOUNT, "000000005000")
+            .set_str(field::STAN, "000123")
+            .set_str(field::TERMINAL_ID, "SHANFU01");
         m
     }
 

@@ -86,6 +86,7 @@ fn start_uploader(args: &GateArgs, lane: &mut Lane, settings: &crate::settings::
     lane.listen(rx);
     let sync_every = Duration::from_secs(lane.cfg.deny_sync_s);
     let mut up = super::upload::Uploader::new(lane.journal(), addr, timeout, id, tx, &lane.deny, sync_every)?;
+    up.configure_link(&settings.host, &data.join("keystore"));
     // The first sync before the first tap: a card denied at the acquirer is refused from it.
     if let Err(e) = rt.block_on(up.sync()) {
         tracing::warn!(error = %e, "deny-list sync at start failed: the gate goes on with the list it has");

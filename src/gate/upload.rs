@@ -289,6 +289,12 @@ pub fn load_host_list(db: &sled::Db) -> Result<Option<FullList>, UploadError> {
 }
 
 impl Uploader {
+    /// Keys and wire format of the back-office link as config/host.toml says (issue 12): keyed
+    /// and MAC'd unless the host is configured `mac = false`.
+    pub fn configure_link(&mut self, host: &crate::settings::HostSettings, keystore: &std::path::Path) {
+        self.link.configure(host, keystore);
+    }
+
     /// `have`: the acquirer list the gate loop holds (version and keys), the start of the mirror.
     pub fn new(
         db: sled::Db,

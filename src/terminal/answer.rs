@@ -29,6 +29,9 @@ pub enum AnswerFault {
     BadIssuerAuthData(String),
     #[error("issuer authentication data ARC {arc:?} differs from DE 39 {de39}")]
     ArcMismatch { arc: String, de39: String },
+    /// The answer's MAC is missing or does not verify under the session MAC key (issue 12).
+    #[error("answer not authenticated: {0}")]
+    Unauthenticated(String),
 }
 
 /// An answer that belongs to the request.

@@ -89,9 +89,17 @@ pub struct Session {
     last_activity_ms: u64,
     next_stan: Box<dyn FnMut() -> u32 + Send>,
     transmitted: Box<dyn FnMut() -> String + Send>,
+    /// The sign-on asks for working keys (DE 63 = K1, issue 12): the driver MACs it and reads
+    /// the keys of its answer.
+    keyed: bool,
 }
 
 impl Session {
+    /// Sign-ons ask for working keys ([`host_contract::link::KEYS_REQUEST`] in DE 63).
+    pub fn set_keyed(&mut self, keyed: bool) {
+        self.keyed = keyed;
+    }
+
     /// `next_stan` numbers the session's own 0800s (the journal's counter); `transmitted` gives
     /// DE 7 (MMDDhhmmss UTC). Both are inputs so the session stays deterministic.
     pub fn new(
@@ -112,6 +120,7 @@ impl Session {
             last_activity_ms: 0,
             next_stan,
             transmitted,
+            keyed: false,
         }
     }
 
@@ -174,7 +183,10 @@ impl Session {
             Input::Connected { now_ms } => {
                 self.connected = true;
                 self.signed_on = false;
-                let m = self.network(network::SIGN_ON);
+                let mut m = self.network(network::SIGN_ON);
+                if self.keyed {
+                    m.set_str(field::RESERVED_PRIVATE_63, host_contract::link::KEYS_REQUEST);
+                }
                 self.send(m, Purpose::SignOn, now_ms, &mut out);
             }
             Input::Disconnected => self.fail(Failure::Closed, &mut out),

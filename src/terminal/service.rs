@@ -233,6 +233,8 @@ pub struct Terminal {
     /// Where the cardholder enters a PIN when the card asks for online PIN (none: such a card is
     /// declined "online PIN unavailable", nothing sent).
     pin_pad: std::sync::Mutex<Option<Box<dyn terminal::pin::PinPad>>>,
+    /// DATA/keystore: the terminal master key of the keyed host link.
+    keystore: std::path::PathBuf,
     /// DATA/shanfu.sock: `shanfu journal` from another shell while this terminal holds the journal.
     _local: Option<terminal::local::LocalServer>,
 }
@@ -296,6 +298,7 @@ impl Terminal {
             training: false,
             link: std::sync::Mutex::new(None),
             pin_pad: std::sync::Mutex::new(None),
+            keystore: data.join("keystore"),
             _local,
         })
     }
@@ -320,6 +323,7 @@ impl Terminal {
             Box::new(move || j.next_stan().unwrap_or(1)),
             Box::new(online::transmission_date_time),
         )
+        .configured(&self.settings.host, &self.keystore)
     }
 
     pub fn host_online(&self) -> bool {
