@@ -87,6 +87,10 @@ pub struct TxnRecord {
     pub issuer_auth_data: Option<String>,
     /// Reversal attempts so far.
     pub reversal_attempts: u32,
+    /// The request carried the cardholder's PIN block (DE 52; the PIN itself is never kept): an
+    /// approval then means the issuer verified the PIN.
+    #[serde(default)]
+    pub pin_sent: bool,
     /// For refunds and voids: the journal id of the original.
     pub original: Option<u64>,
     /// A refund's reference to its sale at the acquirer (the sale's RRN, DE 37).
@@ -377,6 +381,7 @@ impl Journal {
             arpc: None,
             issuer_auth_data: None,
             reversal_attempts: 0,
+            pin_sent: false,
             original: None,
             reference_rrn: None,
         };

@@ -268,6 +268,10 @@ struct PayArgs {
     /// The cashback part of the amount (Amount, Other 9F03), for --type cashback.
     #[arg(long)]
     amount_other: Option<String>,
+    /// When the card asks for online PIN, read the PIN from one line of standard input (a pipe;
+    /// never on the command line). Without it such a card is declined "no PIN pad".
+    #[arg(long)]
+    pin_stdin: bool,
     /// Reader: virtual[:PROFILE], pcsc[:NAME], nfc[:CONNSTRING].
     #[arg(long, default_value = "virtual:unionpay-phone")]
     reader: String,
@@ -512,6 +516,7 @@ fn show(p: Progress) {
         Progress::PresentCard => tracing::info!("display: present card"),
         Progress::CardDetected => tracing::debug!("display: card detected"),
         Progress::Authorizing => tracing::info!("display: authorizing"),
+        Progress::EnterPin => tracing::info!("display: enter PIN"),
     }
 }
 
@@ -561,6 +566,9 @@ fn pay(g: &Global, a: PayArgs) -> Result<i32> {
         }
         Some(host) => {
             let mut term = Terminal::open(settings.clone(), &data_dir(g), host)?;
+            if a.pin_stdin {
+                term.set_pin_pad(Box::new(shanfu::terminal::pin::StdinPinPad));
+            }
             term.policy = policy;
             if let Some(ms) = a.timeout_ms {
                 term.timeout = std::time::Duration::from_millis(ms);

@@ -7,6 +7,7 @@ use crate::host::{HostError, HostLink};
 use crate::journal::{Disposition, Journal, JournalError, NotCompleted, TxnEvent, TxnKind, TxnRecord, TxnState};
 use crate::terminal::answer::AnswerFault;
 use crate::terminal::disposition::TerminalReason;
+use crate::terminal::pin::EnteredPin;
 use host_contract::ResponseCode;
 use iso8583::{field, Message, Mti};
 
@@ -132,7 +133,14 @@ pub fn response_text(code: &str) -> &'static str {
 
 /// Authorization of an online request: journal Sent → exchange → journal Answered → Completed.
 /// No answer → the reversal is queued (journaled) and tried once at once.
-pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, rec: &mut TxnRecord, track2: Option<String>) -> Result<HostAnswer, OnlineError> {
+pub async fn authorize(
+    journal: &Journal,
+    link: &mut HostLink,
+    id: &Identity,
+    rec: &mut TxnRecord,
+    track2: Option<String>,
+    pin: Option<&EnteredPin>,
+) -> Result<HostAnswer, OnlineError> {
     // Connected and signed on before the STAN is taken: the sign-on says where the acquirer has
     // this terminal. A host that cannot be reached or refuses the sign-on got nothing: the
     // transaction closes as not completed, with nothing to reverse.
@@ -144,9 +152,27 @@ pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, re
         })?;
         return Err(e);
     }
+    // The PIN block under this connection's PIN key (DE 52, ISO 9564 format 0): made now, never
+    // journaled. A link without keys has no PIN key: the PIN cannot travel, nothing is sent.
+    let pin_block = match pin {
+        None => None,
+        Some(p) => match (link.pin_key(), rec.pan.as_deref()) {
+            (Some(k), Some(pan)) => p.format0_block(k, pan).ok(),
+            _ => None,
+        },
+    };
+    if pin.is_some() && pin_block.is_none() {
+        tracing::warn!("online PIN entered but the host link has no PIN key: not sent");
+        journal.advance(rec, TxnEvent::Closed, |r| {
+            r.disposition = Some(Disposition::DeclinedByTerminal { reason: TerminalReason::OnlinePinUnavailable });
+            r.reason = Some("online PIN needs a keyed host link (this host is configured mac = false): not sent, not approved".into());
+        })?;
+        return Err(OnlineError::Refused("no PIN key on the host link".into()));
+    }
     let stan = journal.next_stan()?;
     let (de7, de12, de13) = message_times(id);
     journal.advance(rec, TxnEvent::Sent, |r| {
+        r.pin_sent = pin_block.is_some();
         r.stan = Some(stan);
         r.transmitted = Some(de7);
         r.local_time = Some(de12);
@@ -160,6 +186,11 @@ pub async fn authorize(journal: &Journal, link: &mut HostLink, id: &Identity, re
     }
     if let Some(rrn) = &rec.reference_rrn {
         req.set_str(field::RRN, rrn);
+    }
+    if let Some(b) = pin_block {
+        // DE 53: PIN format 1 (ISO 9564 format 0, with the PAN), algorithm 6 (double-length
+        // TDES) — the CUP-style layout (unverified against the CUP specification).
+        req.set(field::PIN_DATA, b.to_vec()).set_str(field::SECURITY_CONTROL, "1600000000000000");
     }
     match link.exchange(&req).await.map_err(OnlineError::from) {
         Ok(ans) => {

@@ -114,6 +114,10 @@ struct TerminalSection {
     /// IANA time zone of the terminal's local time (screens, receipts, DE 12/13).
     #[serde(default = "shanghai")]
     time_zone: String,
+    /// Whether the PIN pad offers "PIN bypass" when the card asks for online PIN (default no:
+    /// the issuer then declines anyway, issue 12).
+    #[serde(default)]
+    pin_bypass: bool,
 }
 
 fn shanghai() -> String {
@@ -144,6 +148,8 @@ pub struct Settings {
     pub time_zone: jiff::tz::TimeZone,
     /// Its IANA name, as configured.
     pub time_zone_name: String,
+    /// `[terminal] pin_bypass`: the PIN pad may offer "PIN bypass".
+    pub pin_bypass: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -276,6 +282,7 @@ impl Settings {
             lang,
             time_zone,
             time_zone_name: t.time_zone,
+            pin_bypass: t.pin_bypass,
         })
     }
 

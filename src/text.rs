@@ -211,7 +211,8 @@ texts! {
     RRefundedBy => "REFUNDED by transaction #{0}", "已退货（退货交易 #{0}）";
     RInProgress => "IN PROGRESS", "处理中";
     RSignature => "Signature: ______________________", "持卡人签名：____________________";
-    RPinOnline => "PIN verified online", "密码已联机验证";
+    RPinOnline => "PIN verified by the issuer", "密码已由发卡行验证";
+    RPinBypassed => "PIN not entered (bypassed)", "未输入密码（跳过）";
     RNoCvm => "No cardholder verification required", "免密免签";
     RNoCharge => "NO CHARGE", "未扣款";
 

@@ -35,6 +35,7 @@ pub(crate) const FIELDS: &[FieldSpec] = &[
     f(43, "card acceptor name/location", Alpha, Fixed(40)),
     f(49, "currency code, transaction", Numeric, Fixed(3)),
     f(52, "PIN data", Binary, Fixed(8)).redacted(Redact::Withhold),
+    f(53, "security related control information", Numeric, Fixed(16)),
     f(54, "additional amounts", Alpha, LLLVar(120)),
     f(55, "ICC data", Binary, LLLVar(999)),
     f(60, "reserved private (batch/settlement data)", Alpha, LLLVar(999)),
@@ -114,6 +115,8 @@ pub mod field {
     pub const CURRENCY_CODE: u8 = 49;
     /// 52 PIN data, b64 (8 raw bytes).
     pub const PIN_DATA: u8 = 52;
+    /// 53 security related control information, n16 (PIN block format, algorithm).
+    pub const SECURITY_CONTROL: u8 = 53;
     /// 54 additional amounts, an..120 LLLVAR.
     pub const ADDITIONAL_AMOUNTS: u8 = 54;
     /// 55 ICC data, b..999 LLLVAR (raw BER-TLV bytes).

@@ -316,7 +316,7 @@ impl Runner {
             Progress::PresentCard => ui.push("PRESENT_CARD".into()),
             Progress::Message(m) => ui.push(ui_name(m).into()),
             // "Hold still" and "sending": reader and host states, not Book A UI requests.
-            Progress::CardDetected | Progress::Authorizing => {}
+            Progress::CardDetected | Progress::Authorizing | Progress::EnterPin => {}
         };
         let mut journal: Option<crate::journal::TxnRecord> = None;
         let (report, tap) = match case.host {

@@ -62,6 +62,9 @@ pub enum TerminalReason {
     /// The card asks for online PIN and this terminal has no PIN entry: not approved without it
     /// (Book A §6.2 CVM "Online PIN" — the PIN must travel in the request).
     OnlinePinUnavailable,
+    /// The card asks for online PIN and the cardholder did not enter one (cancelled, timed out,
+    /// or no PIN pad input): nothing sent, not approved (issue 12).
+    PinNotEntered,
     /// The host's answer was not the answer to the request (wrong MTI, STAN, amount, currency,
     /// unknown DE 39, ARC ≠ DE 39): reversed.
     HostAnswerRejected,
@@ -168,6 +171,8 @@ impl Disposition {
             (Disposition::DeclinedByTerminal { reason: TerminalReason::OnlinePinUnavailable }, ZhCn) => {
                 "此卡需要输入密码，本终端无密码键盘 — 未扣款；请换卡或降低金额"
             }
+            (Disposition::DeclinedByTerminal { reason: TerminalReason::PinNotEntered }, En) => "No PIN entered — not charged",
+            (Disposition::DeclinedByTerminal { reason: TerminalReason::PinNotEntered }, ZhCn) => "未输入密码 — 未扣款",
             (Disposition::DeclinedByTerminal { reason: TerminalReason::HostAnswerRejected }, En) => {
                 "The host's answer did not match the request — not charged (reversed); try again"
             }
@@ -214,6 +219,7 @@ mod tests {
             Disposition::DeclinedByCard,
             Disposition::AuthorizationReady,
             Disposition::DeclinedByTerminal { reason: TerminalReason::OnlinePinUnavailable },
+            Disposition::DeclinedByTerminal { reason: TerminalReason::PinNotEntered },
             Disposition::DeclinedByTerminal { reason: TerminalReason::HostAnswerRejected },
         ];
         v.extend(ResponseCode::all().filter(|r| !r.is_approved()).map(|response_code| Disposition::DeclinedByIssuer { response_code }));

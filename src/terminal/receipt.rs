@@ -88,7 +88,9 @@ pub fn receipt(settings: &Settings, r: &TxnRecord, training: bool, refunded_by: 
         _ if !approved => None,
         Some(Cvm::Cdcvm) => Some(T::VerifiedByDevice),
         Some(Cvm::Signature) => Some(T::RSignature),
-        Some(Cvm::OnlinePin) => Some(T::RPinOnline),
+        // "PIN verified" only when the PIN went to the issuer and the issuer approved.
+        Some(Cvm::OnlinePin) if r.pin_sent => Some(T::RPinOnline),
+        Some(Cvm::OnlinePin) => Some(T::RPinBypassed),
         Some(Cvm::NoCvm | Cvm::NotApplicable) | None => Some(T::RNoCvm),
     };
     let currency = if t.currency == [0x01, 0x56] { "CNY ¥".to_string() } else { format!("{} {}", hex::encode(t.currency), settings.currency_symbol) };

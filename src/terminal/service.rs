@@ -11,6 +11,7 @@ use crate::journal::{Disposition, Journal, TxnEvent, TxnKind, TxnRecord, TxnStat
 use crate::report::PayReport;
 use crate::settings::Settings;
 use crate::terminal::disposition::{self, TerminalReason};
+use crate::terminal::pin::{PinEntry, PinPad, PinPrompt};
 use crate::terminal::receipt;
 use crate::terminal::{self, Display, TapPolicy};
 use crate::{clock, host, online};
@@ -35,6 +36,8 @@ pub enum Progress {
     CardDetected,
     /// A message the kernel or Entry Point asks for (Book A §7.1), e.g. "Card read OK", "See phone".
     Message(kernels::outcome::MessageId),
+    /// The card asks for online PIN: the PIN pad is up.
+    EnterPin,
     /// The request is on its way to the host.
     Authorizing,
 }
@@ -127,6 +130,7 @@ pub fn complete(
     rt: &tokio::runtime::Handle,
     link: &mut host::HostLink,
     progress: &mut dyn FnMut(Progress),
+    pin_pad: Option<&mut dyn PinPad>,
 ) -> Result<()> {
     let s = ep.summary();
     let record = result.outcome.data_record.clone().unwrap_or_default();
@@ -153,7 +157,7 @@ pub fn complete(
     match disposition::after_tap(&result.outcome, result.reader_error.as_ref(), result.refused_before_tap.then(|| ep.transaction().amount)) {
         // The card asks for online PIN and there is no PIN pad: the request must not go
         // without the PIN (Book A §6.2 CVM = Online PIN), so nothing is sent or charged.
-        None if result.outcome.cvm == Cvm::OnlinePin => {
+        None if result.outcome.cvm == Cvm::OnlinePin && pin_pad.is_none() => {
             let d = Disposition::DeclinedByTerminal { reason: TerminalReason::OnlinePinUnavailable };
             j.advance(rec, TxnEvent::Closed, |r| {
                 r.disposition = Some(d);
@@ -163,12 +167,47 @@ pub fn complete(
             report.reason = rec.reason.clone().unwrap_or_default();
         }
         None => {
+            // Online PIN (Book A §6.2; issue 12): the cardholder enters it now, before anything
+            // is sent; it travels only as a PIN block under the session PIN key.
+            let mut pin = None;
+            if result.outcome.cvm == Cvm::OnlinePin {
+                if let Some(pad) = pin_pad {
+                    progress(Progress::EnterPin);
+                    let prompt = PinPrompt {
+                        amount: report.amount.clone(),
+                        pan_masked: report.pan_masked.clone().unwrap_or_default(),
+                        bypass_allowed: settings.pin_bypass,
+                        timeout: Duration::from_secs(30),
+                    };
+                    match pad.enter(&prompt) {
+                        PinEntry::Entered(p) => pin = Some(p),
+                        PinEntry::Bypassed if settings.pin_bypass => {
+                            tracing::info!("PIN bypassed by the cardholder: the issuer decides");
+                        }
+                        entry => {
+                            let why = match entry {
+                                PinEntry::TimedOut => "PIN entry timed out",
+                                PinEntry::Cancelled => "PIN entry cancelled",
+                                _ => "PIN bypass is not allowed",
+                            };
+                            let d = Disposition::DeclinedByTerminal { reason: TerminalReason::PinNotEntered };
+                            j.advance(rec, TxnEvent::Closed, |r| {
+                                r.disposition = Some(d);
+                                r.reason = Some(format!("{why}: not sent, not approved"));
+                            })?;
+                            report.set(d);
+                            report.reason = rec.reason.clone().unwrap_or_default();
+                            return Ok(());
+                        }
+                    }
+                }
+            }
             progress(Progress::Authorizing);
             let id = identity(settings);
             let outcome = rt.block_on(async {
                 // Earlier reversals first: the host must not see this one before them.
                 let _ = online::drain(j, link, &id).await;
-                online::authorize(j, link, &id, rec, track2).await
+                online::authorize(j, link, &id, rec, track2, pin.as_ref()).await
             });
             report.online = true;
             report.stan = rec.stan.map(|s| format!("{s:06}"));
@@ -358,7 +397,13 @@ impl Terminal {
         let hold = result.outcome.ui_on_outcome.as_ref().map(|u| Duration::from_millis(u64::from(u.hold_time_ms))).unwrap_or_default();
         let mut link = self.link();
         let link = link.get_or_insert_with(|| self.new_link());
-        complete(&self.settings, &self.journal, &mut rec, &ep, &result, &mut report, self.rt.handle(), link, progress)?;
+        let mut pad = self.pin_pad.lock().unwrap_or_else(|p| p.into_inner());
+        let pin_pad: Option<&mut dyn PinPad> = match pad.as_mut() {
+            Some(p) => Some(p.as_mut()),
+            None => None,
+        };
+        complete(&self.settings, &self.journal, &mut rec, &ep, &result, &mut report, self.rt.handle(), link, progress, pin_pad)?;
+        drop(pad);
         if report.online {
             self.host_ok.store(report.response_code.is_some(), Ordering::Relaxed);
         }
@@ -421,7 +466,7 @@ impl Terminal {
         let link = link.get_or_insert_with(|| self.new_link());
         let res = self.rt.block_on(async {
             let _ = online::drain(&self.journal, link, &id).await;
-            online::authorize(&self.journal, link, &id, &mut rec, None).await
+            online::authorize(&self.journal, link, &id, &mut rec, None, None).await
         });
         self.host_ok.store(res.is_ok(), Ordering::Relaxed);
         Ok(rec)

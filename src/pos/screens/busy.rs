@@ -71,6 +71,8 @@ impl App {
             Progress::Message(MessageId::CardReadOk | MessageId::RemoveCard) => *stage = Stage::CardRead,
             Progress::Message(_) => {}
             Progress::Authorizing => *stage = Stage::Authorizing,
+            // The PIN pad screen takes over (src/pos/pinpad.rs) until the PIN is in.
+            Progress::EnterPin => {}
         }
     }
 }
