@@ -496,6 +496,11 @@ impl HostLink {
     /// Sends `req` and returns its answer, checked against it (`answer::check`): anything that is
     /// not the answer to this request is an error, and the connection is dropped.
     pub async fn exchange(&mut self, req: &Message) -> Result<Answer, HostError> {
+        // A keyed link that never signed on (a caller that did not call `ready`): provisioning
+        // and the keyed sign-on come first.
+        if matches!(&self.security, LinkSecurity::Keyed(k) if k.tmk.is_none() || k.needs_provisioning) || (self.conn.is_none() && self.is_authenticated()) {
+            self.ready().await?;
+        }
         let now_ms = self.now_ms();
         let outs = self.session.handle(Input::Submit { req: req.clone(), now_ms });
         match self.drive(outs).await {

@@ -58,6 +58,10 @@ pub struct PayReport {
     pub arpc: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal_id: Option<u64>,
+    /// "UNAUTHENTICATED" when the request went over a host link configured `mac = false` (no
+    /// keys, no MAC: the answer could have come from anyone); absent on the keyed link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub replay_differences: Vec<reader_drivers::replay::Difference>,
 }
@@ -118,6 +122,7 @@ impl PayReport {
             rrn: None,
             arpc: None,
             journal_id: None,
+            link: None,
             replay_differences: vec![],
         }
     }

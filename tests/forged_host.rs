@@ -3,6 +3,8 @@
 //! real ISO 8583 (`ascii87`) over TCP on 127.0.0.1 and answers reversals honestly, so the test
 //! can see the reversal arrive.
 
+mod common;
+
 use iso8583::{ascii87, field, Message, Mti};
 use kernels::{tag, tlv};
 use serde_json::Value;
@@ -119,7 +121,22 @@ fn pay_against(forgery: Forgery) -> (Value, i32, Vec<String>, Vec<Value>) {
     let (tx, rx) = mpsc::channel();
     let addr = fake_host(forgery, tx);
     let run = |args: &[&str]| Command::new(BIN).args(args).arg("--data").arg(&dir).stdin(Stdio::null()).output().expect("run shanfu");
-    let out = run(&["pay", "20.00", "--reader", "virtual:unionpay-phone", "--host", &addr, "--timeout-ms", "2000", "--json"]);
+    // This fake host has no keys: the terminal is configured `mac = false` for it, so what is
+    // tested here is the answer check itself (tests/keyed_link.rs: the same forgeries with MAC on).
+    let cfg = common::keyless_config(&std::env::temp_dir().join(format!("shanfu-forged-cfg-{}-{forgery:?}", std::process::id())));
+    let out = run(&[
+        "pay",
+        "20.00",
+        "--config",
+        cfg.to_str().unwrap_or_default(),
+        "--reader",
+        "virtual:unionpay-phone",
+        "--host",
+        &addr,
+        "--timeout-ms",
+        "2000",
+        "--json",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let journal = run(&["journal", "export", "--format", "json"]);

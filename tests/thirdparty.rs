@@ -7,6 +7,8 @@
 //! python3-pip). When PyPI cannot be reached the test fails and says so — unless
 //! SHANFU_SKIP_PYPI=1, which skips it (offline machines).
 
+mod common;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -161,7 +163,18 @@ impl Env {
 
     /// `shanfu --data DIR ARGS --json`: the JSON line and the exit code.
     fn json(&self, args: &[&str], host: &PyHost) -> (Value, i32) {
-        let out = Command::new(BIN).arg("--data").arg(&self.dir).args(args).arg("--json").stdin(Stdio::null()).output().expect("run shanfu");
+        // The Python host has no keys: this terminal is configured `mac = false` for it.
+        let cfg = common::keyless_config(&self.dir);
+        let out = Command::new(BIN)
+            .arg("--data")
+            .arg(&self.dir)
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run shanfu");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let v = serde_json::from_str(stdout.lines().last().unwrap_or(""))
             .unwrap_or_else(|e| panic!("{args:?}: {e}: stdout {stdout:?} stderr {:?}\nhost log:\n{}", String::from_utf8_lossy(&out.stderr), host.log_text()));
@@ -185,6 +198,7 @@ fn pay_and_settle_against_a_pyiso8583_host() {
     let (v, rc) = env.json(&["pay", "20.00", "--reader", "virtual:unionpay-phone", "--host", &host.addr], &host);
     assert_eq!(rc, 0, "{v}\nhost log:\n{}", host.log_text());
     assert_eq!(v["outcome"], "APPROVED", "{v}");
+    assert_eq!(v["link"], "UNAUTHENTICATED", "a keyless host is reported as such: {v}");
     assert_eq!(v["response_code"], "00", "{v}");
     assert_eq!(v["online"], true, "{v}");
     // The host holds no issuer keys: no tag 91 in its answer.

@@ -976,6 +976,9 @@ fn server(dir: &TempDir, faults: Faults) -> (tokio::runtime::Runtime, std::net::
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut acq = Acquirer::open(dir.path(), &Seed::builtin().unwrap(), faults).unwrap();
     acq.set_today(2611);
+    // These tests are about the wire (framing, pipelining, faults): keyless clients, so the
+    // server runs `--mac off` (the keyed link has its own tests).
+    acq.set_mac_mode(crate::MacMode::Off);
     let acq = Arc::new(acq);
     let addr = rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

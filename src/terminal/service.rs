@@ -210,6 +210,9 @@ pub fn complete(
                 online::authorize(j, link, &id, rec, track2, pin.as_ref()).await
             });
             report.online = true;
+            if !link.is_authenticated() {
+                report.link = Some("UNAUTHENTICATED".into());
+            }
             report.stan = rec.stan.map(|s| format!("{s:06}"));
             report.reason = rec.reason.clone().unwrap_or_default();
             if let Some(d) = rec.disposition {
