@@ -100,6 +100,18 @@ enum Cmd {
         #[arg(long)]
         host: Option<String>,
     },
+    /// Host link keys (docs/host.md "Keys and MAC"): `provision` a new terminal master key with
+    /// the acquirer (P-256 against the pinned acquirer key), `rotate` the working keys (a new
+    /// sign-on). Prints key check values, never keys.
+    Keys {
+        #[arg(value_parser = ["provision", "rotate"])]
+        action: String,
+        /// Acquirer host ADDR, or `embedded` (simulator). Default: config/host.toml.
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Upload pending reversals and advices, then reconcile totals with the acquirer (0500).
     Settle {
         /// Acquirer host ADDR, or `embedded` (simulator). Default: config/host.toml.
@@ -417,6 +429,7 @@ fn run(cli: Cli) -> Result<i32> {
             cashier(&cli.global, r, None, host, false)
         }
         Cmd::Settle { host, timeout_ms, json } => settle(&cli.global, host, timeout_ms, json),
+        Cmd::Keys { action, host, json } => keys_cmd(&cli.global, &action, host, json),
         Cmd::Journal { cmd } => journal_cmd(&cli.global, cmd.unwrap_or(JournalCmd::List)),
         #[cfg(feature = "simulators")]
         Cmd::Acquirer(a) => acquirer_cmd(&cli.global, a),
@@ -604,6 +617,22 @@ fn write_script(path: &PathBuf, a: &PayArgs, settings: &Settings, result: &termi
         exchanges: result.exchanges.iter().map(|x| Exchange { c: hex::encode_upper(&x.c), r: hex::encode_upper(mask(&x.r)), tap: Some(x.tap) }).collect(),
     };
     std::fs::write(path, serde_json::to_string_pretty(&script)?).with_context(|| format!("writing {}", path.display()))
+}
+
+fn keys_cmd(g: &Global, action: &str, host: Option<String>, json: bool) -> Result<i32> {
+    let settings = Settings::load(g.config.as_deref())?;
+    let host = HostChoice::resolve(host.as_deref(), &settings)?;
+    let term = Terminal::open(settings, &data_dir(g), host)?;
+    let r = term.keys(action == "provision")?;
+    if json {
+        outln!("{}", serde_json::to_string(&r)?);
+    } else {
+        if let Some(t) = &r.tmk_kcv {
+            outln!("terminal master key provisioned: KCV {t}");
+        }
+        outln!("signed on: working keys PIN KCV {}, MAC KCV {}, data KCV {}", r.pin_key_kcv, r.mac_key_kcv, r.data_key_kcv);
+    }
+    Ok(0)
 }
 
 fn settle(g: &Global, host: Option<String>, timeout_ms: Option<u64>, json: bool) -> Result<i32> {

@@ -163,6 +163,29 @@ mod tests {
     }
 
     #[test]
+    fn pin_verified_only_when_the_pin_block_went_and_the_issuer_approved() {
+        let (j, d) = journal("pin");
+        let mut r = j.begin(TxnKind::Purchase, 50000, "0156").unwrap();
+        for e in [TxnEvent::CardRead, TxnEvent::Sent, TxnEvent::Answered, TxnEvent::Closed] {
+            j.advance(&mut r, e, |r| {
+                r.cvm = Some(Cvm::OnlinePin);
+                r.disposition = Some(Disposition::ApprovedOnline);
+            })
+            .unwrap();
+        }
+        r.pin_sent = true;
+        assert!(receipt(&english(), &r, false, None).contains("PIN verified by the issuer"));
+        r.pin_sent = false;
+        let bypassed = receipt(&english(), &r, false, None);
+        assert!(!bypassed.contains("PIN verified") && bypassed.contains("bypassed"), "{bypassed}");
+        r.pin_sent = true;
+        r.disposition = Some(Disposition::DeclinedByIssuer { response_code: host_contract::ResponseCode::IncorrectPin });
+        assert!(!receipt(&english(), &r, false, None).contains("PIN verified"));
+        drop(j);
+        let _ = std::fs::remove_dir_all(d.parent().unwrap_or(&d));
+    }
+
+    #[test]
     fn a_void_slip_is_a_void_with_its_own_time_not_the_sales_approval() {
         let (j, d) = journal("void");
         let mut r = j.begin(TxnKind::Purchase, 5678, "0156").unwrap();

@@ -281,6 +281,16 @@ pub struct Terminal {
     _local: Option<terminal::local::LocalServer>,
 }
 
+/// Check values of the keys `shanfu keys` established (never the keys).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeysReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmk_kcv: Option<String>,
+    pub pin_key_kcv: String,
+    pub mac_key_kcv: String,
+    pub data_key_kcv: String,
+}
+
 /// Where the terminal sends its online requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostChoice {
@@ -514,6 +524,23 @@ impl Terminal {
         let rep = self.rt.block_on(online::settle(&self.journal, link, &id));
         self.host_ok.store(rep.is_ok(), Ordering::Relaxed);
         Ok(rep?)
+    }
+
+    /// `shanfu keys provision|rotate` (issue 12): `provision` establishes a new terminal master
+    /// key with the acquirer (P-256, docs/keys.md) and signs on with it; `rotate` signs on again
+    /// on a new connection for fresh working keys. Returns the check values (never a key).
+    pub fn keys(&self, provision: bool) -> Result<KeysReport> {
+        let mut link = self.link();
+        let link = link.get_or_insert_with(|| self.new_link());
+        if !link.is_authenticated() {
+            bail!("this host is configured `mac = false`: it has no keys to provision or rotate");
+        }
+        let tmk = if provision { Some(self.rt.block_on(link.provision())?) } else { None };
+        link.disconnect();
+        self.rt.block_on(online::ready(&self.journal, link))?;
+        let (pin, mac, data) = link.session_kcvs().ok_or_else(|| anyhow!("signed on without working keys"))?;
+        let kcv = |k: shanfu_keys::Kcv| hex::encode_upper(k.as_bytes());
+        Ok(KeysReport { tmk_kcv: tmk.map(kcv), pin_key_kcv: kcv(pin), mac_key_kcv: kcv(mac), data_key_kcv: kcv(data) })
     }
 
     /// The approved refund of a sale, if any.
