@@ -590,7 +590,7 @@ impl Acquirer {
         let asked = cr
             .icc
             .and_then(|icc| tlv::find(icc, kernels::tag::CTQ).ok().flatten())
-            .and_then(|ctq| kernels::types::Ctq::from_slice(ctq))
+            .and_then(kernels::types::Ctq::from_slice)
             .is_some_and(|ctq| ctq.online_pin_required());
         Ok(match pin {
             PinInput::Clear(p) => match self.verify_pin(cr.pan, p)? {
