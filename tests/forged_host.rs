@@ -116,6 +116,12 @@ fn fake_host(forgery: Forgery, seen: mpsc::Sender<String>) -> String {
 }
 
 fn pay_against(forgery: Forgery) -> (Value, i32, Vec<String>, Vec<Value>) {
+    pay_against_with(forgery, true)
+}
+
+/// `keyless`: the terminal is configured `mac = false` for this host; else the shipped keyed
+/// configuration (MAC on every message, keys provisioned against the pinned acquirer key).
+fn pay_against_with(forgery: Forgery, keyless: bool) -> (Value, i32, Vec<String>, Vec<Value>) {
     let dir = std::env::temp_dir().join(format!("shanfu-forged-{}-{forgery:?}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (tx, rx) = mpsc::channel();
@@ -123,7 +129,11 @@ fn pay_against(forgery: Forgery) -> (Value, i32, Vec<String>, Vec<Value>) {
     let run = |args: &[&str]| Command::new(BIN).args(args).arg("--data").arg(&dir).stdin(Stdio::null()).output().expect("run shanfu");
     // This fake host has no keys: the terminal is configured `mac = false` for it, so what is
     // tested here is the answer check itself (tests/keyed_link.rs: the same forgeries with MAC on).
-    let cfg = common::keyless_config(&std::env::temp_dir().join(format!("shanfu-forged-cfg-{}-{forgery:?}", std::process::id())));
+    let cfg = if keyless {
+        common::keyless_config(&std::env::temp_dir().join(format!("shanfu-forged-cfg-{}-{forgery:?}", std::process::id())))
+    } else {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+    };
     let out = run(&[
         "pay",
         "20.00",
@@ -144,6 +154,21 @@ fn pay_against(forgery: Forgery) -> (Value, i32, Vec<String>, Vec<Value>) {
     let _ = std::fs::remove_dir_all(&dir);
     let seen: Vec<String> = rx.try_iter().collect();
     (v, out.status.code().unwrap_or(-1), seen, journal.as_array().cloned().unwrap_or_default())
+}
+
+/// With the shipped (keyed) configuration, a host without the acquirer's signing key cannot even
+/// be provisioned: whatever it answers — a good-looking 00 included — nothing is sent, nothing
+/// approved (issue 12). With a real acquirer behind a forger: tests/keyed_link.rs.
+#[test]
+fn a_keyed_terminal_gives_a_host_without_the_keys_nothing_whatever_it_answers() {
+    for forgery in [Forgery::Honest, Forgery::UnknownResponseCode, Forgery::Garbage] {
+        let (v, code, seen, journal) = pay_against_with(forgery, false);
+        assert_ne!(v["outcome"], "APPROVED", "{forgery:?}: {v}");
+        assert_eq!(code, 1, "{forgery:?}: {v}");
+        assert!(!seen.iter().any(|m| m == "0200"), "{forgery:?}: no request reached the fake host: {seen:?}");
+        assert_eq!(v["stan"], Value::Null, "{forgery:?}: {v}");
+        assert_eq!(journal[0]["state"], "COMPLETED", "{forgery:?}: closed, nothing to reverse");
+    }
 }
 
 #[test]
