@@ -73,6 +73,11 @@ impl HostSettings {
             "ascii87" => Ok(iso8583::ascii87().clone()),
             "bcd87" => {
                 let b: [u8; 5] = hex::decode(&self.tpdu).ok().and_then(|v| v.try_into().ok()).ok_or("config/host.toml [host] tpdu: not 10 hex digits")?;
+                // The TPDU's first byte is its ID, 60 on Chinese POS links; the acquirer tells a
+                // bcd87 frame from an ascii87 one by it.
+                if b[0] != 0x60 {
+                    return Err("config/host.toml [host] tpdu: must start with 60 (the TPDU ID)".into());
+                }
                 Ok(iso8583::Spec::bcd87_with_tpdu(b))
             }
             other => Err(format!("config/host.toml [host] wire: {other:?} is not \"ascii87\" or \"bcd87\"")),
@@ -297,6 +302,21 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wire_format_and_its_tpdu_are_checked() {
+        let host = |extra: &str| toml::from_str::<HostSettings>(extra).unwrap().spec();
+        assert_eq!(host("").unwrap().name(), iso8583::ascii87().name());
+        assert!(host("wire = \"bcd87\"").is_ok());
+        for (cfg, says) in [
+            ("wire = \"bcd87\"\ntpdu = \"5000030000\"", "must start with 60"),
+            ("wire = \"bcd87\"\ntpdu = \"60000300\"", "not 10 hex digits"),
+            ("wire = \"bcd93\"", "is not"),
+        ] {
+            let e = host(cfg).unwrap_err();
+            assert!(e.contains(says), "{cfg}: {e}");
+        }
+    }
 
     #[test]
     fn builtin_configuration_loads() {

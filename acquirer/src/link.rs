@@ -157,6 +157,16 @@ fn wire_of(body: &[u8]) -> (Spec, Spec) {
     }
 }
 
+/// Whether a framed request is network management (0800: sign-on, echo, provisioning, deny
+/// list) in either wire format — the TPDU of a bcd87 frame comes before its BCD MTI.
+pub(crate) fn is_network(body: &[u8]) -> bool {
+    if body.first() == Some(&0x60) && body.len() > 5 {
+        body[5] == 0x08
+    } else {
+        body.get(..2) == Some(&b"08"[..])
+    }
+}
+
 /// An answer that says only `rc` to `req` (echoing what identifies it).
 fn refusal(req: &Message, rc: Rc) -> Option<Message> {
     let mut r = Message::new(response_mti(req.mti)?);

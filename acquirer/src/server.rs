@@ -171,7 +171,7 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
             // Fault injection counts and hits transaction messages only: network management
             // (0800 sign-on / echo) is always answered at once, so a test's "every Nth request"
             // lands on the 0200 / 0400 / 0500 it means.
-            let network = body.get(..2) == Some(&b"08"[..]);
+            let network = crate::link::is_network(&body);
             let n = if network { 0 } else { state.requests.fetch_add(1, Ordering::Relaxed).wrapping_add(1) };
             let st = state.clone();
             // A one-shot fault set over the admin port (`faults …`) hits this request; a forced

@@ -1447,3 +1447,20 @@ fn an_old_clear_database_or_another_key_is_refused_with_a_clear_error() {
     let e = Acquirer::open(dir.path(), &seed, Faults::default()).err().expect("another key is refused");
     assert!(matches!(&e, AcquirerError::Schema { problem, .. } if problem.contains("another key")), "{e}");
 }
+
+/// Fault injection spares network management in both wire formats: the TPDU of a bcd87 frame
+/// comes before its MTI, so "starts with 08" alone would count a bcd87 sign-on as a request.
+#[test]
+fn network_management_is_recognised_in_ascii87_and_in_bcd87_with_a_tpdu() {
+    let tpdu = iso8583::Spec::bcd87_with_tpdu([0x60, 0x00, 0x03, 0x00, 0x00]);
+    for (mti, network) in [(Mti::NETWORK_MANAGEMENT_REQUEST, true), (Mti::FINANCIAL_REQUEST, false), (Mti::REVERSAL_REQUEST, false)] {
+        let mut m = Message::new(mti);
+        m.set_str(field::STAN, "000001").set_str(field::TERMINAL_ID, "SHANFU01");
+        for spec in [ascii87(), &tpdu] {
+            let body = spec.pack(&m).unwrap();
+            assert_eq!(crate::link::is_network(&body), network, "{mti} in {}", spec.name());
+        }
+    }
+    assert!(!crate::link::is_network(b""));
+    assert!(!crate::link::is_network(&[0x60, 0, 3, 0, 0]));
+}
