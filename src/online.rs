@@ -280,6 +280,10 @@ pub async fn advise(journal: &Journal, link: &mut HostLink, id: &Identity, rec: 
     let mut m = base(Mti::FINANCIAL_ADVICE, id, rec);
     card_fields(&mut m, rec);
     let ans = link.exchange(&m).await?;
+    if ans.response_code.is_not_processed() {
+        // Not posted: the advice is still owed to the acquirer (sent again by the next settle).
+        return Err(OnlineError::Refused(format!("{} to the advice ({})", ans.response_code, ans.response_code.meaning())));
+    }
     journal.advance(rec, TxnEvent::AdviceAcked, |r| r.response_code = Some(ans.response_code.code().to_string()))?;
     Ok(())
 }
@@ -293,9 +297,11 @@ pub struct Totals {
     pub credits_amount: u64,
 }
 
-/// Whether a transaction is in the batch the next settlement (0500) reconciles.
+/// Whether a transaction is in the batch the next settlement (0500) reconciles: an approved
+/// sale, and an advice the acquirer accepted (a refused advice was not posted there).
 pub fn counts(r: &TxnRecord) -> bool {
-    (r.state == TxnState::Completed && r.disposition.is_some_and(Disposition::is_approved)) || r.state == TxnState::Advised
+    (r.state == TxnState::Completed && r.disposition.is_some_and(Disposition::is_approved))
+        || (r.state == TxnState::Advised && r.response_code.as_deref().and_then(ResponseCode::from_code).is_some_and(ResponseCode::is_approved))
 }
 
 /// What `settle` did.
@@ -402,4 +408,35 @@ pub async fn settle(journal: &Journal, link: &mut HostLink, id: &Identity) -> Re
         journal.close_batch(batch)?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn advised(code: Option<&str>) -> TxnRecord {
+        let v = serde_json::json!({
+            "id": 1, "kind": "PURCHASE", "state": "ADVISED", "history": [], "amount": 1000, "currency": "0156",
+            "reversal_attempts": 0, "response_code": code,
+        });
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The 0500 counts an advice only when the acquirer accepted (posted) it.
+    #[test]
+    fn an_advice_counts_in_the_batch_only_when_the_acquirer_accepted_it() {
+        assert!(counts(&advised(Some("00"))));
+        for refused in [Some("14"), Some("62"), Some("82"), Some("30"), Some("XX"), None] {
+            assert!(!counts(&advised(refused)), "{refused:?}");
+        }
+        let mut pending = advised(Some("00"));
+        pending.state = TxnState::AdvicePending;
+        assert!(!counts(&pending));
+    }
+
+    #[test]
+    fn only_codes_that_mean_not_processed_keep_an_advice_owed() {
+        let kept: Vec<_> = ResponseCode::all().filter(|rc| rc.is_not_processed()).map(ResponseCode::code).collect();
+        assert_eq!(kept, ["63", "91", "96"]);
+    }
 }

@@ -304,3 +304,24 @@ fn a_lost_0510_does_not_block_settlement() {
     assert_eq!(settled["totals"]["debits"], 1);
     assert_eq!(s(&env.journal()[0], "state"), "SETTLED");
 }
+
+/// An advice the acquirer did not process (96 host error, 63 link check) is still owed: it
+/// stays pending and goes again with the next settlement; the batch is reconciled only when
+/// the acquirer has posted it, and counted once.
+#[test]
+fn an_advice_the_host_did_not_process_stays_pending_and_is_sent_again() {
+    let env = Env::new("advice-retry");
+    let acq = env.acquirer(&[]);
+    let db = env.dir.join("standalone-acquirer");
+    assert_eq!(s(&env.pay("10.00", "virtual:unionpay-transit", &["--host", &acq.addr]), "outcome"), "APPROVED");
+    for code in ["96", "63"] {
+        assert_eq!(shanfu::acquirer::admin_command(&db, &format!("faults code={code}")).unwrap(), "ok");
+        let (v, _) = env.json(&["settle", "--host", &acq.addr, "--json"]);
+        assert_eq!((v["advices_sent"].as_u64(), v["advices_pending"].as_u64(), v["reconciled"].as_bool()), (Some(0), Some(1), Some(false)), "{code}: {v}");
+        assert_eq!(s(&env.journal()[0], "state"), "ADVICE_PENDING", "{code}");
+    }
+    let (v, code) = env.json(&["settle", "--host", &acq.addr, "--json"]);
+    assert_eq!((v["advices_sent"].as_u64(), v["reconciled"].as_bool(), code), (Some(1), Some(true), 0), "{v}");
+    assert_eq!((v["totals"]["debits"].as_u64(), v["totals"]["debits_amount"].as_u64()), (Some(1), Some(1000)), "{v}");
+    assert_eq!(s(&env.journal()[0], "state"), "SETTLED");
+}

@@ -206,6 +206,13 @@ impl ResponseCode {
     pub fn is_approved(self) -> bool {
         self == ResponseCode::Approved
     }
+
+    /// The host did not process the request — its link check failed (63), the issuer or the
+    /// host itself was down (91, 96) — so the same request may be sent again later and is still
+    /// owed: a store-and-forward advice stays pending on these, it is not "delivered".
+    pub fn is_not_processed(self) -> bool {
+        matches!(self, ResponseCode::SecurityViolation | ResponseCode::IssuerUnavailable | ResponseCode::SystemError)
+    }
 }
 
 impl std::fmt::Display for ResponseCode {
