@@ -110,7 +110,15 @@ impl Keyed {
 }
 
 /// Reads a TMK file (32 hex digits); anything else is no key (provisioning makes a new one).
+/// A file that group or others may read is a key that may have leaked: it is not used, and the
+/// next provisioning replaces it with a new owner-only one.
 fn load_key(path: &Path) -> Option<AesKey> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(file = %path.display(), mode = format!("{:o}", mode & 0o777), "terminal master key readable by others: not used, provisioning a new one");
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let b: [u8; 16] = hex::decode(text.trim()).ok()?.try_into().ok()?;
     Some(AesKey::new(b))

@@ -347,3 +347,43 @@ fn the_bcd87_wire_with_a_tpdu_carries_the_same_keys_and_mac() {
     assert_eq!(last_json(&out)["reconciled"].as_bool(), Some(true), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The TMK file of the terminal with the wrong permissions is a key that may have leaked: it is
+/// not used, a new one is provisioned (owner-only). The acquirer's local master key replaced
+/// (its stored TMKs no longer unwrap): the sign-on is answered 63 and the terminal provisions
+/// again by itself. The acquirer refuses to start with an `lmk.key` others can read.
+#[test]
+fn exposed_or_lost_key_files_are_never_used_and_the_link_heals_by_provisioning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("keyfiles");
+    let data = dir.join("term");
+    let tmk_file = || std::fs::read_dir(data.join("keystore")).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with("tmk-")).unwrap().path();
+    let pay = |acq: &Acquirer| {
+        let (out, err, _) = shanfu(&data, &["pay", "28.00", "--reader", "virtual:unionpay-phone", "--host", &acq.addr, "--json"], "");
+        let v = last_json(&out);
+        assert_eq!(v["outcome"].as_str(), Some("APPROVED"), "{v} {err}");
+    };
+    let acq = Acquirer::start(&dir, &[]);
+    pay(&acq);
+    let first = std::fs::read_to_string(tmk_file()).unwrap();
+    std::fs::set_permissions(tmk_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    pay(&acq);
+    let second = std::fs::read_to_string(tmk_file()).unwrap();
+    assert_ne!(first, second, "an exposed TMK is replaced");
+    assert_eq!(std::fs::metadata(tmk_file()).unwrap().permissions().mode() & 0o777, 0o600);
+    drop(acq);
+
+    let lmk = dir.join("acq/keystore/lmk.key");
+    std::fs::write(&lmk, "000102030405060708090A0B0C0D0E0F").unwrap();
+    let acq = Acquirer::start(&dir, &[]);
+    pay(&acq);
+    assert_ne!(std::fs::read_to_string(tmk_file()).unwrap(), second, "provisioned again under the new lmk");
+    assert_eq!(acq.balance(PHONE_FUNDING), 1_000_000 - 3 * 2800);
+    drop(acq);
+
+    std::fs::set_permissions(&lmk, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(BIN).args(["acquirer", "--listen", "127.0.0.1:0", "--db"]).arg(dir.join("acq")).stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("readable by others"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,6 +43,18 @@ pub enum MacMode {
 pub(crate) fn key_file<const N: usize>(path: &Path) -> Result<[u8; N], AcquirerError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let bad = || AcquirerError::Admin(format!("{} does not hold a {}-byte key in hex", path.display(), N));
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        // A key others can read may have leaked: refused rather than used (as `pan.key`).
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            return Err(AcquirerError::Admin(format!(
+                "{} is readable by others (mode {:o}): make it owner-only (chmod 600) or replace it",
+                path.display(),
+                m.permissions().mode() & 0o777
+            )))
+        }
+        _ => {}
+    }
     match std::fs::read_to_string(path) {
         Ok(t) => return hex::decode(t.trim()).ok().and_then(|v| <[u8; N]>::try_from(v).ok()).ok_or_else(bad),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -138,6 +150,9 @@ pub struct LinkSession {
     pending: Option<AcquirerProvisioning>,
     /// A response code forced on the next answer (admin `faults code=…`), before its MAC.
     pub(crate) override_code: Option<String>,
+    /// The connection has signed on with keys once: it is never served without a MAC again,
+    /// even under `--mac off` after a failed second sign-on.
+    was_keyed: bool,
 }
 
 impl LinkSession {
@@ -255,7 +270,7 @@ impl Acquirer {
                 let resp = resp?;
                 keyed::pack_with_mac(&reply, &resp, &keys.mac).map_err(|e| tracing::error!(error = %e, "answer does not pack")).ok()
             }
-            None if self.mac_mode() == MacMode::Off => {
+            None if self.mac_mode() == MacMode::Off && !sess.was_keyed => {
                 let pin = if req.has(field::PIN_DATA) { PinInput::Unreadable } else { PinInput::Absent };
                 let code = sess.override_code.take();
                 plain(self.handle_with(&req, pin).map(|r| forced(r, code)))
@@ -334,6 +349,12 @@ impl Acquirer {
                 tracing::warn!(tid = %String::from_utf8_lossy(&tid), "sign-on for keys from a terminal without a master key: refused 63 (provision first)");
                 return plain(refusal(req, Rc::SecurityViolation));
             }
+            // Stored under another local master key (lmk.key lost or replaced): this terminal's
+            // TMK is gone as far as this acquirer is concerned — 63 makes it provision again.
+            Err(AcquirerError::Corrupt { problem, .. }) => {
+                tracing::warn!(tid = %String::from_utf8_lossy(&tid), %problem, "stored terminal master key does not unwrap under lmk.key: refused 63 (provision again)");
+                return plain(refusal(req, Rc::SecurityViolation));
+            }
             Err(e) => {
                 tracing::error!(error = %e, "reading the terminal master key failed");
                 return plain(refusal(req, Rc::SystemError));
@@ -365,6 +386,7 @@ impl Acquirer {
         tracing::info!(tid = %String::from_utf8_lossy(&tid), keys = ?keys.0, "sign-on: working keys issued");
         let packed = keyed::pack_with_mac(reply, &resp, &keys.0.mac).map_err(|e| tracing::error!(error = %e, "sign-on answer does not pack")).ok();
         sess.keys = Some((tid, keys.0));
+        sess.was_keyed = true;
         packed
     }
 }

@@ -1464,3 +1464,49 @@ fn network_management_is_recognised_in_ascii87_and_in_bcd87_with_a_tpdu() {
     assert!(!crate::link::is_network(b""));
     assert!(!crate::link::is_network(&[0x60, 0, 3, 0, 0]));
 }
+
+/// A keyed terminal on a `--mac off` acquirer: provisioning, a keyed sign-on, then a sign-on
+/// whose MAC is wrong drops the connection's keys — and the connection is not served without a
+/// MAC afterwards (it stays refused 63), while a connection that never had keys is.
+#[test]
+fn a_connection_that_signed_on_with_keys_is_never_downgraded_to_no_mac() {
+    use crate::link::{test_signing_key, LinkSession, MacMode};
+    use host_contract::link as keyed;
+    use shanfu_keys::p256::ecdsa::VerifyingKey;
+    use shanfu_keys::provision::{AcquirerAnswer, TerminalId, TerminalProvisioning};
+    use shanfu_keys::rand_core::OsRng;
+
+    let dir = TempDir::new("no-downgrade");
+    let acq = open(&dir);
+    acq.set_mac_mode(MacMode::Off);
+    let net = |code: &str, de63: Option<&str>| {
+        let mut m = Message::new(Mti::NETWORK_MANAGEMENT_REQUEST);
+        m.set_str(field::TRANSMISSION_DATE_TIME, "1205120000").set_str(field::STAN, "000000").set_str(field::TERMINAL_ID, TID);
+        m.set_str(field::NETWORK_MANAGEMENT_CODE, code);
+        if let Some(v) = de63 {
+            m.set_str(field::RESERVED_PRIVATE_63, v);
+        }
+        m
+    };
+    let rc = |answer: Option<Vec<u8>>| ascii87().unpack(&answer.expect("answered")).unwrap().get_str(field::RESPONSE_CODE).unwrap().to_string();
+    let mut sess = LinkSession::default();
+
+    let (state, hello) = TerminalProvisioning::start(&mut OsRng, TerminalId::new(TID).unwrap(), VerifyingKey::from(&test_signing_key()));
+    let a = acq.handle_link(&mut sess, &ascii87().pack(&net("170", Some(&hex::encode_upper(hello.encode())))).unwrap()).unwrap();
+    let a = ascii87().unpack(&a).unwrap();
+    let answer = AcquirerAnswer::decode(&hex::decode(a.get_str(field::RESERVED_PRIVATE_63).unwrap()).unwrap()).unwrap();
+    let (tmk, confirm) = state.finish(&answer).unwrap();
+    assert_eq!(rc(acq.handle_link(&mut sess, &ascii87().pack(&net("171", Some(&hex::encode_upper(confirm.encode())))).unwrap())), "00");
+
+    let signon = keyed::pack_with_mac(ascii87(), &net("001", Some(keyed::KEYS_REQUEST)), &keyed::signon_mac_key(&tmk)).unwrap();
+    let a = acq.handle_link(&mut sess, &signon).unwrap();
+    assert_eq!(ascii87().unpack(&a).unwrap().get_str(field::RESPONSE_CODE), Some("00"));
+    assert!(sess.is_keyed());
+
+    let forged = keyed::pack_with_mac(ascii87(), &net("001", Some(keyed::KEYS_REQUEST)), &shanfu_keys::AesKey::new([9; 16])).unwrap();
+    assert_eq!(rc(acq.handle_link(&mut sess, &forged)), "63");
+    assert!(!sess.is_keyed());
+    let echo = ascii87().pack(&net("301", None)).unwrap();
+    assert_eq!(rc(acq.handle_link(&mut sess, &echo)), "63", "a once-keyed connection is not served without a MAC");
+    assert_eq!(rc(acq.handle_link(&mut LinkSession::default(), &echo)), "00", "--mac off serves a keyless connection");
+}
