@@ -145,6 +145,9 @@ impl PayReport {
             s += &format!("  display : {m}\n");
         }
         s += &format!("  reason  : {}\n", self.reason);
+        if self.link.is_some() {
+            s += "  link    : UNAUTHENTICATED — host configured mac = false: the answer could have come from anyone\n";
+        }
         if let (Some(k), Some(a)) = (&self.kernel, &self.aid) {
             s += &format!("  card    : {} {}  AID {a}  kernel {k}\n", self.label.as_deref().unwrap_or(""), self.pan_masked.as_deref().unwrap_or("-"));
         }

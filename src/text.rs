@@ -32,6 +32,7 @@ texts! {
     // Title line and status bar.
     TerminalLabel => "terminal", "终端";
     Training => "TRAINING — NOT A PAYMENT", "培训模式 — 非真实交易";
+    LinkUnauthenticated => "UNAUTHENTICATED", "链路未认证";
     PhoneInField => "phone in field", "手机在感应区";
     WaitingForCard => "waiting for card", "等待挥卡";
     Reading => "reading", "读卡中";

@@ -3,6 +3,8 @@
 //! between the terminal and a real `shanfu acquirer` process who forges or alters answers and
 //! requests — over real TCP on 127.0.0.1. The PINs never appear in any output, log or file.
 
+mod common;
+
 use iso8583::{ascii87, field, Message, Mti};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -385,5 +387,31 @@ fn exposed_or_lost_key_files_are_never_used_and_the_link_heals_by_provisioning()
     let out = Command::new(BIN).args(["acquirer", "--listen", "127.0.0.1:0", "--db"]).arg(dir.join("acq")).stdin(Stdio::null()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("readable by others"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A host configured `mac = false` (a third-party tool on `--mac off`): the text report says the
+/// link is unauthenticated; a card that asks for online PIN is declined by the terminal before
+/// any PIN is asked or anything sent — there is no PIN key to carry it.
+#[test]
+fn a_keyless_host_is_reported_unauthenticated_and_never_gets_a_pin() {
+    let dir = scratch("keyless");
+    let acq = Acquirer::start(&dir, &["--mac", "off"]);
+    let cfg = common::keyless_config(&dir);
+    let data = dir.join("term");
+    let cfg = cfg.to_str().unwrap();
+    let (out, err, code) = shanfu(&data, &["--config", cfg, "pay", "28.00", "--reader", "virtual:unionpay-phone", "--host", &acq.addr], "");
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("APPROVED") && out.contains("link    : UNAUTHENTICATED"), "{out}");
+    let (out, err, _) = shanfu(
+        &data,
+        &["--config", cfg, "pay", "500.00", "--reader", "virtual:unionpay-plastic", "--host", &acq.addr, "--pin-stdin", "--json"],
+        &format!("{HOLDER_PIN}\n"),
+    );
+    let v = last_json(&out);
+    assert_eq!((v["disposition"]["kind"].as_str(), v["disposition"]["reason"].as_str()), (Some("DECLINED_BY_TERMINAL"), Some("ONLINE_PIN_UNAVAILABLE")), "{v}");
+    assert!(v["stan"].is_null() && v["reason"].as_str().is_some_and(|r| r.contains("mac = false")), "nothing sent: {v}");
+    assert!(!err.contains(HOLDER_PIN) && !contains(&all_bytes(&data), HOLDER_PIN), "the PIN is nowhere");
+    assert_eq!(acq.balance(PLASTIC), 300_000, "nothing charged");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -39,10 +39,14 @@ fn lab_in(name: &str, lang: Lang) -> Lab {
 
 /// A till on `reader` in `lang`, as `shanfu pos` / `shanfu demo` build it (clock fixed).
 fn lab_with(name: &str, lang: Lang, reader: SendReader, phone: Option<PhoneInHand>) -> Lab {
-    let dir = std::env::temp_dir().join(format!("shanfu-pos-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let mut settings = Settings::load(None).unwrap();
     settings.lang = lang;
+    lab_on(name, settings, reader, phone)
+}
+
+fn lab_on(name: &str, settings: Settings, reader: SendReader, phone: Option<PhoneInHand>) -> Lab {
+    let dir = std::env::temp_dir().join(format!("shanfu-pos-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let pos = Arc::new(Pos::open(settings, &dir, crate::terminal::HostChoice::Embedded).unwrap());
     let mut app = App::new(pos, reader, phone, dir.join("receipts"));
     app.clock = |_| "12:00:00 CST".into();
@@ -134,6 +138,22 @@ impl Lab {
             mask(&mut text, r.cryptogram.as_deref().unwrap_or(""));
         }
         text
+    }
+}
+
+/// A host configured `mac = false` is named on every screen; the keyed link (the default) is not.
+#[test]
+fn an_unauthenticated_host_link_is_shown_on_the_screen() {
+    let keyed = lab("link-keyed");
+    assert!(!keyed.screen().contains("UNAUTHENTICATED"), "{}", keyed.screen());
+    for (lang, says) in [(Lang::En, "UNAUTHENTICATED"), (Lang::ZhCn, "链路未认证")] {
+        let mut settings = Settings::load(None).unwrap();
+        settings.host.mac = false;
+        settings.lang = lang;
+        let phone = PhoneInHand::new("unionpay-phone", test_cards::Wallet::load("unionpay-phone").unwrap());
+        let open = lab_on("link-open", settings, Box::new(phone.reader()), Some(phone));
+        let title = open.screen().lines().next().unwrap_or("").to_string();
+        assert!(title.contains(says), "{title}");
     }
 }
 

@@ -16,13 +16,16 @@ pub fn draw(f: &mut Frame, app: &App) {
     let [title, body, status, keys_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(8), Constraint::Length(1), Constraint::Length(1)]).areas(f.area());
     let t = &app.pos.settings.ep.terminal;
-    f.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled(" shanfu 闪付 ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)),
-            Span::raw(format!(" {}  ·  {} {} ", t.merchant_name_location, app.t(T::TerminalLabel), t.terminal_id)),
-        ])),
-        title,
-    );
+    let mut title_spans = vec![
+        Span::styled(" shanfu 闪付 ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)),
+        Span::raw(format!(" {}  ·  {} {} ", t.merchant_name_location, app.t(T::TerminalLabel), t.terminal_id)),
+    ];
+    // A host configured `mac = false` (issue 12 §5): its answers could come from anyone.
+    if !app.pos.settings.host.mac {
+        title_spans
+            .push(Span::styled(format!(" {} ", app.t(T::LinkUnauthenticated)), Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD)));
+    }
+    f.render_widget(Paragraph::new(Line::from(title_spans)), title);
     match app.screen {
         Screen::Sale => screens::sale::draw(f, body, app),
         Screen::Busy => screens::busy::draw(f, body, app),

@@ -59,8 +59,9 @@ pub enum Disposition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TerminalReason {
-    /// The card asks for online PIN and this terminal has no PIN entry: not approved without it
-    /// (Book A §6.2 CVM "Online PIN" — the PIN must travel in the request).
+    /// The card asks for online PIN and this terminal cannot take one — no PIN entry, or a host
+    /// link without a PIN key (`mac = false`): not approved without it (Book A §6.2 CVM "Online
+    /// PIN" — the PIN must travel in the request).
     OnlinePinUnavailable,
     /// The card asks for online PIN and the cardholder did not enter one (cancelled, timed out,
     /// or no PIN pad input): nothing sent, not approved (issue 12).
@@ -166,10 +167,10 @@ impl Disposition {
             (Disposition::DeclinedByCard, ZhCn) => "卡片拒绝 — 请换卡",
             (Disposition::DeclinedByIssuer { response_code }, l) => response_code.text(l),
             (Disposition::DeclinedByTerminal { reason: TerminalReason::OnlinePinUnavailable }, En) => {
-                "The card needs a PIN and this terminal has no PIN pad — not charged; ask for another card or a lower amount"
+                "The card needs a PIN and this terminal cannot take one — not charged; ask for another card or a lower amount"
             }
             (Disposition::DeclinedByTerminal { reason: TerminalReason::OnlinePinUnavailable }, ZhCn) => {
-                "此卡需要输入密码，本终端无密码键盘 — 未扣款；请换卡或降低金额"
+                "此卡需要输入密码，本终端无法受理密码 — 未扣款；请换卡或降低金额"
             }
             (Disposition::DeclinedByTerminal { reason: TerminalReason::PinNotEntered }, En) => "No PIN entered — not charged",
             (Disposition::DeclinedByTerminal { reason: TerminalReason::PinNotEntered }, ZhCn) => "未输入密码 — 未扣款",

@@ -155,13 +155,20 @@ pub fn complete(
     online::crash_point(TxnState::CardRead);
     report.journal_id = Some(rec.id);
     match disposition::after_tap(&result.outcome, result.reader_error.as_ref(), result.refused_before_tap.then(|| ep.transaction().amount)) {
-        // The card asks for online PIN and there is no PIN pad: the request must not go
-        // without the PIN (Book A §6.2 CVM = Online PIN), so nothing is sent or charged.
-        None if result.outcome.cvm == Cvm::OnlinePin && pin_pad.is_none() => {
+        // The card asks for online PIN and there is no PIN pad, or no PIN key to carry the PIN
+        // (a host configured `mac = false`): the request must not go without the PIN (Book A
+        // §6.2 CVM = Online PIN), so nothing is sent or charged — and the cardholder is not
+        // asked for a PIN that could go nowhere.
+        None if result.outcome.cvm == Cvm::OnlinePin && (pin_pad.is_none() || !link.is_authenticated()) => {
             let d = Disposition::DeclinedByTerminal { reason: TerminalReason::OnlinePinUnavailable };
+            let why = if pin_pad.is_none() {
+                "the card asks for online PIN; this terminal has no PIN entry: not sent, not approved"
+            } else {
+                "the card asks for online PIN; the host link has no keys to carry it (mac = false): not sent, not approved"
+            };
             j.advance(rec, TxnEvent::Closed, |r| {
                 r.disposition = Some(d);
-                r.reason = Some("the card asks for online PIN; this terminal has no PIN entry: not sent, not approved".into());
+                r.reason = Some(why.into());
             })?;
             report.set(d);
             report.reason = rec.reason.clone().unwrap_or_default();
