@@ -192,8 +192,12 @@ pub fn run(settings: &Settings, data: &std::path::Path, terminals: usize, per_te
     // (full ARQC verification and ARPC, no balance posting so the run can repeat) — with the
     // keyed link (MAC both ways, issue 12) and without (`--mac off`, `mac = false`).
     out += "\n## Acquirer over loopback TCP\n\n";
+    // A cryptogram authorizes one request at the acquirer (issue 13): every request of the load
+    // carries a cryptogram of its own, from taps of one phone (its ATC counting up), made before
+    // the clock starts; DE 4 is the amount the cryptogram covers.
+    let load = load_requests(settings, &msg, terminals * per_terminal)?;
     for keyed in [true, false] {
-        let (lat, wall) = acquirer_load(settings, data, &msg, terminals, per_terminal, keyed)?;
+        let (lat, wall) = acquirer_load(settings, data, &load, terminals, per_terminal, keyed)?;
         let mut lat = lat;
         lat.sort();
         out += &format!(
@@ -213,8 +217,26 @@ pub fn run(settings: &Settings, data: &std::path::Path, terminals: usize, per_te
     Ok(out)
 }
 
-/// `terminals` connections × `per_terminal` 0100s against an embedded acquirer: latencies and wall time.
-fn acquirer_load(settings: &Settings, data: &Path, msg: &Message, terminals: usize, per_terminal: usize, keyed: bool) -> Result<(Vec<Duration>, Duration)> {
+/// `n` 0100s like `template`, each with the data record of a tap of its own (50.00 on the
+/// unionpay-phone wallet, ATC counting up) and DE 4 = that amount.
+fn load_requests(settings: &Settings, template: &Message, n: usize) -> Result<Vec<Message>> {
+    let wallet = test_cards::Wallet::load("unionpay-phone")?;
+    let mut reader = VirtualReader::new("unionpay-phone", wallet, Holder { fingerprint_on_prompt: true, remove_after: None });
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = bench_tap(settings, &mut reader, "50.00", &terminal::TapPolicy::default())?;
+        let record = t.result.outcome.data_record.clone().with_context(|| format!("tap {} of the load gave no data record ({})", i + 1, t.report.outcome))?;
+        let mut m = template.clone();
+        m.mti = Mti::AUTHORIZATION_REQUEST;
+        m.set_str(field::AMOUNT, "000000005000").set(field::ICC_DATA, crate::report::icc_data(&record));
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// `terminals` connections × `per_terminal` 0100s (`load`, `per_terminal` per connection)
+/// against an embedded acquirer: latencies and wall time.
+fn acquirer_load(settings: &Settings, data: &Path, load: &[Message], terminals: usize, per_terminal: usize, keyed: bool) -> Result<(Vec<Duration>, Duration)> {
     let adir = data.join("bench-acquirer");
     let keystore = data.join("bench-keystore");
     let _ = std::fs::remove_dir_all(&adir);
@@ -236,13 +258,12 @@ fn acquirer_load(settings: &Settings, data: &Path, msg: &Message, terminals: usi
         }
         let mut tasks = Vec::new();
         let t0 = Instant::now();
-        for (tid, mut link) in links {
-            let mut m = msg.clone();
-            m.mti = Mti::AUTHORIZATION_REQUEST;
-            m.set_str(field::TERMINAL_ID, &tid);
+        for (t, (tid, mut link)) in links.into_iter().enumerate() {
+            let mine: Vec<Message> = load.iter().skip(t * per_terminal).take(per_terminal).cloned().collect();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(per_terminal);
-                for i in 0..per_terminal {
+                for (i, mut m) in mine.into_iter().enumerate() {
+                    m.set_str(field::TERMINAL_ID, &tid);
                     m.set_str(field::STAN, &format!("{:06}", i + 1));
                     let t = Instant::now();
                     let r = link.exchange(&m).await?;
@@ -473,4 +494,27 @@ each (the reader-stack table); the virtual reader has none of these waits, so a 
 card simulator and (online cases) the embedded acquirer only.\n";
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The acquirer load of the report is real authorizations the acquirer approves — a
+    /// cryptogram per request, DE 4 its amount — over the keyed link and without keys; a load the
+    /// acquirer refused (a rule it gained) fails here, not in the middle of a bench run.
+    #[test]
+    fn the_acquirer_load_is_approved_with_and_without_the_mac() {
+        let settings = Settings::load(None).unwrap();
+        let data = std::env::temp_dir().join(format!("shanfu-bench-load-{}", std::process::id()));
+        let (_, _, record) = record_tap(&settings, "unionpay-phone", "50.00").unwrap();
+        let load = load_requests(&settings, &sample_0200(&record.unwrap()), 6).unwrap();
+        let arqcs: std::collections::HashSet<_> = load.iter().map(|m| m.get(field::ICC_DATA).unwrap().to_vec()).collect();
+        assert_eq!(arqcs.len(), 6, "a cryptogram of its own per request");
+        for keyed in [true, false] {
+            let (lat, _) = acquirer_load(&settings, &data, &load, 2, 3, keyed).unwrap();
+            assert_eq!(lat.len(), 6);
+        }
+        let _ = std::fs::remove_dir_all(&data);
+    }
 }
