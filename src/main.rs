@@ -241,6 +241,13 @@ struct AcquirerArgs {
     /// simulator's TEST ONLY key, whose public half config/host.toml pins).
     #[arg(long)]
     signing_key: Option<PathBuf>,
+    /// Connections held open at most (lowered to what the descriptor limit allows); at the cap
+    /// a new connection takes the place of the idlest one with no request in hand.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a connection may stay silent before it is closed.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
 }
 
 #[cfg(feature = "simulators")]
@@ -702,7 +709,12 @@ fn acquirer_cmd(g: &Global, a: AcquirerArgs) -> Result<i32> {
     let faults = acquirer::Faults { delay_ms: a.delay_ms, drop_every: a.drop_every, close_every: a.close_every, garble_every: a.garble_every };
     let rt = runtime()?;
     let mac = if a.mac == "off" { acquirer::MacMode::Off } else { acquirer::MacMode::Required };
-    rt.block_on(acquirer::run_server(a.listen, &db, faults, mac, a.signing_key.as_deref()))?;
+    let limits = acquirer::Limits {
+        max_connections: a.max_connections.max(1),
+        idle_timeout: std::time::Duration::from_secs(a.idle_timeout),
+        ..acquirer::Limits::default()
+    };
+    rt.block_on(acquirer::run_server(a.listen, &db, faults, mac, a.signing_key.as_deref(), limits))?;
     Ok(0)
 }
 

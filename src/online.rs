@@ -258,8 +258,11 @@ pub async fn reverse(journal: &Journal, link: &mut HostLink, id: &Identity, rec:
     m.set_str(field::ORIGINAL_DATA_ELEMENTS, &original);
     ready(journal, link).await?;
     let ans = link.exchange(&m).await?;
+    if !ans.response_code.ends_reversal() {
+        return Err(OnlineError::Refused(format!("{} to the reversal ({})", ans.response_code, ans.response_code.meaning())));
+    }
     if !ans.response_code.is_approved() {
-        return Err(OnlineError::Refused(format!("{} to the reversal", ans.response_code)));
+        tracing::info!(stan = rec.stan, rc = %ans.response_code, meaning = ans.response_code.meaning(), "reversal: nothing left to undo at the host");
     }
     journal.advance(rec, TxnEvent::ReversalAcked, |_| {})?;
     Ok(())

@@ -153,3 +153,25 @@ fn a_recording_masks_card_data_unless_revealed() {
     assert!(!m.contains("6235880000000017") && m.contains("623588FFFFFF0017"), "{m}");
     assert!(m.contains("\"masked\": true"), "{m}");
 }
+
+/// Issue 13: a refund with the card gives back a sale — the terminal names this card's sale in
+/// DE 37 and the acquirer credits no more than is left of it; with no such sale: declined 25.
+#[test]
+fn a_refund_with_the_card_gives_back_its_sale_and_no_more() {
+    let env = Env::new("refund");
+    let phone = ["--reader", "virtual:unionpay-phone"];
+    let refund = |amount: &str| env.pay(&[&[amount, "--type", "refund"][..], &phone[..]].concat());
+    let (v, code) = refund("20.00");
+    assert_eq!((v["outcome"].as_str(), v["response_code"].as_str(), code), (Some("ONLINE_DECLINED"), Some("25"), 1), "no sale to give back: {v}");
+    let (v, _) = env.pay(&[&["50.00"][..], &phone[..]].concat());
+    assert_eq!(v["outcome"], "APPROVED", "{v}");
+    let (v, code) = refund("20.00");
+    assert_eq!((v["outcome"].as_str(), code), (Some("APPROVED"), 0), "{v}");
+    // 30.00 left: 40.00 finds no sale with that much, 30.00 does.
+    let (v, _) = refund("40.00");
+    assert_eq!((v["outcome"].as_str(), v["response_code"].as_str()), (Some("ONLINE_DECLINED"), Some("25")), "{v}");
+    let (v, _) = refund("30.00");
+    assert_eq!(v["outcome"], "APPROVED", "{v}");
+    let (v, _) = refund("0.01");
+    assert_eq!(v["response_code"], "25", "nothing left: {v}");
+}

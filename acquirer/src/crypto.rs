@@ -16,7 +16,10 @@ pub(crate) struct Verified {
     pub ac: [u8; 8],
     /// ARPC key: session key (EMV CSK) or card master key (Visa CVN 10).
     arpc_key: [u8; 16],
-    /// Cryptogram type from 9F27, when the card sent it.
+    /// The cryptogram type the card signed: from the CVR in the IAD, which the AC covers (9F27
+    /// is not in the AC input, so anyone on the way can change or remove it); 9F27 only when the
+    /// IAD's layout is not one this host reads. `None`: neither says. A 9F27 that contradicts
+    /// the IAD fails verification.
     pub cid_type: Option<CryptogramType>,
 }
 
@@ -51,7 +54,17 @@ pub(crate) fn verify(issuer: &Issuer, pan_digits: &str, psn: u8, icc: &[u8]) -> 
         CryptogramMethod::EmvCsk => cryptogram::session_key_common(&mk, atc),
         CryptogramMethod::VisaCvn10 => mk,
     };
-    let cid_type = fixed::<1>(icc, tag::CID).map(|c| CryptogramType::from_cid(c[0]));
+    let sent = fixed::<1>(icc, tag::CID).map(|c| CryptogramType::from_cid(c[0]));
+    let scheme = match issuer.method {
+        CryptogramMethod::EmvCsk => kernels::iad::IadScheme::UnionPay,
+        CryptogramMethod::VisaCvn10 => kernels::iad::IadScheme::Visa,
+    };
+    let signed = kernels::iad::cryptogram_type(scheme, iad);
+    let cid_type = match (signed, sent) {
+        (Some(a), Some(b)) if a != b => return Err("9F27 contradicts the cryptogram type in the IAD"),
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    };
     Ok(Verified { ac, arpc_key, cid_type })
 }
 

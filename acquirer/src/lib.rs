@@ -19,6 +19,7 @@
 mod at_rest;
 mod crypto;
 mod deny;
+mod limits;
 mod link;
 mod logic;
 mod next_fault;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 // The crate's public API: the shanfu binary uses part of it (as `shanfu::acquirer`), tests and
 // other callers the rest.
 pub use deny::DenySource;
+pub use limits::Limits;
 pub use link::{public_key_hex, signing_key_from_file, test_signing_key, LinkSession, MacMode, TEST_SIGNING_KEY};
 pub use seed::{AccountStatus, Seed, SeedAccount, SeedToken, SeedTransit, TokenDomain, TokenStatus, DEFAULT_SEED};
 pub use server::{admin_command, admin_token, serve, serve_admin, ADMIN_ADDR_FILE, ADMIN_TOKEN_FILE};
@@ -121,6 +123,8 @@ pub struct AcquirerConfig {
     pub mac: MacMode,
     /// The provisioning signing key (`--signing-key FILE`); `None`: the TEST ONLY key.
     pub signing_key: Option<shanfu_keys::p256::ecdsa::SigningKey>,
+    /// Connection cap and timeouts of the listeners.
+    pub limits: Limits,
 }
 
 /// Opens the database, binds the ISO 8583 port (`config.listen`) and an admin port on
@@ -137,7 +141,7 @@ pub async fn run(config: AcquirerConfig) -> Result<(), AcquirerError> {
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| AcquirerError::io(format!("binding {}", config.listen), e))?;
     let addr = listener.local_addr().map_err(|e| AcquirerError::io("listener address", e))?;
-    let admin = start_admin(&config.db_dir, state.clone()).await?;
+    let admin = start_admin(&config.db_dir, state.clone(), config.limits).await?;
     tracing::info!(%addr, %admin, db = %config.db_dir.display(), faults = ?config.faults, "acquirer listening");
     // The first stdout line is the contract for scripts and tests that start us on port 0.
     {
@@ -146,13 +150,21 @@ pub async fn run(config: AcquirerConfig) -> Result<(), AcquirerError> {
         let _ = writeln!(out, "listening on {addr}");
         let _ = out.flush();
     }
-    serve(listener, state).await.map_err(|e| AcquirerError::io(format!("serving {addr}"), e))
+    serve(listener, state, config.limits).await;
+    Ok(())
 }
 
 /// [`run`] with the built-in seed: what `shanfu acquirer` runs.
-pub async fn run_server(listen: SocketAddr, db_dir: &Path, faults: Faults, mac: MacMode, signing_key: Option<&Path>) -> Result<(), AcquirerError> {
+pub async fn run_server(
+    listen: SocketAddr,
+    db_dir: &Path,
+    faults: Faults,
+    mac: MacMode,
+    signing_key: Option<&Path>,
+    limits: Limits,
+) -> Result<(), AcquirerError> {
     let signing_key = signing_key.map(signing_key_from_file).transpose()?;
-    run(AcquirerConfig { listen, db_dir: db_dir.to_path_buf(), faults, seed: Seed::builtin()?, mac, signing_key }).await
+    run(AcquirerConfig { listen, db_dir: db_dir.to_path_buf(), faults, seed: Seed::builtin()?, mac, signing_key, limits }).await
 }
 
 /// Starts an acquirer inside the current tokio runtime on 127.0.0.1 (a free port), over
@@ -168,27 +180,19 @@ pub async fn embedded_with(db_dir: &Path, mac: MacMode) -> Result<SocketAddr, Ac
     state.set_mac_mode(mac);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| AcquirerError::io("binding 127.0.0.1", e))?;
     let addr = listener.local_addr().map_err(|e| AcquirerError::io("listener address", e))?;
-    start_admin(db_dir, state.clone()).await?;
-    tokio::spawn(async move {
-        if let Err(e) = serve(listener, state).await {
-            tracing::error!(error = %e, "embedded acquirer stopped");
-        }
-    });
+    start_admin(db_dir, state.clone(), Limits::default()).await?;
+    tokio::spawn(serve(listener, state, Limits::default()));
     tracing::debug!(%addr, "embedded acquirer listening");
     Ok(addr)
 }
 
 /// Binds the admin port on 127.0.0.1, writes `db_dir/admin.addr`, spawns [`serve_admin`].
-async fn start_admin(db_dir: &Path, state: Arc<Acquirer>) -> Result<SocketAddr, AcquirerError> {
+async fn start_admin(db_dir: &Path, state: Arc<Acquirer>, limits: Limits) -> Result<SocketAddr, AcquirerError> {
     let admin = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| AcquirerError::io("binding the admin port", e))?;
     let addr = admin.local_addr().map_err(|e| AcquirerError::io("admin address", e))?;
     let token = admin_token(db_dir)?;
     write_admin_addr(db_dir, addr)?;
-    tokio::spawn(async move {
-        if let Err(e) = serve_admin(admin, state, token).await {
-            tracing::error!(error = %e, "acquirer admin port stopped");
-        }
-    });
+    tokio::spawn(serve_admin(admin, state, token, limits));
     Ok(addr)
 }
 

@@ -183,7 +183,7 @@ pub(crate) fn is_network(body: &[u8]) -> bool {
 }
 
 /// An answer that says only `rc` to `req` (echoing what identifies it).
-fn refusal(req: &Message, rc: Rc) -> Option<Message> {
+pub(crate) fn refusal(req: &Message, rc: Rc) -> Option<Message> {
     let mut r = Message::new(response_mti(req.mti)?);
     for f in [
         field::PAN,
@@ -234,6 +234,10 @@ impl Acquirer {
             }
         };
         let plain = |m: Option<Message>| m.and_then(|m| reply.pack(&m).ok());
+        // Only registered terminals, provisioning and sign-on included (issue 13).
+        if let Some(rc) = self.registration_refusal(&req) {
+            return plain(refusal(&req, rc));
+        }
         let network = req.mti == Mti::NETWORK_MANAGEMENT_REQUEST;
         let code = req.get_str(field::NETWORK_MANAGEMENT_CODE);
         if network && code == Some(network::PROVISION) {

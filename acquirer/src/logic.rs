@@ -87,9 +87,14 @@ struct CardRequest<'a> {
     aggregate: Option<u32>,
     /// 9F02 of DE 55: the amount the cryptogram covers.
     icc_amount: Option<u64>,
+    /// The MTI and DE 7, kept with the record: a reversal must name both (DE 90).
+    mti: Mti,
+    transmitted: Option<&'a str>,
     /// 5F2A of DE 55 and DE 49, as numbers: the currency the cryptogram covers, the request's.
     icc_currency: Option<u64>,
     currency: Option<u64>,
+    /// 9C of DE 55: the transaction type the cryptogram covers (must be DE 3's first two digits).
+    icc_txn_type: Option<u8>,
     /// SHA-1 (hex) of PAN ‖ PSN ‖ ATC (9F36) ‖ AC (9F26): the cryptogram's identity.
     cryptogram_id: Option<String>,
 }
@@ -116,7 +121,8 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
     let original_rrn = match (icc, credit) {
         (Some(icc), _) => {
             tlv::validate(icc).map_err(|e| format!("DE 55 is not BER-TLV: {e}"))?;
-            None
+            // A refund with the card names its sale too (issue 13); without it: 25.
+            credit.then(|| req.get_str(field::RRN).filter(|r| r.len() == 12)).flatten()
         }
         // A refund without the card names the sale it credits back.
         (None, true) => Some(req.get_str(field::RRN).filter(|r| r.len() == 12).ok_or("a refund without DE 55 needs DE 37 (the original's RRN)")?),
@@ -141,6 +147,8 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
     }
     Ok(CardRequest {
         pan,
+        mti: req.mti,
+        transmitted: req.get_str(field::TRANSMISSION_DATE_TIME),
         processing_code,
         credit,
         amount,
@@ -154,6 +162,7 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
         aggregate: req.get_str(field::RESERVED_PRIVATE_62).and_then(host_contract::transit::parse_aggregate_de62),
         icc_amount: icc.and_then(|icc| tlv::find(icc, kernels::tag::AMOUNT_AUTHORISED).ok().flatten()).and_then(kernels::types::from_bcd),
         icc_currency: icc.and_then(|icc| tlv::find(icc, kernels::tag::TXN_CURRENCY).ok().flatten()).and_then(kernels::types::from_bcd),
+        icc_txn_type: icc.and_then(|icc| tlv::find(icc, kernels::tag::TXN_TYPE).ok().flatten()).and_then(|t| t.first().copied()),
         currency: req.get_str(field::CURRENCY_CODE).and_then(|c| c.parse().ok()),
         cryptogram_id: icc.and_then(|icc| {
             let atc = tlv::find(icc, kernels::tag::ATC).ok().flatten()?;
@@ -265,6 +274,9 @@ impl Acquirer {
             tracing::warn!(mti = %req.mti, "not a request: not answered");
             return None;
         };
+        if let Some(rc) = self.registration_refusal(req) {
+            return crate::link::refusal(req, rc);
+        }
         let d = req.mti.as_bytes();
         let resp = match (d[0], d[1], d[2]) {
             (b'0', b'1', b'0') => self.card_request(req, rmti, RequestKind::Authorization, &pin),
@@ -461,12 +473,26 @@ impl Acquirer {
                     if amount_differs || currency_differs {
                         tracing::warn!(pan = %masked(cr.pan), amount_differs, currency_differs, "DE 4 / DE 49 differ from what the cryptogram covers");
                     }
+                    // And the transaction the card signed for: 9C (in the AC input) is DE 3's
+                    // type — a purchase ARQC is not a refund's.
+                    let type_differs = cr.icc_txn_type.is_some_and(|t| format!("{t:02X}") != cr.processing_code[..2]);
+                    if type_differs {
+                        tracing::warn!(pan = %masked(cr.pan), "DE 3 is not the transaction type (9C) the cryptogram covers");
+                    }
                     match (kind, v.cid_type) {
                         _ if amount_differs || currency_differs => (Decision::decline(Rc::InvalidAmount), (kind != RequestKind::Advice).then_some(v)),
-                        // An advice must carry a TC (no 9F27, as Visa sends: not checked).
-                        (RequestKind::Advice, Some(t)) if t != CryptogramType::Tc => {
-                            tracing::warn!(pan = %masked(cr.pan), cryptogram = t.name(), "advice without a TC");
+                        _ if type_differs => (Decision::decline(Rc::InvalidTransaction), (kind != RequestKind::Advice).then_some(v)),
+                        // An advice must carry a TC, the type the card signed (the IAD's CVR, see
+                        // crypto::verify): an ARQC whose 9F27 was removed or changed is not one.
+                        (RequestKind::Advice, t) if t != Some(CryptogramType::Tc) => {
+                            tracing::warn!(pan = %masked(cr.pan), cryptogram = t.map_or("unknown", |t| t.name()), "advice without a TC");
                             (Decision::decline(Rc::CryptogramFailed), None)
+                        }
+                        // An offline refund (a credit advice) is not a thing the cards sign for:
+                        // a refund goes online against its sale.
+                        (RequestKind::Advice, _) if cr.credit => {
+                            tracing::warn!(pan = %masked(cr.pan), "credit advice refused");
+                            (Decision::decline(Rc::NotPermitted), None)
                         }
                         // More than the cryptogram covers: only a registered gate's aggregate.
                         (RequestKind::Advice, _) if cr.aggregate.is_some() || cr.icc_amount.is_some_and(|a| cr.amount > a) => {
@@ -507,6 +533,10 @@ impl Acquirer {
                 batch: self.open_batch(&cr.key[..8])?.get(),
                 request_digest: Some(cr.digest.clone()),
                 refund_of: cr.original_rrn.map(str::to_string),
+                mti: Some(cr.mti.to_string()),
+                transmitted: cr.transmitted.map(str::to_string),
+                reversal_digest: None,
+                original_amount: None,
             };
             let posting = match (&d.account_pan, &d.posting) {
                 (Some(pan), Some(a)) => Some((pan.as_str(), a)),
@@ -572,7 +602,15 @@ impl Acquirer {
         if let Some(rc) = self.pin_decision(cr, pin)? {
             return Ok(Decision::decline(rc));
         }
-        if !cr.credit && i128::from(account.balance) < i128::from(cr.amount) {
+        // A refund with the card: credited only against its sale, as one without (issue 13: a
+        // card's ARQC alone mints no credit).
+        if cr.credit {
+            return match kind {
+                RequestKind::Financial => self.refund_decision(cr),
+                _ => Ok(Decision::decline(Rc::NotPermitted)),
+            };
+        }
+        if i128::from(account.balance) < i128::from(cr.amount) {
             return Ok(Decision::decline(Rc::InsufficientFunds));
         }
         let posting = (kind == RequestKind::Financial).then(|| {
@@ -604,11 +642,12 @@ impl Acquirer {
         })
     }
 
-    /// A refund by reference (no card, no cryptogram): only against an approved, posted and not
-    /// reversed sale of the same terminal and card, for at most what is left of it after earlier
-    /// refunds; credited to the account the sale was paid from.
+    /// A refund, with the card (its ARQC verified, 9C = 20) or by reference (no card, no
+    /// cryptogram): only against the approved, posted and not reversed sale its DE 37 names, of
+    /// the same terminal and card (25 otherwise), for at most what is left of it after earlier
+    /// refunds (13); credited to the account the sale was paid from.
     fn refund_decision(&self, cr: &CardRequest<'_>) -> Result<Decision, AcquirerError> {
-        let Some(rrn) = cr.original_rrn else { return Ok(Decision::decline(Rc::FormatError)) };
+        let Some(rrn) = cr.original_rrn else { return Ok(Decision::decline(Rc::OriginalNotFound)) };
         let records = self.auths_of(&cr.key[..8])?;
         let original = records
             .iter()
@@ -619,18 +658,39 @@ impl Acquirer {
         if cr.amount == 0 || cr.amount.saturating_add(refunded) > original.amount {
             return Ok(Decision::decline(Rc::InvalidAmount));
         }
+        // A suspended or deleted token, a blocked account: no money moves to or through it.
+        if let Err(rc) = self.live_funding(cr.pan)? {
+            return Ok(Decision::decline(rc));
+        }
         let Some(account_pan) = original.account.clone() else { return Ok(Decision::decline(Rc::OriginalNotFound)) };
         let Some(mut account) = self.account(&account_pan)? else { return Ok(Decision::decline(Rc::SystemError)) };
+        if account.status == AccountStatus::Blocked {
+            return Ok(Decision::decline(Rc::DoNotHonour));
+        }
         account.balance = apply(account.balance, cr.amount, true);
         Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting: Some(account) })
     }
 
-    /// A verified 0220: the offline approval is guaranteed, so it is posted whatever the token
-    /// status or the balance; only an unknown card cannot be.
+    /// The account a PAN spends from when it may move money: a token's funding PAN when the token
+    /// is active (`Err` 62 suspended, 14 deleted), the PAN itself otherwise (issue 13: a lost
+    /// phone's token takes no advice and no refund either).
+    fn live_funding(&self, pan: &str) -> Result<Result<String, Rc>, AcquirerError> {
+        Ok(match self.token(pan)? {
+            Some(t) => match t.status {
+                TokenStatus::Deleted => Err(Rc::InvalidCard),
+                TokenStatus::Suspended => Err(Rc::RestrictedCard),
+                TokenStatus::Active => Ok(t.funding_pan),
+            },
+            None => Ok(pan.to_string()),
+        })
+    }
+
+    /// A verified 0220 carrying a TC: the offline approval is posted whatever the balance (the
+    /// card approved it), but not for a suspended or deleted token (62 / 14) nor an unknown card.
     fn advice_decision(&self, cr: &CardRequest<'_>) -> Result<Decision, AcquirerError> {
-        let account_pan = match self.token(cr.pan)? {
-            Some(t) => t.funding_pan,
-            None => cr.pan.to_string(),
+        let account_pan = match self.live_funding(cr.pan)? {
+            Ok(pan) => pan,
+            Err(rc) => return Ok(Decision::decline(rc)),
         };
         let Some(mut account) = self.account(&account_pan)? else {
             return Ok(Decision::decline(Rc::InvalidCard));
@@ -656,9 +716,9 @@ impl Acquirer {
             tracing::warn!(pan = %masked(cr.pan), amount = cr.amount, limit, "aggregate above the cumulative spend limit");
             return Ok(Decision::decline(Rc::InvalidAmount));
         }
-        let account_pan = match self.token(cr.pan)? {
-            Some(t) => t.funding_pan,
-            None => cr.pan.to_string(),
+        let account_pan = match self.live_funding(cr.pan)? {
+            Ok(pan) => pan,
+            Err(rc) => return Ok(Decision::decline(rc)),
         };
         let Some(mut account) = self.account(&account_pan)? else {
             return Ok(Decision::decline(Rc::InvalidCard));
@@ -670,88 +730,160 @@ impl Acquirer {
         Ok(Decision { rc: Rc::Approved, account_pan: Some(account_pan), posting: Some(account) })
     }
 
-    /// 0400 / 0401 (and 0420 / 0421): undo an approved, unsettled original once.
+    /// Only a registered terminal is served, and only for its own merchant (issue 13, the
+    /// seed's `[[merchant]]`): `58` for a DE 41 that is not registered, `03` for a DE 42 that
+    /// is not its merchant's — required on every message but the 0800, which carries none. A
+    /// message without DE 41 is left to the format checks (`30`).
+    pub(crate) fn registration_refusal(&self, req: &Message) -> Option<Rc> {
+        let tid = req.get_str(field::TERMINAL_ID)?.trim_end();
+        let Some(merchant) = self.terminals.get(tid) else {
+            tracing::warn!(mti = %req.mti, terminal = tid, "request from a terminal that is not registered: 58");
+            return Some(Rc::TerminalNotPermitted);
+        };
+        match req.get_str(field::MERCHANT_ID).map(str::trim_end) {
+            Some(m) if m == merchant => None,
+            None if req.mti.as_bytes()[1] == b'8' => None,
+            other => {
+                tracing::warn!(mti = %req.mti, terminal = tid, merchant = other.unwrap_or("(none)"), "DE 42 is not this terminal's merchant: 03");
+                Some(Rc::InvalidMerchant)
+            }
+        }
+    }
+
+    /// 0400 / 0401 (and 0420 / 0421): undo an approved, unsettled original once, in full or
+    /// in part (DE 95), when the reversal names it exactly (issue 13): DE 41 and DE 90 (original
+    /// MTI, STAN, DE 7) locate it, DE 2 and DE 4 must be its PAN and amount. Not found or not
+    /// matching → 25; the original already reversed by another reversal → 94, by this one (a
+    /// repeat) → 00 again; settled, or refunded in part → 12; malformed → 30.
     fn reversal(&self, req: &Message, rmti: Mti) -> Message {
         let mut resp = echo(req, rmti, &ECHO);
-        let key = (|| -> Result<Vec<u8>, String> {
-            let tid = tid8(req)?;
-            let from_90 = req
-                .get_str(field::ORIGINAL_DATA_ELEMENTS)
-                .filter(|s| s.len() == 42 && digits_only(s))
-                .and_then(|s| s[4..10].parse::<u64>().ok())
-                .filter(|n| *n != 0);
-            let stan = match from_90 {
-                Some(n) => n,
-                None => number(req, field::STAN, 6)?,
-            };
-            Ok(record_key(&tid, stan))
-        })();
-        let key = match key {
-            Ok(k) => k,
-            Err(problem) => {
-                tracing::warn!(mti = %req.mti, %problem, "format error");
-                resp.set_str(field::RESPONSE_CODE, Rc::FormatError.code());
-                return resp;
-            }
-        };
-        let amount = number(req, field::AMOUNT, 12).ok();
-        let code = match self.reverse(&key, req.get_str(field::PAN), amount) {
-            Ok(()) => Rc::Approved,
-            Err(e) => {
+        let code = match ReversalRequest::parse(req) {
+            Ok(r) => self.reverse(&r).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "reversal failed");
                 Rc::SystemError
+            }),
+            Err(problem) => {
+                tracing::warn!(mti = %req.mti, %problem, "format error");
+                Rc::FormatError
             }
         };
         resp.set_str(field::RESPONSE_CODE, code.code());
         resp
     }
 
-    fn reverse(&self, key: &[u8], pan: Option<&str>, amount: Option<u64>) -> Result<(), AcquirerError> {
-        let original = String::from_utf8_lossy(key).into_owned();
+    fn reverse(&self, r: &ReversalRequest) -> Result<Rc, AcquirerError> {
+        let original = String::from_utf8_lossy(&r.key).into_owned();
         let posted = {
             let _g = self.guard();
-            let Some(mut rec) = self.auth(key)? else {
-                tracing::info!(original = %original, "reversal of a transaction never received: nothing to do");
-                return Ok(());
+            let Some(mut rec) = self.auth(&r.key)? else {
+                // Never received (lost on the way, or still on its way): 25, and the place is
+                // taken so an original arriving after its reversal is refused (94), not posted.
+                tracing::warn!(original = %original, "reversal of a transaction never received: 25");
+                let tombstone = AuthRecord {
+                    kind: RequestKind::Financial,
+                    pan: r.pan.clone(),
+                    processing_code: String::new(),
+                    amount: r.amount,
+                    credit: false,
+                    response_code: Rc::OriginalNotFound.code().to_string(),
+                    auth_code: None,
+                    rrn: None,
+                    icc_response: None,
+                    account: None,
+                    posted: false,
+                    reversed: true,
+                    settled: false,
+                    at: unix_now(),
+                    batch: self.open_batch(&r.key[..8])?.get(),
+                    request_digest: Some(REVERSED_BEFORE_RECEIVED.to_string()),
+                    refund_of: None,
+                    mti: Some(r.original_mti.clone()),
+                    transmitted: Some(r.original_transmitted.clone()),
+                    reversal_digest: Some(r.digest.clone()),
+                    original_amount: None,
+                };
+                self.commit(&r.key, &tombstone, None)?;
+                return Ok(Rc::OriginalNotFound);
             };
-            let skip = if rec.response_code != Rc::Approved.code() {
-                Some("original was declined")
-            } else if rec.reversed {
-                Some("already reversed")
-            } else if rec.settled {
-                Some("original already settled")
-            } else if pan.is_some_and(|p| p != rec.pan) {
-                Some("PAN differs from the original")
+            let approved_amount = rec.original_amount.unwrap_or(rec.amount);
+            // The original request's MTI with the repeat digit cleared (0201 → 0200).
+            let base_mti = |m: &str| m.get(..3).map(str::to_string);
+            let mismatch = if rec.kind == RequestKind::Advice {
+                Some("an advice is not reversed")
+            } else if rec.mti.as_deref().is_some_and(|m| base_mti(m) != base_mti(&r.original_mti)) {
+                Some("DE 90 names another MTI")
+            } else if rec.transmitted.as_deref().is_some_and(|t| t != r.original_transmitted) {
+                Some("DE 90 names another transmission time")
+            } else if rec.pan != r.pan {
+                Some("DE 2 is not the original's PAN")
+            } else if r.amount != approved_amount {
+                Some("DE 4 is not the original's amount")
             } else {
                 None
             };
-            if let Some(why) = skip {
-                tracing::info!(original = %original, reason = why, "reversal: nothing to do");
-                return Ok(());
+            if let Some(why) = mismatch {
+                tracing::warn!(original = %original, reason = why, "reversal does not match its original: 25");
+                return Ok(Rc::OriginalNotFound);
             }
-            if amount.is_some_and(|a| a != rec.amount) {
-                tracing::warn!(original = %original, "reversal amount differs from the original: reversing the original in full");
+            match &rec.reversal_digest {
+                // A repeat: the answer it had (25 when the original was never received).
+                Some(d) if *d == r.digest => return Ok(Rc::from_code(&rec.response_code).filter(|c| *c == Rc::OriginalNotFound).unwrap_or(Rc::Approved)),
+                Some(_) => {
+                    tracing::warn!(original = %original, "the original was already reversed by another reversal: 94");
+                    return Ok(Rc::Duplicate);
+                }
+                // Reversed before the digest was kept: the same answer as then.
+                None if rec.reversed => return Ok(Rc::Approved),
+                None => {}
             }
+            if rec.settled {
+                tracing::warn!(original = %original, "reversal of a settled sale refused: 12");
+                return Ok(Rc::InvalidTransaction);
+            }
+            let refunded = match &rec.rrn {
+                Some(rrn) => self.auths_of(&r.key[..8])?.iter().any(|(_, x)| x.refund_of.as_deref() == Some(rrn.as_str()) && x.posted && !x.reversed),
+                None => false,
+            };
+            if refunded {
+                tracing::warn!(original = %original, "reversal of a sale with refunds against it refused: 12");
+                return Ok(Rc::InvalidTransaction);
+            }
+            // What goes back: all of it, or what DE 95 says was not completed.
+            let back = match r.replacement {
+                None => rec.amount,
+                Some(actual) if actual < rec.amount => rec.amount - actual,
+                Some(_) => {
+                    tracing::warn!(original = %original, "DE 95 is not less than the original amount: 13");
+                    return Ok(Rc::InvalidAmount);
+                }
+            };
             let mut account = None;
-            if rec.posted {
+            if rec.posted && rec.response_code == Rc::Approved.code() {
                 let pan = rec.account.clone().unwrap_or_default();
                 match self.account(&pan)? {
                     Some(mut a) => {
-                        a.balance = apply(a.balance, rec.amount, !rec.credit);
+                        a.balance = apply(a.balance, back, !rec.credit);
                         account = Some((pan, a));
                     }
                     None => tracing::error!(original = %original, "reversal: the posted account is gone"),
                 }
             }
-            rec.reversed = true;
-            self.commit(key, &rec, account.as_ref().map(|(p, a)| (p.as_str(), a)))?;
-            tracing::info!(original = %original, pan = %masked(&rec.pan), amount = rec.amount, posted = rec.posted, "reversed");
-            rec.posted
+            match r.replacement {
+                Some(actual) if rec.response_code == Rc::Approved.code() => {
+                    rec.original_amount = Some(approved_amount);
+                    rec.amount = actual;
+                }
+                _ => rec.reversed = true,
+            }
+            rec.reversal_digest = Some(r.digest.clone());
+            self.commit(&r.key, &rec, account.as_ref().map(|(p, a)| (p.as_str(), a)))?;
+            tracing::info!(original = %original, pan = %masked(&rec.pan), back, posted = rec.posted, "reversed");
+            account.is_some()
         };
         if posted {
             self.flush()?;
         }
-        Ok(())
+        Ok(Rc::Approved)
     }
 
     /// 0500: the terminal's totals against ours for one batch (DE 60; without it, the open
@@ -874,6 +1006,60 @@ impl Acquirer {
         }
         self.flush()?;
         Ok(Rc::Approved)
+    }
+}
+
+/// The request digest of the place a reversal took for an original it never received: no
+/// request has it, so the original arriving late is refused as another request (94).
+const REVERSED_BEFORE_RECEIVED: &str = "reversed before received";
+
+/// A 0400 / 0420 checked for format.
+struct ReversalRequest {
+    /// The original's record key: DE 41 ‖ the STAN in DE 90.
+    key: Vec<u8>,
+    original_mti: String,
+    original_transmitted: String,
+    pan: String,
+    amount: u64,
+    /// DE 95's actual amount when a partial reversal (0 or absent: in full).
+    replacement: Option<u64>,
+    /// The reversal's own digest (repeat digit cleared, DE 7 left out): a 0401 repeating a
+    /// 0400 has the same.
+    digest: String,
+}
+
+impl ReversalRequest {
+    /// DE 41, DE 2, DE 4 and DE 90 (42 digits: MTI 4, STAN 6, DE 7 10, acquirer and forwarding
+    /// institution 11 + 11; ISO 8583:1987) are required; DE 95 (an 42, the actual transaction
+    /// amount in its first 12) is optional.
+    fn parse(req: &Message) -> Result<Self, String> {
+        let tid = tid8(req)?;
+        let pan = req
+            .get_str(field::PAN)
+            .filter(|p| (12..=19).contains(&p.len()) && digits_only(p))
+            .ok_or("DE 2 (the original's PAN) missing or not 12 to 19 digits")?;
+        let amount = number(req, field::AMOUNT, 12)?;
+        let de90 = req
+            .get_str(field::ORIGINAL_DATA_ELEMENTS)
+            .filter(|s| s.len() == 42 && digits_only(s))
+            .ok_or("DE 90 (original data elements) missing or not 42 digits")?;
+        let stan: u64 = de90[4..10].parse().map_err(|_| "DE 90 STAN is not a number")?;
+        let replacement = match req.get_str(field::REPLACEMENT_AMOUNTS) {
+            None => None,
+            Some(s) => {
+                let actual = s.get(..12).filter(|a| s.len() == 42 && digits_only(a)).ok_or("DE 95 is not 42 characters starting with 12 digits")?;
+                Some(actual.parse::<u64>().map_err(|_| "DE 95 amount is not a number")?).filter(|a| *a > 0)
+            }
+        };
+        Ok(ReversalRequest {
+            key: record_key(&tid, stan),
+            original_mti: de90[..4].to_string(),
+            original_transmitted: de90[10..20].to_string(),
+            pan: pan.to_string(),
+            amount,
+            replacement,
+            digest: request_digest(req),
+        })
     }
 }
 

@@ -81,6 +81,55 @@ pub struct SeedToken {
     pub domain: TokenDomain,
 }
 
+/// One `[[merchant]]`: a merchant (DE 42) and the terminals (DE 41) registered to it. Only
+/// these terminals, each with its own merchant id, are served (issue 13).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedMerchant {
+    /// DE 42, 1 to 15 printable characters.
+    pub id: String,
+    pub name: String,
+    /// DE 41 of its terminals, 1 to 8 printable characters each (no `-`), or a numbered range
+    /// `BENCH000-BENCH063` (the same prefix, numbers of the same width, at most 10000).
+    pub terminals: Vec<String>,
+}
+
+/// Most terminals one range may name.
+const MAX_RANGE: u64 = 10_000;
+
+/// The terminal ids `entry` names: itself, or every id of a numbered range.
+fn expand(entry: &str) -> Result<Vec<String>, String> {
+    let printable = |t: &str| !t.is_empty() && t.len() <= 8 && t.bytes().all(|b| (0x21..=0x7E).contains(&b));
+    let Some((lo, hi)) = entry.split_once('-') else {
+        return if printable(entry) { Ok(vec![entry.to_string()]) } else { Err(format!("terminal {entry:?}: 1 to 8 printable characters, no spaces")) };
+    };
+    let split = |t: &str| {
+        let n = t.bytes().rev().take_while(u8::is_ascii_digit).count();
+        (t[..t.len() - n].to_string(), t[t.len() - n..].to_string())
+    };
+    let ((p1, n1), (p2, n2)) = (split(lo), split(hi));
+    let (Ok(a), Ok(b)) = (n1.parse::<u64>(), n2.parse::<u64>()) else {
+        return Err(format!("terminal range {entry:?}: both ends end in digits"));
+    };
+    if p1 != p2 || n1.len() != n2.len() || !printable(lo) || !printable(hi) || a > b || b - a >= MAX_RANGE {
+        return Err(format!("terminal range {entry:?}: the same prefix, numbers of the same width, low to high, at most {MAX_RANGE}"));
+    }
+    Ok((a..=b).map(|n| format!("{p1}{n:0w$}", w = n1.len())).collect())
+}
+
+impl Seed {
+    /// Terminal id → its merchant id, every `[[merchant]]` expanded (checked at parse).
+    pub fn terminals(&self) -> std::collections::HashMap<String, String> {
+        let mut out = std::collections::HashMap::new();
+        for m in &self.merchants {
+            for t in m.terminals.iter().filter_map(|e| expand(e).ok()).flatten() {
+                out.insert(t, m.id.clone());
+            }
+        }
+        out
+    }
+}
+
 /// The whole seed file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +138,9 @@ pub struct Seed {
     pub accounts: Vec<SeedAccount>,
     #[serde(default, rename = "token")]
     pub tokens: Vec<SeedToken>,
+    /// Merchants and their terminals: no other terminal is served.
+    #[serde(default, rename = "merchant")]
+    pub merchants: Vec<SeedMerchant>,
     /// Transit gates this acquirer serves (`[transit]`): none → no aggregated advices, no deny list.
     #[serde(default)]
     pub transit: Option<SeedTransit>,
@@ -186,7 +238,27 @@ impl Seed {
                 return bad(format!("token {tm} is listed twice"));
             }
         }
+        let mut merchants = HashSet::new();
+        let mut terminals = HashSet::new();
+        for m in &self.merchants {
+            if m.id.is_empty() || m.id.len() > 15 || !m.id.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+                return bad(format!("merchant {:?}: an id of 1 to 15 printable characters", m.id));
+            }
+            if !merchants.insert(m.id.as_str()) {
+                return bad(format!("merchant {} is listed twice", m.id));
+            }
+            for e in &m.terminals {
+                for t in expand(e).map_err(|e| AcquirerError::Seed(format!("merchant {}: {e}", m.id)))? {
+                    if !terminals.insert(t.clone()) {
+                        return bad(format!("terminal {t} is registered twice"));
+                    }
+                }
+            }
+        }
         if let Some(t) = &self.transit {
+            if let Some(g) = t.terminal_ids.iter().find(|g| !terminals.contains(g.as_str())) {
+                return bad(format!("transit gate {g} is not a registered terminal of a [[merchant]]"));
+            }
             if hex::decode(&t.deny_list_key).map_or(true, |k| k.len() < 16) {
                 return bad("transit.deny_list_key: at least 16 bytes of hex".into());
             }

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::limits::{Limits, Place, Registry};
 use crate::{Acquirer, AcquirerError, Faults, Seed};
 
 /// File in the database directory holding the running server's admin address (`ip:port`).
@@ -67,8 +68,11 @@ fn is_admin_command(line: &str) -> bool {
 const MAX_ADMIN_LINE: u64 = 1024;
 /// Answers waiting to be written on one connection before reading pauses.
 const OUTBOX: usize = 256;
-/// Consecutive accept failures before a listener is given up.
-const MAX_ACCEPT_FAILURES: u32 = 100;
+/// The first and the longest wait after a failed accept.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Admin connections held at most (an operator's few, not a crowd).
+const ADMIN_CONNECTIONS: usize = 16;
 
 /// What happens to the answer of request number `n` (1-based, server-wide).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,26 +114,35 @@ pub(crate) fn garbage(n: u64) -> Vec<u8> {
     out
 }
 
-async fn accept_loop<F, Fut>(listener: TcpListener, what: &'static str, mut on_conn: F) -> io::Result<()>
+/// Accepts connections for ever: each gets a place in `registry` (see [`crate::limits`]) or, when
+/// every place is busy, is closed at once. Accept errors are never fatal: out of descriptors,
+/// the idlest connection makes room; any failure waits (10 ms doubling to 1 s) and goes on.
+async fn accept_loop<F, Fut>(listener: TcpListener, what: &'static str, registry: Arc<Registry>, mut on_conn: F)
 where
-    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    F: FnMut(TcpStream, SocketAddr, Place) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut failures = 0u32;
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
-                failures = 0;
-                tokio::spawn(on_conn(sock, peer));
+                backoff = ACCEPT_BACKOFF_MIN;
+                match registry.admit() {
+                    Some(place) => {
+                        tokio::spawn(on_conn(sock, peer, place));
+                    }
+                    None => {
+                        tracing::warn!(%peer, port = what, connections = registry.len(), "connection cap reached and every connection busy: refused");
+                        drop(sock);
+                    }
+                }
             }
             Err(e) => {
-                failures += 1;
-                if failures >= MAX_ACCEPT_FAILURES {
-                    return Err(e);
-                }
-                // Out of descriptors, aborted handshakes...: wait and carry on.
-                tracing::warn!(error = %e, port = what, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                let out_of_descriptors = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                let made_room = out_of_descriptors && registry.make_room();
+                tracing::warn!(error = %e, port = what, made_room, retry_ms = backoff.as_millis() as u64, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }
@@ -137,22 +150,33 @@ where
 
 /// Serves ISO 8583 (`ascii87`, 2-byte length frames) on `listener`: one task per connection,
 /// any number of requests per connection, each answer written as soon as it is ready (after
-/// the configured delay), fault injection of [`Faults`]. Returns only when accepting fails
-/// persistently.
-pub async fn serve(listener: TcpListener, state: Arc<Acquirer>) -> io::Result<()> {
-    accept_loop(listener, "iso8583", move |sock, peer| connection(sock, peer, state.clone())).await
+/// the configured delay), fault injection of [`Faults`]; connections held within `limits`.
+/// Runs for ever.
+pub async fn serve(listener: TcpListener, state: Arc<Acquirer>, limits: Limits) {
+    let registry = Registry::new(crate::limits::effective_cap(limits.max_connections));
+    accept_loop(listener, "iso8583", registry, move |sock, peer, place| connection(sock, peer, state.clone(), place, limits)).await
 }
 
-async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
+async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>, place: Place, limits: Limits) {
     let _ = sock.set_nodelay(true);
     tracing::debug!(%peer, "terminal connected");
     let (mut rd, mut wr) = sock.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOX);
+    // Each queued answer keeps the connection busy (not evicted) until it is written.
+    let (tx, mut rx) = mpsc::channel::<(Vec<u8>, crate::limits::Busy)>(OUTBOX);
+    let write_timeout = limits.idle_timeout;
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if let Err(e) = wr.write_all(&frame).await {
-                tracing::debug!(error = %e, "writing an answer failed");
-                break;
+        while let Some((frame, _busy)) = rx.recv().await {
+            // A peer that does not read its answers is dropped, not waited on for ever.
+            match tokio::time::timeout(write_timeout, wr.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "writing an answer failed");
+                    break;
+                }
+                Err(_) => {
+                    tracing::debug!("the terminal does not read its answers: connection closed");
+                    break;
+                }
             }
         }
         let _ = wr.shutdown().await;
@@ -163,11 +187,15 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
     let mut chunk = vec![0u8; 8192];
     // The connection's keys (issue 12): set by its keyed sign-on, used for every later message.
     let mut link = Some(crate::LinkSession::default());
+    // When the first byte of a frame not yet complete arrived.
+    let mut frame_started: Option<tokio::time::Instant> = None;
     'conn: loop {
         while let Some((body, rest)) = ascii87().split_frame(&buf) {
             let body = body.to_vec();
             let consumed = buf.len() - rest.len();
             buf.drain(..consumed);
+            frame_started = (!buf.is_empty()).then(tokio::time::Instant::now);
+            let busy = place.busy();
             // Fault injection counts and hits transaction messages only: network management
             // (0800 sign-on / echo) is always answered at once, so a test's "every Nth request"
             // lands on the 0200 / 0400 / 0500 it means.
@@ -219,22 +247,45 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
             };
             let Some(frame) = frame else { continue };
             if delay.is_zero() || network {
-                if tx.send(frame).await.is_err() {
+                if tx.send((frame, busy)).await.is_err() {
                     break 'conn;
                 }
             } else {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let _ = tx.send(frame).await;
+                    let _ = tx.send((frame, busy)).await;
                 });
             }
         }
-        match rd.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-            Err(e) => {
+        // Nothing for `idle_timeout`, or a frame begun and not finished within
+        // `frame_timeout`: closed. So is a connection evicted to make room.
+        let deadline = match frame_started {
+            Some(t) => t + limits.frame_timeout,
+            None => tokio::time::Instant::now() + limits.idle_timeout,
+        };
+        let read = tokio::select! {
+            () = place.slot.evicted() => {
+                tracing::debug!(%peer, "idle connection closed to make room for a new one");
+                break;
+            }
+            r = tokio::time::timeout_at(deadline, rd.read(&mut chunk)) => r,
+        };
+        match read {
+            Ok(Ok(0)) => break,
+            Ok(Ok(k)) => {
+                place.touch();
+                if buf.is_empty() {
+                    frame_started = Some(tokio::time::Instant::now());
+                }
+                buf.extend_from_slice(&chunk[..k]);
+            }
+            Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "terminal connection read failed");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, partial = frame_started.is_some(), "connection timed out: closed");
                 break;
             }
         }
@@ -250,9 +301,18 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>) {
 /// TOKEN`, `account balance PAN`, `deny …`, `faults …`) → `ok\n` / `ok <value>\n` /
 /// `error: ...\n`. A connection without the token, or a line that is not an admin command,
 /// gets an error line and is closed.
-pub async fn serve_admin(listener: TcpListener, state: Arc<Acquirer>, token: String) -> io::Result<()> {
+pub async fn serve_admin(listener: TcpListener, state: Arc<Acquirer>, token: String, limits: Limits) {
     let token = Arc::new(token);
-    accept_loop(listener, "admin", move |sock, peer| admin_connection(sock, peer, state.clone(), token.clone())).await
+    let registry = Registry::new(crate::limits::effective_cap(ADMIN_CONNECTIONS.min(limits.max_connections)));
+    accept_loop(listener, "admin", registry, move |sock, peer, place| {
+        let (state, token) = (state.clone(), token.clone());
+        async move {
+            // An admin connection lasts at most the idle timeout (an operator's command or few).
+            let _ = tokio::time::timeout(limits.idle_timeout, admin_connection(sock, peer, state, token)).await;
+            drop(place);
+        }
+    })
+    .await
 }
 
 async fn admin_connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>, token: Arc<String>) {

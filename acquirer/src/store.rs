@@ -96,6 +96,19 @@ pub(crate) struct AuthRecord {
     /// A refund by reference: the RRN of the sale it credits back.
     #[serde(default)]
     pub refund_of: Option<String>,
+    /// The request's MTI and DE 7: a reversal names both in DE 90. `None` for records made
+    /// before they were kept (then they are not compared).
+    #[serde(default)]
+    pub mti: Option<String>,
+    #[serde(default)]
+    pub transmitted: Option<String>,
+    /// The digest of the reversal that reversed it, in full or in part: a repeat of that
+    /// reversal gets the same answer, another reversal 94.
+    #[serde(default)]
+    pub reversal_digest: Option<String>,
+    /// The amount approved before a partial reversal (DE 95); `amount` is then what stands.
+    #[serde(default)]
+    pub original_amount: Option<u64>,
 }
 
 /// A reconciliation the acquirer agreed to.
@@ -151,6 +164,8 @@ pub struct Acquirer {
     pub(crate) next_fault: Mutex<Option<crate::next_fault::NextFault>>,
     /// Registered transit gates and the deny-list key (`[transit]` of the seed).
     pub(crate) transit: Option<crate::seed::SeedTransit>,
+    /// Registered terminal id → its merchant id (`[[merchant]]` of the seed).
+    pub(crate) terminals: std::collections::HashMap<String, String>,
     /// PAN → its deny-list entry ([`crate::deny`]).
     pub(crate) deny_cards: sled::Tree,
     /// Terminal master keys and the link policy ([`crate::link`]).
@@ -248,6 +263,7 @@ impl Acquirer {
             today: None,
             next_fault: Mutex::new(None),
             transit: seed.transit.clone(),
+            terminals: seed.terminals(),
             at_rest,
         };
         acq.check_schema(db_dir)?;

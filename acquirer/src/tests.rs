@@ -65,7 +65,21 @@ fn next_un() -> [u8; 4] {
 }
 
 fn tap(profile: &str, index: usize, amount: u64, online: bool) -> Tap {
-    let mut w = Wallet::load(profile).unwrap();
+    tap_wallet(Wallet::load(profile).unwrap(), profile, index, amount, online)
+}
+
+/// [`tap`] for a refund: 9C = 20 in the data the card signs, online.
+fn tap_refund(profile: &str, index: usize, amount: u64) -> Tap {
+    tap_typed(Wallet::load(profile).unwrap(), profile, index, amount, true, 0x20)
+}
+
+/// [`tap`] on a wallet the test has changed (say, a token made able to approve offline).
+fn tap_wallet(w: Wallet, profile: &str, index: usize, amount: u64, online: bool) -> Tap {
+    tap_typed(w, profile, index, amount, online, 0x00)
+}
+
+/// [`tap_wallet`] with the transaction type 9C.
+fn tap_typed(mut w: Wallet, profile: &str, index: usize, amount: u64, online: bool, txn_type: u8) -> Tap {
     let card = w.cards[index].profile.clone();
     let r = w.transmit(&CApdu::select(&hex::decode(&card.aid).unwrap()).to_bytes());
     assert_eq!(&r[r.len() - 2..], &[0x90, 0x00], "SELECT {profile}");
@@ -78,7 +92,7 @@ fn tap(profile: &str, index: usize, amount: u64, online: bool) -> Tap {
         (tag::TVR, vec![0; 5]),
         (tag::TXN_CURRENCY, vec![0x01, 0x56]),
         (tag::TXN_DATE, vec![0x26, 0x11, 0x25]),
-        (tag::TXN_TYPE, vec![0x00]),
+        (tag::TXN_TYPE, vec![txn_type]),
         // A new unpredictable number per tap, as a terminal draws: every tap is a new cryptogram.
         (tag::UNPREDICTABLE_NUMBER, next_un().to_vec()),
     ];
@@ -168,10 +182,65 @@ fn reconciliation(stan: u32, debits: u64, debits_amount: u64, credits: u64, cred
 }
 
 /// Through the wire format: pack, `handle_bytes`, unpack.
-fn exchange(acq: &Acquirer, req: &Message) -> Message {
-    let body = ascii87().pack(req).unwrap();
-    let answer = acq.handle_bytes(&body).expect("an answer");
-    ascii87().unpack(&answer).unwrap()
+/// Who answers a test's requests: the acquirer called in process, or [`Wire`] over TCP.
+trait Exchange {
+    fn exchange(&self, req: &Message) -> Message;
+    fn acquirer(&self) -> &Acquirer;
+}
+
+impl Exchange for Acquirer {
+    fn exchange(&self, req: &Message) -> Message {
+        let body = ascii87().pack(req).unwrap();
+        let answer = self.handle_bytes(&body).expect("an answer");
+        ascii87().unpack(&answer).unwrap()
+    }
+    fn acquirer(&self) -> &Acquirer {
+        self
+    }
+}
+
+/// The acquirer served on 127.0.0.1 over real TCP, one connection, as an attacker with valid
+/// framing and no keys reaches it (`--mac off`: the money rules must hold for a terminal that
+/// has keys too). The attack tests of issue 13 go through it.
+struct Wire {
+    _rt: tokio::runtime::Runtime,
+    acq: Arc<Acquirer>,
+    conn: std::net::TcpStream,
+}
+
+impl Wire {
+    fn start(dir: &TempDir) -> Wire {
+        let (rt, addr, acq) = server(dir, Faults::default());
+        let conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Wire { _rt: rt, acq, conn }
+    }
+}
+
+impl std::ops::Deref for Wire {
+    type Target = Acquirer;
+    fn deref(&self) -> &Acquirer {
+        &self.acq
+    }
+}
+
+impl Exchange for Wire {
+    fn exchange(&self, req: &Message) -> Message {
+        use std::io::{Read, Write};
+        (&self.conn).write_all(&ascii87().pack_framed(req).unwrap()).unwrap();
+        let mut len = [0u8; 2];
+        (&self.conn).read_exact(&mut len).expect("an answer");
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        (&self.conn).read_exact(&mut body).unwrap();
+        ascii87().unpack(&body).unwrap()
+    }
+    fn acquirer(&self) -> &Acquirer {
+        &self.acq
+    }
+}
+
+fn exchange(x: &impl Exchange, req: &Message) -> Message {
+    x.exchange(req)
 }
 
 fn rc_of(m: &Message) -> &str {
@@ -211,8 +280,8 @@ fn issuer_auth_data(m: &Message) -> Option<Vec<u8>> {
     m.get(field::ICC_DATA).map(|d| tlv::find(d, tag::ISSUER_AUTH_DATA).unwrap().unwrap().to_vec())
 }
 
-fn balance(acq: &Acquirer, pan: &str) -> i64 {
-    acq.balance(pan).unwrap().unwrap()
+fn balance(x: &impl Exchange, pan: &str) -> i64 {
+    x.acquirer().balance(pan).unwrap().unwrap()
 }
 
 /// Issue 13: a captured 0200 re-sent with a new STAN (same cryptogram) is refused 94 and debits
@@ -221,7 +290,7 @@ fn balance(acq: &Acquirer, pan: &str) -> i64 {
 #[test]
 fn a_cryptogram_authorizes_one_request_only() {
     let dir = TempDir::new("replay");
-    let acq = open(&dir);
+    let acq = Wire::start(&dir);
     let t = tap("unionpay-phone", 0, 2000, true);
     let before = balance(&acq, "6235880000000017");
     let first = request(Mti::FINANCIAL_REQUEST, &t, 2000, 1);
@@ -246,7 +315,7 @@ fn a_cryptogram_authorizes_one_request_only() {
 #[test]
 fn the_amount_and_currency_must_be_what_the_cryptogram_covers() {
     let dir = TempDir::new("amountswap");
-    let acq = open(&dir);
+    let acq = Wire::start(&dir);
     let t = tap("unionpay-phone", 0, 5000, true);
     let before = balance(&acq, "6235880000000017");
     let swapped = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 900_000, 1));
@@ -295,7 +364,7 @@ fn approves_a_unionpay_token_with_a_correct_arpc_and_debits_the_funding_account(
 #[test]
 fn refunds_by_reference_need_the_original_and_never_exceed_it() {
     let dir = TempDir::new("refund-ref");
-    let acq = open(&dir);
+    let acq = Wire::start(&dir);
     let t = tap("unionpay-phone", 0, 5000, true);
     let sale = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 5000, 1));
     assert_eq!(rc_of(&sale), "00");
@@ -514,16 +583,20 @@ fn a_reused_stan_with_another_request_is_refused_94_not_answered_from_the_old_sa
     for f in [field::STAN, field::TERMINAL_ID, field::AMOUNT, field::CURRENCY_CODE] {
         assert_eq!(r.get(f), new_sale.get(f), "DE {f} echoed");
     }
-    // Any other field differing counts too: DE 55 (another cryptogram), DE 42, DE 22.
+    // Any other field differing counts too: DE 55 (another cryptogram), the MTI, DE 22.
     let mut other_icc = old.clone();
     other_icc.set(field::ICC_DATA, with_tag(&t.icc, tag::UNPREDICTABLE_NUMBER, Some(&[1, 2, 3, 4])));
-    let mut other_merchant = old.clone();
-    other_merchant.set_str(field::MERCHANT_ID, "898310048160002");
+    let mut other_entry = old.clone();
+    other_entry.set_str(field::POS_ENTRY_MODE, "072");
     let mut other_advice = old.clone();
     other_advice.mti = Mti::FINANCIAL_ADVICE;
-    for m in [&other_icc, &other_merchant, &other_advice] {
+    for m in [&other_icc, &other_entry, &other_advice] {
         assert_eq!(rc_of(&exchange(&acq, m)), "94");
     }
+    // Another DE 42 is not this terminal's merchant: refused before anything else (03).
+    let mut other_merchant = old.clone();
+    other_merchant.set_str(field::MERCHANT_ID, "898310048160002");
+    assert_eq!(rc_of(&exchange(&acq, &other_merchant)), "03");
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 4000, "nothing posted");
     // A retransmission (only DE 7 differs) still gets the stored answer, posted once.
     let mut retransmitted = old.clone();
@@ -556,22 +629,93 @@ fn reversal_restores_the_balance_once() {
     // The original again (a late duplicate): same answer, not re-posted.
     assert_eq!(rc_of(&exchange(&acq, &req)), "00");
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
-    // Reversal of something never received.
+    // Reversal of something never received: 25 (nothing to undo).
     let never = request(Mti::FINANCIAL_REQUEST, &t, 7000, 999);
-    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&never, Mti::REVERSAL_REQUEST))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&never, Mti::REVERSAL_REQUEST))), "25");
     // Reversal of a decline moves nothing.
     let mut declined = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 7000, true), 7000, 6);
     declined.set_str(field::POS_ENTRY_MODE, "051");
     assert_eq!(rc_of(&exchange(&acq, &declined)), "57");
     assert_eq!(rc_of(&exchange(&acq, &reversal_of(&declined, Mti::REVERSAL_REQUEST))), "00");
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
-    // Without DE 90 the original STAN is DE 11.
+    // Without DE 90 the reversal names no original: a format error, nothing reversed.
     let req = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 7000, true), 7000, 7);
     assert_eq!(rc_of(&exchange(&acq, &req)), "00");
     let mut rev = reversal_of(&req, Mti::REVERSAL_REQUEST);
     rev.remove(field::ORIGINAL_DATA_ELEMENTS);
-    assert_eq!(rc_of(&exchange(&acq, &rev)), "00");
-    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
+    assert_eq!(rc_of(&exchange(&acq, &rev)), "30");
+    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 7000);
+}
+
+/// Issue 13: a reversal undoes only the sale it names exactly — DE 41 and DE 90 (MTI, STAN,
+/// DE 7) locate it, DE 2 and DE 4 must be its PAN and amount — else 25 and nothing moves; a
+/// repeat gets the same answer, another reversal of a reversed sale 94; a settled sale is not
+/// reversed (12); DE 95 reverses a part. Over TCP, balances checked after each.
+#[test]
+fn a_reversal_must_name_its_original_exactly() {
+    let dir = TempDir::new("reversal-rules");
+    let acq = Wire::start(&dir);
+    let funding = "6222020000000015";
+    let start = balance(&acq, funding);
+    let sale = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 5000, true), 5000, 1);
+    assert_eq!(rc_of(&exchange(&acq, &sale)), "00");
+    let rev = || reversal_of(&sale, Mti::REVERSAL_REQUEST);
+    // A foreign terminal naming this sale's STAN, no DE 2, 0.01, another DE 7, MTI or PAN: 25.
+    let mut foreign = rev();
+    foreign.set_str(field::TERMINAL_ID, "TEST0002");
+    let mut no_pan = rev();
+    no_pan.remove(field::PAN);
+    let mut cent = rev();
+    cent.set_str(field::AMOUNT, "000000000001");
+    let mut other_time = rev();
+    other_time.set_str(field::ORIGINAL_DATA_ELEMENTS, &format!("0200000001{}{}", "1125103001", "0".repeat(22)));
+    let mut other_mti = rev();
+    other_mti.set_str(field::ORIGINAL_DATA_ELEMENTS, &format!("0100000001{}{}", "1125103000", "0".repeat(22)));
+    let mut other_pan = rev();
+    other_pan.set_str(field::PAN, "6235880000000025");
+    for (what, m, rc) in [
+        ("foreign", &foreign, "25"),
+        ("no DE 2", &no_pan, "30"),
+        ("0.01", &cent, "25"),
+        ("DE 7", &other_time, "25"),
+        ("MTI", &other_mti, "25"),
+        ("PAN", &other_pan, "25"),
+    ] {
+        assert_eq!(rc_of(&exchange(&acq, m)), rc, "{what}");
+    }
+    assert_eq!(balance(&acq, funding), start - 5000, "nothing reversed");
+    // The sale's own reversal: 00, credited; its repeat 00 again, credited once; another
+    // reversal of it (another local time) 94.
+    assert_eq!(rc_of(&exchange(&acq, &rev())), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&sale, "0401".parse().unwrap()))), "00");
+    let mut another = rev();
+    another.set_str(field::LOCAL_TIME, "103500");
+    assert_eq!(rc_of(&exchange(&acq, &another)), "94");
+    assert_eq!(balance(&acq, funding), start);
+    // A reversal that came before its original (the 0200 was slow): 25, and the original
+    // arriving after it is refused, not posted.
+    let late = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 3000, true), 3000, 2);
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&late, Mti::REVERSAL_REQUEST))), "25");
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&late, "0401".parse().unwrap()))), "25", "its repeat: the same answer");
+    assert_eq!(rc_of(&exchange(&acq, &late)), "94");
+    assert_eq!(balance(&acq, funding), start);
+    // Partial (DE 95: 20.00 of 50.00 stands): 30.00 back; a DE 95 not below the sale: 13.
+    let part = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 5000, true), 5000, 3);
+    assert_eq!(rc_of(&exchange(&acq, &part)), "00");
+    let mut too_much = reversal_of(&part, Mti::REVERSAL_REQUEST);
+    too_much.set_str(field::REPLACEMENT_AMOUNTS, &format!("{:012}{}", 5000, "0".repeat(30)));
+    assert_eq!(rc_of(&exchange(&acq, &too_much)), "13");
+    let mut partial = reversal_of(&part, Mti::REVERSAL_REQUEST);
+    partial.set_str(field::REPLACEMENT_AMOUNTS, &format!("{:012}{}", 2000, "0".repeat(30)));
+    assert_eq!(rc_of(&exchange(&acq, &partial)), "00");
+    assert_eq!(rc_of(&exchange(&acq, &partial)), "00", "repeated: the same answer");
+    assert_eq!(balance(&acq, funding), start - 2000);
+    // Settled: after the 0500 a sale of the batch cannot be reversed (12).
+    let kept = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 1000, true), 1000, 4);
+    assert_eq!(rc_of(&exchange(&acq, &kept)), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reconciliation(5, 2, 3000, 0, 0))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&kept, Mti::REVERSAL_REQUEST))), "12");
+    assert_eq!(balance(&acq, funding), start - 3000);
 }
 
 #[test]
@@ -618,7 +762,8 @@ fn reconciliation_settles_when_totals_match() {
     let dir = TempDir::new("reconcile");
     let acq = open(&dir);
     let t = tap("unionpay-phone", 0, 1234, true);
-    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1234, 1))), "00");
+    let sale = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 1234, 1));
+    assert_eq!(rc_of(&sale), "00");
     let adv = tap("unionpay-transit", 0, 500, false);
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &adv, 500, 2))), "00");
     let reversed = request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 1234, true), 1234, 3);
@@ -626,9 +771,9 @@ fn reconciliation_settles_when_totals_match() {
     assert_eq!(rc_of(&exchange(&acq, &reversal_of(&reversed, Mti::REVERSAL_REQUEST))), "00");
     let t = tap("unionpay-phone", 0, 1234, true);
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::AUTHORIZATION_REQUEST, &t, 1234, 4))), "00");
-    let t = tap("unionpay-phone", 0, 1234, true);
+    let t = tap_refund("unionpay-phone", 0, 1234);
     let mut refund = request(Mti::FINANCIAL_REQUEST, &t, 1234, 5);
-    refund.set_str(field::PROCESSING_CODE, "200000");
+    refund.set_str(field::PROCESSING_CODE, "200000").set_str(field::RRN, sale.get_str(field::RRN).unwrap());
     assert_eq!(rc_of(&exchange(&acq, &refund)), "00");
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000);
 
@@ -758,7 +903,7 @@ fn sign_on_reports_the_last_stan_and_the_open_batch() {
     // move the position back.
     let adv = tap("unionpay-transit", 0, 100, false);
     assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &adv, 100, 12))), "00");
-    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&request(Mti::FINANCIAL_REQUEST, &t, 300, 3), Mti::REVERSAL_REQUEST))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &reversal_of(&request(Mti::FINANCIAL_REQUEST, &t, 300, 3), Mti::REVERSAL_REQUEST))), "25", "never received");
     assert_eq!(position(&acq, TID, 16), (17, 1));
     // Echo: 00, no DE 60.
     let r = exchange(&acq, &echo_request(18));
@@ -916,7 +1061,7 @@ fn admin_command_direct_and_through_the_running_server() {
     let addr = rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        tokio::spawn(serve_admin(l, acq.clone(), crate::admin_token(dir.path()).unwrap()));
+        tokio::spawn(serve_admin(l, acq.clone(), crate::admin_token(dir.path()).unwrap(), crate::Limits::default()));
         addr
     });
     write_admin_addr(dir.path(), addr).unwrap();
@@ -983,7 +1128,7 @@ fn server(dir: &TempDir, faults: Faults) -> (tokio::runtime::Runtime, std::net::
     let addr = rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        tokio::spawn(serve(l, acq.clone()));
+        tokio::spawn(serve(l, acq.clone(), crate::Limits::default()));
         addr
     });
     (rt, addr, acq)
@@ -1023,7 +1168,7 @@ fn serves_many_requests_per_connection_and_concurrent_connections() {
             assert_eq!(task.await.unwrap(), vec!["00"; 6]);
         }
     });
-    assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 20 * 100);
+    assert_eq!(balance(&*acq, "6235880000000017"), 1_000_000 - 20 * 100);
 }
 
 /// A transaction message for the fault tests (faults never hit 0800 network management): an
@@ -1509,4 +1654,176 @@ fn a_connection_that_signed_on_with_keys_is_never_downgraded_to_no_mac() {
     let echo = ascii87().pack(&net("301", None)).unwrap();
     assert_eq!(rc(acq.handle_link(&mut sess, &echo)), "63", "a once-keyed connection is not served without a MAC");
     assert_eq!(rc(acq.handle_link(&mut LinkSession::default(), &echo)), "00", "--mac off serves a keyless connection");
+}
+
+/// An advice posts only what a card approved offline: the type the card signed (the CVR of its
+/// IAD, covered by the AC), not the 9F27 anyone on the way may remove or change; no credit
+/// advices; no advice for a suspended or deleted token (issue 13).
+#[test]
+fn an_advice_needs_the_tc_the_card_signed_and_a_live_token_and_is_never_a_credit() {
+    let dir = TempDir::new("advice-rules");
+    let acq = Wire::start(&dir);
+    let start = balance(&acq, "6225000000000027");
+    // An ARQC with 9F27 removed, or changed to say TC: refused 82, nothing posted.
+    let online = tap("unionpay-transit", 0, 500, true);
+    let stripped = {
+        let mut m = request(Mti::FINANCIAL_ADVICE, &online, 500, 1);
+        m.set(field::ICC_DATA, with_tag(&online.icc, tag::CID, None));
+        m
+    };
+    assert_eq!(rc_of(&exchange(&acq, &stripped)), "82");
+    let relabelled = {
+        let mut m = request(Mti::FINANCIAL_ADVICE, &online, 500, 2);
+        m.set(field::ICC_DATA, with_tag(&online.icc, tag::CID, Some(&[0x40])));
+        m
+    };
+    assert_eq!(rc_of(&exchange(&acq, &relabelled)), "82");
+    // And the same ARQC online with 9F27 relabelled is not honoured either.
+    let mut as_tc = request(Mti::FINANCIAL_REQUEST, &online, 500, 3);
+    as_tc.set(field::ICC_DATA, with_tag(&online.icc, tag::CID, Some(&[0x40])));
+    assert_eq!(rc_of(&exchange(&acq, &as_tc)), "82");
+    // A purchase TC sent as a credit (processing code 20): its 9C says purchase, 12; a TC the
+    // card signed for a refund (9C 20) as an advice: no offline refunds, 57. Nothing credited.
+    let offline = tap("unionpay-transit", 0, 500, false);
+    let mut credit = request(Mti::FINANCIAL_ADVICE, &offline, 500, 4);
+    credit.set_str(field::PROCESSING_CODE, "200000");
+    assert_eq!(rc_of(&exchange(&acq, &credit)), "12");
+    let refund_tc = tap_typed(Wallet::load("unionpay-transit").unwrap(), "unionpay-transit", 0, 500, false, 0x20);
+    assert_eq!(tlv::find(&refund_tc.icc, tag::CID).unwrap(), Some(&[0x40][..]), "the card approved the refund offline (TC)");
+    let mut credit = request(Mti::FINANCIAL_ADVICE, &refund_tc, 500, 14);
+    credit.set_str(field::PROCESSING_CODE, "200000");
+    assert_eq!(rc_of(&exchange(&acq, &credit)), "57");
+    assert_eq!(balance(&acq, "6225000000000027"), start, "nothing posted");
+    // The same TC as a purchase advice: posted.
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &offline, 500, 5))), "00");
+    assert_eq!(balance(&acq, "6225000000000027"), start - 500);
+}
+
+/// A lost phone's token moves no money after it is suspended: not by refund, not by advice.
+#[test]
+fn a_suspended_or_deleted_token_takes_no_refund_and_no_advice() {
+    let dir = TempDir::new("token-refund");
+    let acq = Wire::start(&dir);
+    let t = tap("unionpay-phone", 0, 5000, true);
+    let sale = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 5000, 1));
+    assert_eq!(rc_of(&sale), "00");
+    let rrn = sale.get_str(field::RRN).unwrap().to_string();
+    let refund = |stan: u32| {
+        let mut m = request(Mti::FINANCIAL_REQUEST, &t, 1000, stan);
+        m.set_str(field::PROCESSING_CODE, "200000").set_str(field::RRN, &rrn);
+        m.remove(field::ICC_DATA);
+        m.remove(field::TRACK2);
+        m
+    };
+    let funded = balance(&acq, "6222020000000015");
+    acq.set_token_status("6235880000000017", TokenStatus::Suspended).unwrap();
+    assert_eq!(rc_of(&exchange(&acq, &refund(2))), "62");
+    // A token that approves offline (the phone profiles go online; this one is made able to).
+    let mut phone = Wallet::load("unionpay-phone").unwrap();
+    phone.cards[0].profile.offline_capable = true;
+    let offline = tap_wallet(phone, "unionpay-phone", 0, 500, false);
+    assert_eq!(tlv::find(&offline.icc, tag::CID).unwrap(), Some(&[0x40][..]), "the token approved offline (TC)");
+    assert_eq!(rc_of(&exchange(&acq, &request(Mti::FINANCIAL_ADVICE, &offline, 500, 3))), "62");
+    assert_eq!(acq.admin_line("token delete 6235880000000017"), "ok");
+    assert_eq!(rc_of(&exchange(&acq, &refund(4))), "14");
+    assert_eq!(balance(&acq, "6222020000000015"), funded, "nothing moved");
+}
+
+/// Issue 13: an unknown terminal id, one without its merchant, or with another merchant's id is
+/// refused (58 / 03) over TCP and charged nothing — sign-on and provisioning included; the
+/// registered terminal with its own merchant is served.
+#[test]
+fn only_registered_terminals_of_their_own_merchant_are_served() {
+    let dir = TempDir::new("registered");
+    let acq = Wire::start(&dir);
+    let before = balance(&acq, "6235880000000017");
+    let t = tap("unionpay-phone", 0, 1500, true);
+    let sale = request(Mti::FINANCIAL_REQUEST, &t, 1500, 1);
+    let mut unknown = sale.clone();
+    unknown.set_str(field::TERMINAL_ID, "EVIL0001");
+    let mut no_merchant = sale.clone();
+    no_merchant.remove(field::MERCHANT_ID);
+    let mut other_merchant = sale.clone();
+    other_merchant.set_str(field::MERCHANT_ID, "898310048169999");
+    for (what, m, rc) in [("unknown terminal", &unknown, "58"), ("no DE 42", &no_merchant, "03"), ("another merchant", &other_merchant, "03")] {
+        let r = exchange(&acq, m);
+        assert_eq!((r.mti, rc_of(&r)), (Mti::FINANCIAL_RESPONSE, rc), "{what}");
+        assert!(r.get(field::AUTH_ID_RESPONSE).is_none() && r.get(field::ICC_DATA).is_none(), "{what}: no approval data");
+    }
+    // Sign-on, echo and provisioning from an unknown terminal: 58 too.
+    let mut sign_on_unknown = sign_on("EVIL0001", 2);
+    assert_eq!(rc_of(&exchange(&acq, &sign_on_unknown)), "58");
+    sign_on_unknown.set_str(field::NETWORK_MANAGEMENT_CODE, "170").set_str(field::RESERVED_PRIVATE_63, "00");
+    assert_eq!(rc_of(&exchange(&acq, &sign_on_unknown)), "58");
+    assert_eq!(balance(&acq, "6235880000000017"), before, "nothing charged");
+    // The same tap from the registered terminal of its merchant: approved.
+    assert_eq!(rc_of(&exchange(&acq, &sale)), "00");
+    assert_eq!(balance(&acq, "6235880000000017"), before - 1500);
+}
+
+#[test]
+fn merchant_registrations_are_checked_when_the_seed_is_read() {
+    let base = "[transit]\nmerchant_ids = [\"M1\"]\nterminal_ids = [\"G0101E01\", \"G0101X01\"]\ncumulative_spend_limit = 2000\ndeny_list_key = \"00112233445566778899aabbccddeeff\"\n";
+    assert!(Seed::parse(base).is_err(), "gates that are no merchant's terminals");
+    let with = |m: &str| Seed::parse(&format!("{base}\n{m}"));
+    assert!(with("[[merchant]]\nid = \"M1\"\nname = \"a\"\nterminals = [\"G0101E01\", \"G0101X01\", \"A000-A002\"]").is_ok());
+    let seed = with("[[merchant]]\nid = \"M1\"\nname = \"a\"\nterminals = [\"G0101E01\", \"G0101X01\", \"A008-A010\"]").unwrap();
+    let t = seed.terminals();
+    assert_eq!(t.len(), 5);
+    assert!(["A008", "A009", "A010"].iter().all(|id| t.get(*id).map(String::as_str) == Some("M1")));
+    for bad in [
+        "terminals = [\"G0101E01\", \"G0101X01\", \"TOOLONG01\"]",
+        "terminals = [\"G0101E01\", \"G0101X01\", \"A 1\"]",
+        "terminals = [\"G0101E01\", \"G0101X01\", \"A9-A1\"]",
+        "terminals = [\"G0101E01\", \"G0101X01\", \"A01-B02\"]",
+        "terminals = [\"G0101E01\", \"G0101X01\", \"A0-A99\"]",
+        "terminals = [\"G0101E01\", \"G0101X01\", \"G0101E01\"]",
+        "terminals = [\"G0101E01\"]",
+    ] {
+        assert!(with(&format!("[[merchant]]\nid = \"M1\"\nname = \"a\"\n{bad}")).is_err(), "{bad}");
+    }
+}
+
+/// Issue 13: a refund with the card mints no credit — a purchase ARQC sent as a refund is
+/// refused (12: 9C says purchase), a refund ARQC without DE 37 names no sale (25), one naming
+/// another card's sale (25) or more than is left of its sale (13) moves nothing; with its own
+/// refund cryptogram and the sale's RRN it is credited, once. Over TCP, balances checked.
+#[test]
+fn a_refund_with_the_card_needs_its_sale_and_never_exceeds_it() {
+    let dir = TempDir::new("refund-minting");
+    let acq = Wire::start(&dir);
+    let funding = "6222020000000015";
+    let start = balance(&acq, funding);
+    let sale = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 3000, true), 3000, 1));
+    assert_eq!(rc_of(&sale), "00");
+    let rrn = sale.get_str(field::RRN).unwrap().to_string();
+    let refund = |t: &Tap, amount: u64, stan: u32, rrn: Option<&str>| {
+        let mut m = request(Mti::FINANCIAL_REQUEST, t, amount, stan);
+        m.set_str(field::PROCESSING_CODE, "200000");
+        if let Some(r) = rrn {
+            m.set_str(field::RRN, r);
+        }
+        m
+    };
+    // A purchase ARQC (9C 00) as a refund of 9000.00, with and without the RRN.
+    let purchase = tap("unionpay-phone", 0, 900_000, true);
+    assert_eq!(rc_of(&exchange(&acq, &refund(&purchase, 900_000, 2, Some(&rrn)))), "12");
+    let purchase = tap("unionpay-phone", 0, 900_000, true);
+    assert_eq!(rc_of(&exchange(&acq, &refund(&purchase, 900_000, 3, None))), "12");
+    // A real refund cryptogram: without DE 37, naming an unknown sale, more than the sale.
+    assert_eq!(rc_of(&exchange(&acq, &refund(&tap_refund("unionpay-phone", 0, 1000), 1000, 4, None))), "25");
+    assert_eq!(rc_of(&exchange(&acq, &refund(&tap_refund("unionpay-phone", 0, 1000), 1000, 5, Some("999999999999")))), "25");
+    assert_eq!(rc_of(&exchange(&acq, &refund(&tap_refund("unionpay-phone", 0, 3001), 3001, 6, Some(&rrn)))), "13");
+    // Another card's refund naming this sale: 25.
+    assert_eq!(rc_of(&exchange(&acq, &refund(&tap_refund("unionpay-phone-8cards", 0, 1000), 1000, 7, Some(&rrn)))), "25");
+    // As an authorization only (0100): not permitted.
+    let mut auth = refund(&tap_refund("unionpay-phone", 0, 1000), 1000, 8, Some(&rrn));
+    auth.mti = Mti::AUTHORIZATION_REQUEST;
+    assert_eq!(rc_of(&exchange(&acq, &auth)), "57");
+    assert_eq!(balance(&acq, funding), start - 3000, "nothing credited");
+    // The real thing: 20.00 then 10.00 back; a third refund is over what is left.
+    assert_eq!(rc_of(&exchange(&acq, &refund(&tap_refund("unionpay-phone", 0, 2000), 2000, 9, Some(&rrn)))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &refund(&tap_refund("unionpay-phone", 0, 1000), 1000, 10, Some(&rrn)))), "00");
+    assert_eq!(rc_of(&exchange(&acq, &refund(&tap_refund("unionpay-phone", 0, 1), 1, 11, Some(&rrn)))), "13");
+    assert_eq!(balance(&acq, funding), start);
 }

@@ -25,8 +25,12 @@ pub enum Lang {
 pub enum ResponseCode {
     /// 00 approved.
     Approved,
+    /// 03 invalid merchant: DE 42 missing, or not the merchant the terminal is registered to.
+    InvalidMerchant,
     /// 05 do not honour.
     DoNotHonour,
+    /// 12 invalid transaction (a reversal of a settled sale, or of one refunded in part).
+    InvalidTransaction,
     /// 13 invalid amount (e.g. a refund above what is left of its original).
     InvalidAmount,
     /// 14 invalid card number (unknown or deleted token).
@@ -43,6 +47,8 @@ pub enum ResponseCode {
     IncorrectPin,
     /// 57 transaction not permitted to the card (token domain restriction).
     NotPermitted,
+    /// 58 transaction not permitted to the terminal: DE 41 is not a registered terminal.
+    TerminalNotPermitted,
     /// 62 restricted card (token suspended: lost phone).
     RestrictedCard,
     /// 63 security violation: a missing or wrong MAC, keys the host does not hold, a refused
@@ -75,7 +81,21 @@ struct Row {
 const TABLE: &[Row] = &[
     Row { rc: ResponseCode::Approved, code: "00", meaning: "approved", en: "Approved", zh: "交易成功" },
     Row {
+        rc: ResponseCode::InvalidMerchant,
+        code: "03",
+        meaning: "invalid merchant",
+        en: "Merchant not registered with the acquirer — not charged; call support",
+        zh: "无效商户 — 未扣款，请联系收单机构",
+    },
+    Row {
         rc: ResponseCode::DoNotHonour, code: "05", meaning: "do not honour", en: "Declined by the issuer — ask for another card", zh: "发卡行拒绝 — 请换卡"
+    },
+    Row {
+        rc: ResponseCode::InvalidTransaction,
+        code: "12",
+        meaning: "invalid transaction",
+        en: "Not allowed for this transaction (already settled?) — not done",
+        zh: "无效交易（已结算？）— 未处理",
     },
     Row {
         rc: ResponseCode::InvalidAmount,
@@ -120,6 +140,13 @@ const TABLE: &[Row] = &[
         meaning: "transaction not permitted to the card",
         en: "Not permitted for this card — ask for another card",
         zh: "该卡不支持此交易 — 请换卡",
+    },
+    Row {
+        rc: ResponseCode::TerminalNotPermitted,
+        code: "58",
+        meaning: "transaction not permitted to the terminal (not registered)",
+        en: "Terminal not registered with the acquirer — not charged; call support",
+        zh: "终端未登记 — 未扣款，请联系收单机构",
     },
     Row {
         rc: ResponseCode::RestrictedCard,
@@ -205,6 +232,13 @@ impl ResponseCode {
 
     pub fn is_approved(self) -> bool {
         self == ResponseCode::Approved
+    }
+
+    /// After this answer to a reversal (0410) nothing is left to undo at the host: 00 reversed
+    /// now, 25 the host never had the original (nothing was posted; it refuses the original
+    /// if it comes late), 94 already reversed. Any other answer leaves the reversal owed.
+    pub fn ends_reversal(self) -> bool {
+        matches!(self, ResponseCode::Approved | ResponseCode::OriginalNotFound | ResponseCode::Duplicate)
     }
 
     /// The host did not process the request — its link check failed (63), the issuer or the
@@ -436,5 +470,11 @@ mod tests {
             assert_eq!(ResponseCode::from_code(c), None, "{c:?}");
         }
         assert!(ResponseCode::Approved.is_approved() && !ResponseCode::DoNotHonour.is_approved());
+    }
+
+    #[test]
+    fn only_reversed_not_found_and_already_reversed_end_a_reversal() {
+        let ends: Vec<&str> = ResponseCode::all().filter(|c| c.ends_reversal()).map(ResponseCode::code).collect();
+        assert_eq!(ends, ["00", "25", "94"]);
     }
 }

@@ -49,6 +49,10 @@ pub struct Case {
     pub amount: String,
     /// Amount, Other (9F03): the cashback part of `amount` (`type = "cashback"` only).
     pub amount_other: Option<String>,
+    /// A purchase of this amount on the same card and terminal before the case's transaction,
+    /// which must be approved online (`type = "refund"`, `host = "embedded"`): the sale the
+    /// refund gives back (the acquirer credits a refund only against its sale).
+    pub sale_first: Option<String>,
     /// Faults the acquirer simulator injects for this case (`host = "embedded"`; the case gets
     /// an acquirer of its own).
     pub host_faults: Option<HostFaults>,
@@ -70,6 +74,8 @@ pub struct Case {
     pub amount_minor: u64,
     #[serde(skip)]
     pub amount_other_minor: Option<u64>,
+    #[serde(skip)]
+    pub sale_first_minor: Option<u64>,
     #[serde(skip)]
     pub profile_data: Option<test_cards::profile::Profile>,
 }
@@ -466,6 +472,13 @@ impl Case {
         self.txn_type
             .check_amounts(Amount(self.amount_minor), self.amount_other_minor.map(Amount))
             .map_err(|e| format!("type = {:?}: {e}", self.txn_type.name()))?;
+        self.sale_first_minor = match &self.sale_first {
+            Some(_) if self.txn_type != TxnType::Refund || self.host != HostMode::Embedded => {
+                return Err("sale_first is the sale a refund gives back: it needs type = \"refund\" and host = \"embedded\"".into())
+            }
+            Some(a) => Some(Amount::parse(a, exp).map_err(|e| format!("sale_first {a:?}: {e}"))?.0),
+            None => None,
+        };
         let h = &self.holder;
         if let Some(p) = &h.second_card {
             test_cards::profile::Profile::load(p).map_err(|e| format!("holder.second_card {p:?}: {e}"))?;

@@ -350,6 +350,16 @@ impl Runner {
                 };
                 terminal.settings = settings.clone();
                 terminal.policy = policy.clone();
+                if let Some(amount) = case.sale_first_minor {
+                    // The sale the refund gives back, on a holder of its own (not recorded).
+                    let first = SaleRequest { amount: Amount(amount), date, ..Default::default() };
+                    let holder = Holder { fingerprint_on_prompt: case.holder.fingerprint, remove_after: None };
+                    let mut card = VirtualReader::new(&case.profile, test_cards::Wallet::from_profile(&case.profile, &profile)?, holder);
+                    let sold = terminal.sale(&first, &mut card, &mut |_| {})?;
+                    if sold.report.outcome != "APPROVED" {
+                        bail!("sale_first: the sale before the refund was not approved ({})", sold.report.outcome);
+                    }
+                }
                 let sale = terminal.sale(&req, &mut reader, &mut progress)?;
                 journal = sale.report.journal_id.and_then(|id| terminal.journal.get(id).ok());
                 drop(own);

@@ -118,6 +118,27 @@ pub fn identity(settings: &Settings) -> online::Identity {
     }
 }
 
+/// The RRN of the sale a refund of `amount` with card `pan` gives back: the newest approved
+/// online purchase (or purchase with cashback) of that card in this journal, not voided or
+/// reversed, with at least `amount` left after the refunds already made against it.
+fn refundable_sale(j: &Journal, pan: &str, amount: u64) -> Option<String> {
+    let all = j.all().ok()?;
+    let refunded = |rrn: &str| -> u64 {
+        all.iter()
+            .filter(|r| r.kind == TxnKind::Refund && r.reference_rrn.as_deref() == Some(rrn))
+            .filter(|r| r.disposition.is_none_or(|d| d.is_approved()) && !matches!(r.state, TxnState::Reversed | TxnState::ReversalPending))
+            .map(|r| r.amount)
+            .sum()
+    };
+    all.iter()
+        .rev()
+        .filter(|r| matches!(r.kind, TxnKind::Purchase | TxnKind::Cashback) && r.pan.as_deref() == Some(pan))
+        .filter(|r| r.disposition.is_some_and(Disposition::is_approved) && matches!(r.state, TxnState::Completed | TxnState::Settled))
+        .filter_map(|r| r.rrn.as_deref().map(|rrn| (rrn, r.amount)))
+        .find(|(rrn, sold)| sold.saturating_sub(refunded(rrn)) >= amount)
+        .map(|(rrn, _)| rrn.to_string())
+}
+
 /// After the tap: journal the card data, then go online, queue the advice, or close.
 #[allow(clippy::too_many_arguments)]
 pub fn complete(
@@ -136,7 +157,16 @@ pub fn complete(
     let record = result.outcome.data_record.clone().unwrap_or_default();
     let find = |t| kernels::tlv::find(&record, t).ok().flatten().map(|v| v.to_vec());
     let track2 = find(kernels::tag::TRACK2_EQUIVALENT).map(|t| kernels::types::digits(&t));
+    // A refund with the card names the sale it gives back (DE 37), as the acquirer requires:
+    // this card's newest approved sale here with enough left (none: the acquirer answers 25).
+    let original_rrn = match (rec.kind, &rec.reference_rrn, &s.pan) {
+        (TxnKind::Refund, None, Some(pan)) => refundable_sale(j, pan, rec.amount),
+        _ => None,
+    };
     j.advance(rec, TxnEvent::CardRead, |r| {
+        if original_rrn.is_some() {
+            r.reference_rrn = original_rrn.clone();
+        }
         r.pan = s.pan.clone();
         r.pan_masked = report.pan_masked.clone();
         r.expiry_yymm = s.expiry.as_ref().map(|e| e.chars().take(4).collect());
