@@ -122,18 +122,18 @@ fn pay_against(forgery: Forgery) -> (Value, i32, Vec<String>, Vec<Value>) {
 /// `keyless`: the terminal is configured `mac = false` for this host; else the shipped keyed
 /// configuration (MAC on every message, keys provisioned against the pinned acquirer key).
 fn pay_against_with(forgery: Forgery, keyless: bool) -> (Value, i32, Vec<String>, Vec<Value>) {
-    let dir = std::env::temp_dir().join(format!("shanfu-forged-{}-{forgery:?}", std::process::id()));
+    // A directory of its own per call: tests run in parallel and two of them pay against the
+    // same forgery (one keyed, one not).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("shanfu-forged-{}-{forgery:?}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (tx, rx) = mpsc::channel();
     let addr = fake_host(forgery, tx);
     let run = |args: &[&str]| Command::new(BIN).args(args).arg("--data").arg(&dir).stdin(Stdio::null()).output().expect("run shanfu");
     // This fake host has no keys: the terminal is configured `mac = false` for it, so what is
     // tested here is the answer check itself (tests/keyed_link.rs: the same forgeries with MAC on).
-    let cfg = if keyless {
-        common::keyless_config(&std::env::temp_dir().join(format!("shanfu-forged-cfg-{}-{forgery:?}", std::process::id())))
-    } else {
-        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
-    };
+    let cfg = if keyless { common::keyless_config(&dir.join("cfg")) } else { std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config")) };
     let out = run(&[
         "pay",
         "20.00",

@@ -19,6 +19,7 @@
 mod at_rest;
 mod crypto;
 mod deny;
+mod group_commit;
 mod limits;
 mod link;
 mod logic;
@@ -176,14 +177,20 @@ pub async fn embedded(db_dir: &Path) -> Result<SocketAddr, AcquirerError> {
 
 /// [`embedded`] with a MAC policy (the benchmark compares MAC on and off).
 pub async fn embedded_with(db_dir: &Path, mac: MacMode) -> Result<SocketAddr, AcquirerError> {
+    Ok(embedded_state(db_dir, mac).await?.0)
+}
+
+/// [`embedded_with`], also handing back the acquirer (the benchmark reads its group-commit
+/// counts).
+pub async fn embedded_state(db_dir: &Path, mac: MacMode) -> Result<(SocketAddr, Arc<Acquirer>), AcquirerError> {
     let state = Arc::new(open_blocking(db_dir.to_path_buf(), Seed::builtin()?, Faults::default()).await?);
     state.set_mac_mode(mac);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| AcquirerError::io("binding 127.0.0.1", e))?;
     let addr = listener.local_addr().map_err(|e| AcquirerError::io("listener address", e))?;
     start_admin(db_dir, state.clone(), Limits::default()).await?;
-    tokio::spawn(serve(listener, state, Limits::default()));
+    tokio::spawn(serve(listener, state.clone(), Limits::default()));
     tracing::debug!(%addr, "embedded acquirer listening");
-    Ok(addr)
+    Ok((addr, state))
 }
 
 /// Binds the admin port on 127.0.0.1, writes `db_dir/admin.addr`, spawns [`serve_admin`].

@@ -550,9 +550,9 @@ impl Acquirer {
             self.commit(&cr.key, &rec, posting)?;
             rec
         };
-        if rec.posted {
-            self.flush()?;
-        }
+        // Answered only once its record is durable — the spent cryptogram and the posting of
+        // an approval, the answer a retransmission must get again — by group commit.
+        self.flush()?;
         Ok(Outcome::New(rec))
     }
 

@@ -174,6 +174,8 @@ pub struct Acquirer {
     pub(crate) deny_log: sled::Tree,
     /// The data key's blind index and sealing ([`crate::at_rest`]).
     pub(crate) at_rest: AtRest,
+    /// Many requests per fsync ([`crate::group_commit`]).
+    pub(crate) group: crate::group_commit::GroupCommit,
 }
 
 /// `meta` `schema`: 2 = PANs behind the blind index and sealed (issue 12 §6). A database
@@ -264,6 +266,7 @@ impl Acquirer {
             next_fault: Mutex::new(None),
             transit: seed.transit.clone(),
             terminals: seed.terminals(),
+            group: Default::default(),
             at_rest,
         };
         acq.check_schema(db_dir)?;
@@ -536,9 +539,15 @@ impl Acquirer {
     }
 
     /// Durably writes everything so far (before an answer that moved money leaves).
+    /// Makes everything written so far durable — one fsync for every request waiting at the
+    /// same time ([`crate::group_commit`]).
     pub(crate) fn flush(&self) -> Result<(), AcquirerError> {
-        self.db.flush()?;
-        Ok(())
+        self.group.wait(|| self.db.flush().map(|_| ()).map_err(AcquirerError::from))
+    }
+
+    /// Group commit so far: (fsyncs, requests they made durable).
+    pub fn durability_counts(&self) -> (u64, u64) {
+        self.group.counts()
     }
 
     /// Changes a token's lifecycle state and flushes. Suspending or resuming a token already in

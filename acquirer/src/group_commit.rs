@@ -1,0 +1,146 @@
+//! Group commit (issue 13 §2): one fsync makes many requests' records durable, and each
+//! request is still answered only after its own record is.
+//!
+//! A request that has written its records calls [`GroupCommit::wait`]. If no flush is running,
+//! it becomes the leader: it flushes everything written so far — its own records and those of
+//! every request that called before it — and wakes the others. If a flush is running, it waits:
+//! that flush may have started before its records were written, so it is covered only by a
+//! flush that started after it called (the next leader's). While one fsync runs, the requests
+//! arriving meanwhile gather for the next one: under load the number of authorizations per
+//! fsync grows by itself, with no timer and no batch size to tune.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct State {
+    /// Calls so far: each call's ticket.
+    called: u64,
+    /// Every call with a ticket up to this is durable.
+    durable: u64,
+    /// A flush is running.
+    flushing: bool,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<State>,
+    done: Condvar,
+    /// Flushes that succeeded, and the calls they made durable (for the bench report).
+    flushes: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns once everything the caller wrote before calling is durable, by `flush` (run by
+    /// one caller at a time). A failed flush is the leader's error; the callers it would have
+    /// covered try again (one of them leads the next flush).
+    pub(crate) fn wait<E>(&self, flush: impl Fn() -> Result<(), E>) -> Result<(), E> {
+        let mut st = self.lock();
+        st.called += 1;
+        let ticket = st.called;
+        loop {
+            if st.durable >= ticket {
+                return Ok(());
+            }
+            if st.flushing {
+                st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.flushing = true;
+            let target = st.called;
+            drop(st);
+            let result = flush();
+            st = self.lock();
+            st.flushing = false;
+            if result.is_ok() {
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+                self.calls.fetch_add(target - st.durable.min(target), Ordering::Relaxed);
+                st.durable = st.durable.max(target);
+            }
+            self.done.notify_all();
+            result?;
+        }
+    }
+
+    /// (flushes, calls made durable) so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.flushes.load(Ordering::Relaxed), self.calls.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn one_caller_flushes_once_per_call() {
+        let g = GroupCommit::default();
+        let n = AtomicU64::new(0);
+        for _ in 0..3 {
+            g.wait(|| {
+                n.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        }
+        assert_eq!(n.load(Ordering::Relaxed), 3);
+        assert_eq!(g.counts(), (3, 3));
+    }
+
+    /// Writes made before a call are durable when it returns — never covered by a flush that
+    /// started before them — and concurrent callers share flushes.
+    #[test]
+    fn concurrent_callers_share_flushes_and_each_waits_for_its_own_writes() {
+        let g = Arc::new(GroupCommit::default());
+        // "written" counts writes; a flush snapshots it as "durable".
+        let written = Arc::new(AtomicU64::new(0));
+        let durable = Arc::new(AtomicU64::new(0));
+        let flushes = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (g, written, durable, flushes, failed) = (g.clone(), written.clone(), durable.clone(), flushes.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
+                        g.wait(|| {
+                            let snapshot = written.load(Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_micros(300));
+                            durable.fetch_max(snapshot, Ordering::SeqCst);
+                            flushes.fetch_add(1, Ordering::SeqCst);
+                            Ok::<_, ()>(())
+                        })
+                        .unwrap();
+                        if durable.load(Ordering::SeqCst) < mine {
+                            failed.store(true, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(!failed.load(Ordering::SeqCst), "a call returned before its write was flushed");
+        let f = flushes.load(Ordering::SeqCst);
+        assert!(f < 800, "800 calls shared flushes: {f}");
+        assert_eq!(g.counts(), (f, 800));
+    }
+
+    #[test]
+    fn a_failed_flush_is_an_error_and_the_next_call_flushes_again() {
+        let g = GroupCommit::default();
+        assert_eq!(g.wait(|| Err("disk full")), Err("disk full"));
+        assert_eq!(g.wait(|| Ok::<_, &str>(())), Ok(()));
+        assert_eq!(g.counts(), (1, 2), "the second flush covered both calls");
+    }
+}
