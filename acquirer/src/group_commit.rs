@@ -12,24 +12,41 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+// Async waiters (the server) follow the durable ticket on a watch channel; threads wait on the
+// condition variable. Either kind may lead a flush.
+
 #[derive(Debug, Default)]
 struct State {
-    /// Calls so far: each call's ticket.
+    /// Tickets given so far: each caller's.
     called: u64,
-    /// Every call with a ticket up to this is durable.
+    /// Every ticket up to this is durable.
     durable: u64,
     /// A flush is running.
     flushing: bool,
 }
 
 /// See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
     done: Condvar,
-    /// Flushes that succeeded, and the calls they made durable (for the bench report).
+    /// The durable ticket, for waiters on the async runtime.
+    durable_tx: tokio::sync::watch::Sender<u64>,
+    /// Flushes that succeeded, and the tickets they made durable (for the bench report).
     flushes: AtomicU64,
     calls: AtomicU64,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit {
+            state: Mutex::default(),
+            done: Condvar::new(),
+            durable_tx: tokio::sync::watch::channel(0).0,
+            flushes: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+        }
+    }
 }
 
 impl GroupCommit {
@@ -37,38 +54,72 @@ impl GroupCommit {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A ticket for what the caller wrote so far: durable once a flush that started after this
+    /// call has finished.
+    pub(crate) fn ticket(&self) -> u64 {
+        let mut st = self.lock();
+        st.called += 1;
+        st.called
+    }
+
+    pub(crate) fn is_durable(&self, ticket: u64) -> bool {
+        self.lock().durable >= ticket
+    }
+
+    /// Starts a flush if none is running: the ticket it will make durable.
+    pub(crate) fn try_lead(&self) -> Option<u64> {
+        let mut st = self.lock();
+        (!st.flushing).then(|| {
+            st.flushing = true;
+            st.called
+        })
+    }
+
+    /// Ends the flush [`GroupCommit::try_lead`] started; wakes every waiter.
+    pub(crate) fn finish(&self, target: u64, flushed: bool) {
+        let mut st = self.lock();
+        st.flushing = false;
+        if flushed {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            self.calls.fetch_add(target.saturating_sub(st.durable), Ordering::Relaxed);
+            st.durable = st.durable.max(target);
+        }
+        let durable = st.durable;
+        drop(st);
+        self.done.notify_all();
+        self.durable_tx.send_replace(durable);
+    }
+
+    /// Follows the durable ticket (async waiters: see `Acquirer::durable`).
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable_tx.subscribe()
+    }
+
     /// Returns once everything the caller wrote before calling is durable, by `flush` (run by
     /// one caller at a time). A failed flush is the leader's error; the callers it would have
     /// covered try again (one of them leads the next flush).
     pub(crate) fn wait<E>(&self, flush: impl Fn() -> Result<(), E>) -> Result<(), E> {
-        let mut st = self.lock();
-        st.called += 1;
-        let ticket = st.called;
+        let ticket = self.ticket();
         loop {
+            if self.is_durable(ticket) {
+                return Ok(());
+            }
+            if let Some(target) = self.try_lead() {
+                let result = flush();
+                self.finish(target, result.is_ok());
+                result?;
+            }
+            let mut st = self.lock();
+            while st.durable < ticket && st.flushing {
+                st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
             if st.durable >= ticket {
                 return Ok(());
             }
-            if st.flushing {
-                st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            st.flushing = true;
-            let target = st.called;
-            drop(st);
-            let result = flush();
-            st = self.lock();
-            st.flushing = false;
-            if result.is_ok() {
-                self.flushes.fetch_add(1, Ordering::Relaxed);
-                self.calls.fetch_add(target - st.durable.min(target), Ordering::Relaxed);
-                st.durable = st.durable.max(target);
-            }
-            self.done.notify_all();
-            result?;
         }
     }
 
-    /// (flushes, calls made durable) so far.
+    /// (flushes, tickets made durable) so far.
     pub(crate) fn counts(&self) -> (u64, u64) {
         (self.flushes.load(Ordering::Relaxed), self.calls.load(Ordering::Relaxed))
     }

@@ -186,7 +186,7 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>, pla
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 8192];
     // The connection's keys (issue 12): set by its keyed sign-on, used for every later message.
-    let mut link = Some(crate::LinkSession::default());
+    let mut link = crate::LinkSession::default();
     // When the first byte of a frame not yet complete arrived.
     let mut frame_started: Option<tokio::time::Instant> = None;
     'conn: loop {
@@ -205,22 +205,20 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>, pla
             // A one-shot fault set over the admin port (`faults …`) hits this request; a forced
             // response code goes in before the answer is MAC'd.
             let shot = if network { None } else { state.take_next_fault() };
-            let mut sess = link.take().unwrap_or_default();
-            sess.override_code = shot.as_ref().and_then(|s| s.code.clone());
-            let answer = match tokio::task::spawn_blocking(move || {
-                let a = st.handle_link(&mut sess, &body);
-                (sess, a)
-            })
-            .await
-            {
-                Ok((sess, a)) => {
-                    link = Some(sess);
-                    a
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "request processing task failed");
-                    None
-                }
+            // Handled on this thread (decisions are CPU and in-memory work); what it wrote is
+            // made durable by group commit while this task waits, and the answer goes out
+            // only then — never an answer whose record could be lost (issue 13).
+            link.override_code = shot.as_ref().and_then(|s| s.code.clone());
+            let (answer, ticket) = st.deferring(|| st.handle_link(&mut link, &body));
+            let answer = match ticket {
+                None => answer,
+                Some(t) => match st.durable(t).await {
+                    Ok(()) => answer,
+                    Err(e) => {
+                        tracing::error!(error = %e, "records not made durable: not answered");
+                        None
+                    }
+                },
             };
             let fault = match &shot {
                 Some(s) if s.drop => Fault::Drop,

@@ -178,6 +178,11 @@ pub struct Acquirer {
     pub(crate) group: crate::group_commit::GroupCommit,
 }
 
+thread_local! {
+    /// `Some` while [`Acquirer::deferring`] runs on this thread: the newest ticket taken.
+    static DEFERRED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
 /// `meta` `schema`: 2 = PANs behind the blind index and sealed (issue 12 §6). A database
 /// without it (written before) kept PANs in clear: refused, not migrated in place — sled's log
 /// would keep the clear values in its old segments.
@@ -540,9 +545,63 @@ impl Acquirer {
 
     /// Durably writes everything so far (before an answer that moved money leaves).
     /// Makes everything written so far durable — one fsync for every request waiting at the
-    /// same time ([`crate::group_commit`]).
+    /// same time ([`crate::group_commit`]). Inside [`Acquirer::deferring`] it only takes a
+    /// ticket: the caller waits for it ([`Acquirer::durable`]) before answering.
     pub(crate) fn flush(&self) -> Result<(), AcquirerError> {
+        if DEFERRED.with(|d| d.get().is_some()) {
+            let t = self.group.ticket();
+            DEFERRED.with(|d| d.set(Some(t)));
+            return Ok(());
+        }
         self.group.wait(|| self.db.flush().map(|_| ()).map_err(AcquirerError::from))
+    }
+
+    /// Runs `f` with its flushes deferred: `f`'s result and the ticket that makes what it
+    /// wrote durable (`None`: it asked for no flush). The server answers only after
+    /// [`Acquirer::durable`] of that ticket, and meanwhile handles other requests on the same
+    /// thread instead of blocking it.
+    pub(crate) fn deferring<T>(&self, f: impl FnOnce() -> T) -> (T, Option<u64>) {
+        /// Puts the thread back to flushing itself even if `f` panics.
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                DEFERRED.with(|d| d.set(None));
+            }
+        }
+        DEFERRED.with(|d| d.set(Some(0)));
+        let _reset = Reset;
+        let r = f();
+        let ticket = DEFERRED.with(|d| d.get()).filter(|t| *t > 0);
+        (r, ticket)
+    }
+
+    /// Waits until `ticket` is durable: a flush that started after it has finished. Leads a
+    /// flush on the blocking pool when none is running; an error if the flush it led failed.
+    pub(crate) async fn durable(self: &std::sync::Arc<Self>, ticket: u64) -> Result<(), AcquirerError> {
+        let mut rx = self.group.subscribe();
+        loop {
+            if self.group.is_durable(ticket) {
+                return Ok(());
+            }
+            if let Some(target) = self.group.try_lead() {
+                let me = self.clone();
+                let flushed = tokio::task::spawn_blocking(move || {
+                    let r = me.db.flush().map(|_| ()).map_err(AcquirerError::from);
+                    me.group.finish(target, r.is_ok());
+                    r
+                })
+                .await;
+                match flushed {
+                    Ok(r) => r?,
+                    Err(e) => return Err(AcquirerError::io("the flush task", std::io::Error::other(e.to_string()))),
+                }
+                continue;
+            }
+            // A flush is running (maybe begun before our writes): wait for it to end.
+            if rx.changed().await.is_err() {
+                return Err(AcquirerError::io("waiting for a flush", std::io::Error::other("the acquirer is gone")));
+            }
+        }
     }
 
     /// Group commit so far: (fsyncs, requests they made durable).

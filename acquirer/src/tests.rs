@@ -1827,3 +1827,29 @@ fn a_refund_with_the_card_needs_its_sale_and_never_exceeds_it() {
     assert_eq!(rc_of(&exchange(&acq, &refund(&tap_refund("unionpay-phone", 0, 1), 1, 11, Some(&rrn)))), "13");
     assert_eq!(balance(&acq, funding), start);
 }
+
+/// Not a check: `n` 0100 authorizations handled in process, one after another — the run a
+/// profiler (valgrind --tool=callgrind) looks at to see where an authorization's CPU goes.
+#[test]
+#[ignore = "a profiling run, not a check"]
+fn profile_authorizations() {
+    let dir = TempDir::new("profile");
+    let acq = open(&dir);
+    acq.set_mac_mode(crate::MacMode::Off);
+    let n: u32 = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let reqs: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let t = tap("unionpay-phone", 0, 5000, true);
+            let mut m = request(Mti::AUTHORIZATION_REQUEST, &t, 5000, i + 1);
+            m.remove(field::TRACK2);
+            ascii87().pack(&m).unwrap()
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut sess = crate::LinkSession::default();
+    for r in &reqs {
+        let a = acq.handle_link(&mut sess, r).expect("an answer");
+        assert_eq!(rc_of(&ascii87().unpack(&a).unwrap()), "00");
+    }
+    eprintln!("{n} authorizations in {:?} ({:?} each)", t0.elapsed(), t0.elapsed() / n);
+}
