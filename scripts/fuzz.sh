@@ -22,6 +22,8 @@ export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AF
 export AFLRS_NO_UPDATE_CHECK=1
 BIN=fuzz/afl/target/release/shanfu-afl
 OUT=target/fuzz
+# The summary table (FUZZ_TABLE=FILE to keep two runs side by side apart).
+TABLE=${FUZZ_TABLE:-$OUT.table}
 
 targets_all() { sed -n 's/^    ("\([a-z0-9_]*\)", .*/\1/p' fuzz/src/lib.rs; }
 
@@ -66,7 +68,7 @@ targets=("$@"); [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(targets_all)
 setup
 failed=0
 mkdir -p "$OUT"
-printf '| target | seconds | executions | executions/s | corpus | crashes | hangs |\n|---|---|---|---|---|---|---|\n' > "$OUT.table"
+printf '| target | seconds | executions | executions/s | corpus | crashes | hangs |\n|---|---|---|---|---|---|---|\n' > "$TABLE"
 for t in "${targets[@]}"; do
   rm -rf "${OUT:?}/$t"
   mkdir -p "$OUT"
@@ -81,7 +83,7 @@ for t in "${targets[@]}"; do
   fi
   get() { sed -n "s/^$1 *: *//p" "$stats"; }
   crashes=$(get saved_crashes); hangs=$(get saved_hangs)
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$secs" "$(get execs_done)" "$(get execs_per_sec)" "$(get corpus_count)" "$crashes" "$hangs" | tee -a "$OUT.table"
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$secs" "$(get execs_done)" "$(get execs_per_sec)" "$(get corpus_count)" "$crashes" "$hangs" | tee -a "$TABLE"
   if [ "${crashes:-0}" != 0 ] || [ "${hangs:-0}" != 0 ]; then
     mkdir -p fuzz/crashes/"$t"
     cp "$OUT/$t"/default/crashes/id:* "$OUT/$t"/default/hangs/id:* fuzz/crashes/"$t"/ 2>/dev/null || true
@@ -90,5 +92,5 @@ for t in "${targets[@]}"; do
   fi
 done
 echo
-cat "$OUT.table"
+cat "$TABLE"
 exit $failed

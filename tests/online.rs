@@ -325,3 +325,57 @@ fn an_advice_the_host_did_not_process_stays_pending_and_is_sent_again() {
     assert_eq!((v["totals"]["debits"].as_u64(), v["totals"]["debits_amount"].as_u64()), (Some(1), Some(1000)), "{v}");
     assert_eq!(s(&env.journal()[0], "state"), "SETTLED");
 }
+
+/// Issue 13 §4: `kill -9` of the terminal at pseudo-random moments across many transactions —
+/// online sales and offline approvals, the acquirer alive and a little slow — then a restart
+/// and a settlement: nothing is left pending, the totals reconcile, and the accounts moved by
+/// exactly the sales the journal settled: none lost, none doubled.
+#[test]
+fn kill_9_at_random_moments_loses_and_doubles_nothing() {
+    let env = Env::new("kill9-random");
+    let acq = env.acquirer(&["--delay-ms", "40"]);
+    let db = env.dir.join("standalone-acquirer");
+    let balance = |pan: &str| -> i64 {
+        let out = Command::new(BIN).arg("acquirer").arg("--db").arg(&db).args(["account", "balance", pan]).output().expect("balance");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().strip_prefix("ok ").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("balance of {pan}: {text}"))
+    };
+    let (phone, transit) = ("6222020000000015", "6225000000000027");
+    let (phone0, transit0) = (balance(phone), balance(transit));
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut killed = 0;
+    for i in 0..16u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let profile = if i % 3 == 2 { "virtual:unionpay-transit" } else { "virtual:unionpay-phone" };
+        let amount = format!("{}.00", 10 + i);
+        let mut child = env
+            .cmd(&["pay", &amount, "--reader", profile, "--host", &acq.addr, "--timeout-ms", "2000", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pay");
+        std::thread::sleep(Duration::from_millis(x % 160));
+        if matches!(child.try_wait(), Ok(None)) {
+            killed += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let (settled, _) = env.json(&["settle", "--host", &acq.addr, "--timeout-ms", "8000", "--json"]);
+    assert_eq!(settled["reconciled"], true, "{settled}");
+    let j = env.journal();
+    for r in &j {
+        assert!(matches!(s(r, "state"), "SETTLED" | "REVERSED" | "COMPLETED"), "left pending after settle: {r}");
+    }
+    let settled_sum = |masked: &str| -> i64 {
+        j.iter()
+            .filter(|r| s(r, "state") == "SETTLED" && s(r, "pan_masked") == masked && s(r, "kind") == "PURCHASE")
+            .map(|r| r["amount"].as_i64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(phone0 - balance(phone), settled_sum("623588******0017"), "phone sales: the account moved by what the journal settled");
+    assert_eq!(transit0 - balance(transit), settled_sum("622500******0027"), "offline approvals: posted once each");
+    eprintln!("{killed} of 16 killed mid-way; journal {} records, {} settled", j.len(), j.iter().filter(|r| s(r, "state") == "SETTLED").count());
+}
