@@ -338,6 +338,16 @@ fn phone_in_hand_switches_cards_on_stdin_and_taps_a_fake_vpcd() {
     p.request("remove").unwrap();
     let mut b = [0u8; 4];
     assert_eq!(s.read(&mut b).unwrap_or(0), 0, "the phone left the reader");
-    let log = p.take_log().join("\n");
+    // The phone process writes its log lines as it goes: gather them for a while (a loaded
+    // machine may deliver the APDU line after the answer).
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(log.contains("connected tap=1") && log.contains("apdu 00A40400 9000")) && Instant::now() < deadline {
+        for line in p.take_log() {
+            log += &line;
+            log.push('\n');
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(log.contains("connected tap=1") && log.contains("apdu 00A40400 9000"), "{log}");
 }

@@ -17,9 +17,8 @@ pub(crate) struct Verified {
     /// ARPC key: session key (EMV CSK) or card master key (Visa CVN 10).
     arpc_key: [u8; 16],
     /// The cryptogram type the card signed: from the CVR in the IAD, which the AC covers (9F27
-    /// is not in the AC input, so anyone on the way can change or remove it); 9F27 only when the
-    /// IAD's layout is not one this host reads. `None`: neither says. A 9F27 that contradicts
-    /// the IAD fails verification.
+    /// is not in the AC input, so anyone on the way can change or remove it). Always `Some`: an
+    /// IAD that does not say, or a 9F27 that contradicts it, fails verification.
     pub cid_type: Option<CryptogramType>,
 }
 
@@ -54,18 +53,21 @@ pub(crate) fn verify(issuer: &Issuer, pan_digits: &str, psn: u8, icc: &[u8]) -> 
         CryptogramMethod::EmvCsk => cryptogram::session_key_common(&mk, atc),
         CryptogramMethod::VisaCvn10 => mk,
     };
-    let sent = fixed::<1>(icc, tag::CID).map(|c| CryptogramType::from_cid(c[0]));
-    let scheme = match issuer.method {
-        CryptogramMethod::EmvCsk => kernels::iad::IadScheme::UnionPay,
-        CryptogramMethod::VisaCvn10 => kernels::iad::IadScheme::Visa,
+    // The type the card signed, read only from bytes the AC covers: the whole IAD for EMV CSK
+    // (its format byte included), the CVR (IAD bytes 3-6, cryptogram type in b6-b5 of IAD
+    // byte 4) for Visa CVN 10 — whose format byte IAD[0] is not covered, so it does not choose
+    // where the type is read. Unreadable: not verified (never 9F27 instead).
+    let signed = match issuer.method {
+        CryptogramMethod::EmvCsk => kernels::iad::cryptogram_type(kernels::iad::IadScheme::UnionPay, iad),
+        CryptogramMethod::VisaCvn10 => trailer.get(1).map(|b| CryptogramType::from_cid(((b >> 4) & 0x03) << 6)),
     };
-    let signed = kernels::iad::cryptogram_type(scheme, iad);
-    let cid_type = match (signed, sent) {
-        (Some(a), Some(b)) if a != b => return Err("9F27 contradicts the cryptogram type in the IAD"),
-        (Some(a), _) => Some(a),
-        (None, b) => b,
-    };
-    Ok(Verified { ac, arpc_key, cid_type })
+    let Some(signed) = signed else { return Err("the IAD does not say which cryptogram the card made") };
+    if fixed::<1>(icc, tag::CID).is_some_and(|c| CryptogramType::from_cid(c[0]) != signed)
+        || tlv::find(icc, tag::CID).ok().flatten().is_some_and(|c| c.len() != 1)
+    {
+        return Err("9F27 contradicts the cryptogram type in the IAD");
+    }
+    Ok(Verified { ac, arpc_key, cid_type: Some(signed) })
 }
 
 impl Verified {

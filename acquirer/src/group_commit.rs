@@ -90,6 +90,21 @@ impl GroupCommit {
         self.durable_tx.send_replace(durable);
     }
 
+    /// Runs the flush a [`GroupCommit::try_lead`] started and ends it, even if `flush` panics
+    /// (then as failed): a flush that never ends would leave every later request waiting.
+    pub(crate) fn lead<E>(&self, target: u64, flush: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        struct Unfinished<'a>(&'a GroupCommit, u64, bool);
+        impl Drop for Unfinished<'_> {
+            fn drop(&mut self) {
+                self.0.finish(self.1, self.2);
+            }
+        }
+        let mut guard = Unfinished(self, target, false);
+        let result = flush();
+        guard.2 = result.is_ok();
+        result
+    }
+
     /// Follows the durable ticket (async waiters: see `Acquirer::durable`).
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.durable_tx.subscribe()
@@ -105,9 +120,7 @@ impl GroupCommit {
                 return Ok(());
             }
             if let Some(target) = self.try_lead() {
-                let result = flush();
-                self.finish(target, result.is_ok());
-                result?;
+                self.lead(target, &flush)?;
             }
             let mut st = self.lock();
             while st.durable < ticket && st.flushing {
@@ -185,6 +198,15 @@ mod tests {
         let f = flushes.load(Ordering::SeqCst);
         assert!(f < 800, "800 calls shared flushes: {f}");
         assert_eq!(g.counts(), (f, 800));
+    }
+
+    #[test]
+    fn a_flush_that_panics_ends_its_lead_and_the_next_call_flushes() {
+        let g = GroupCommit::default();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.wait(|| -> Result<(), ()> { panic!("disk driver") })));
+        assert!(r.is_err());
+        assert_eq!(g.wait(|| Ok::<_, ()>(())), Ok(()), "not stuck behind a flush that never ended");
+        assert_eq!(g.counts(), (1, 2));
     }
 
     #[test]

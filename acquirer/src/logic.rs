@@ -65,6 +65,20 @@ fn record_key(tid8: &[u8], stan: u64) -> Vec<u8> {
     k
 }
 
+/// The terminal and card data an ARQC / TC covers (Book 2 §8.1.1) and their lengths.
+const AC_INPUT_LENGTHS: [(kernels::tlv::Tag, usize); 10] = [
+    (kernels::tag::AMOUNT_AUTHORISED, 6),
+    (kernels::tag::AMOUNT_OTHER, 6),
+    (kernels::tag::TERMINAL_COUNTRY, 2),
+    (kernels::tag::TVR, 5),
+    (kernels::tag::TXN_CURRENCY, 2),
+    (kernels::tag::TXN_DATE, 3),
+    (kernels::tag::TXN_TYPE, 1),
+    (kernels::tag::UNPREDICTABLE_NUMBER, 4),
+    (kernels::tag::AIP, 2),
+    (kernels::tag::ATC, 2),
+];
+
 /// The card data of a 0100 / 0200 / 0220, checked for format.
 struct CardRequest<'a> {
     pan: &'a str,
@@ -121,6 +135,16 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
     let original_rrn = match (icc, credit) {
         (Some(icc), _) => {
             tlv::validate(icc).map_err(|e| format!("DE 55 is not BER-TLV: {e}"))?;
+            // The data the cryptogram covers at their dictionary lengths: an over-long value is
+            // cut to fit the AC input while the host would read all of it (a 7-byte 9F02 must
+            // not let DE 4 go unchecked).
+            for (t, len) in AC_INPUT_LENGTHS {
+                if let Some(v) = tlv::find(icc, t).ok().flatten() {
+                    if v.len() != len {
+                        return Err(format!("DE 55 tag {:X} is {} bytes, not {len}", t.0, v.len()));
+                    }
+                }
+            }
             // A refund with the card names its sale too (issue 13); without it: 25.
             credit.then(|| req.get_str(field::RRN).filter(|r| r.len() == 12)).flatten()
         }
@@ -434,12 +458,11 @@ impl Acquirer {
                     None => rec.kind == kind && rec.pan == cr.pan && rec.amount == cr.amount && rec.processing_code == cr.processing_code,
                 };
                 drop(guard);
+                // The first answer may not be durable yet (its flush is running): whatever this
+                // one says waits for it — a ticket taken now is after every earlier write.
+                self.flush()?;
                 if !same {
                     return Ok(Outcome::Conflict);
-                }
-                if rec.posted {
-                    // The first answer may not have been made durable yet (it is being flushed).
-                    self.flush()?;
                 }
                 return Ok(Outcome::Duplicate(rec));
             }
@@ -454,6 +477,9 @@ impl Acquirer {
             }
             let (d, verified) = match crypto {
                 Crypto::Verified { .. } if replay => (Decision::decline(Rc::Duplicate), None),
+                // A refund without the card: a 0200 only (an authorization or an advice of a
+                // refund is not a thing: 57).
+                Crypto::Referenced if kind != RequestKind::Financial => (Decision::decline(Rc::NotPermitted), None),
                 Crypto::Referenced => (self.refund_decision(cr)?, None),
                 Crypto::NoIssuer => (Decision::decline(Rc::InvalidCard), None),
                 Crypto::Failed(why) => {
@@ -465,17 +491,19 @@ impl Acquirer {
                     // The money moved is the money the card signed for (issue 13): DE 4 = 9F02
                     // (an advice may carry more only as a registered gate's aggregate, below)
                     // and DE 49 = 5F2A.
+                    // 9F02 / 5F2A / 9C missing or unreadable: the money is not tied to the card's
+                    // signature, a mismatch.
                     let amount_differs = match kind {
-                        RequestKind::Advice => cr.aggregate.is_none() && cr.icc_amount.is_some_and(|a| cr.amount < a),
-                        _ => cr.icc_amount.is_some_and(|a| cr.amount != a),
+                        RequestKind::Advice => cr.icc_amount.is_none_or(|a| cr.amount < a),
+                        _ => cr.icc_amount.is_none_or(|a| cr.amount != a),
                     };
-                    let currency_differs = cr.icc_currency.zip(cr.currency).is_some_and(|(a, b)| a != b);
+                    let currency_differs = cr.icc_currency.zip(cr.currency).is_none_or(|(a, b)| a != b);
                     if amount_differs || currency_differs {
                         tracing::warn!(pan = %masked(cr.pan), amount_differs, currency_differs, "DE 4 / DE 49 differ from what the cryptogram covers");
                     }
                     // And the transaction the card signed for: 9C (in the AC input) is DE 3's
                     // type — a purchase ARQC is not a refund's.
-                    let type_differs = cr.icc_txn_type.is_some_and(|t| format!("{t:02X}") != cr.processing_code[..2]);
+                    let type_differs = cr.icc_txn_type.is_none_or(|t| format!("{t:02X}") != cr.processing_code[..2]);
                     if type_differs {
                         tracing::warn!(pan = %masked(cr.pan), "DE 3 is not the transaction type (9C) the cryptogram covers");
                     }
@@ -758,7 +786,9 @@ impl Acquirer {
     fn reversal(&self, req: &Message, rmti: Mti) -> Message {
         let mut resp = echo(req, rmti, &ECHO);
         let code = match ReversalRequest::parse(req) {
-            Ok(r) => self.reverse(&r).unwrap_or_else(|e| {
+            // Every answer to a reversal — from a record just written or one another request
+            // wrote and may still be flushing — is sent only once that record is durable.
+            Ok(r) => self.reverse(&r).and_then(|rc| self.flush().map(|()| rc)).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "reversal failed");
                 Rc::SystemError
             }),
@@ -917,7 +947,8 @@ impl Acquirer {
                 tracing::warn!(mti = %req.mti, %problem, "format error");
                 Rc::FormatError
             }
-            Ok((tid, stan, batch, theirs)) => self.reconcile(&tid, stan, batch, theirs).unwrap_or_else(|e| {
+            // Answered from durable state only (a closed batch's record may still be flushing).
+            Ok((tid, stan, batch, theirs)) => self.reconcile(&tid, stan, batch, theirs).and_then(|rc| self.flush().map(|()| rc)).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "reconciliation failed");
                 Rc::SystemError
             }),

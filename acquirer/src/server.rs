@@ -164,7 +164,11 @@ async fn connection(sock: TcpStream, peer: SocketAddr, state: Arc<Acquirer>, pla
     // Each queued answer keeps the connection busy (not evicted) until it is written.
     let (tx, mut rx) = mpsc::channel::<(Vec<u8>, crate::limits::Busy)>(OUTBOX);
     let write_timeout = limits.idle_timeout;
+    // The connection keeps its place until its socket is closed: the writer holds it too.
+    let place = Arc::new(place);
+    let writer_place = place.clone();
     let writer = tokio::spawn(async move {
+        let _place = writer_place;
         while let Some((frame, _busy)) = rx.recv().await {
             // A peer that does not read its answers is dropped, not waited on for ever.
             match tokio::time::timeout(write_timeout, wr.write_all(&frame)).await {

@@ -585,12 +585,7 @@ impl Acquirer {
             }
             if let Some(target) = self.group.try_lead() {
                 let me = self.clone();
-                let flushed = tokio::task::spawn_blocking(move || {
-                    let r = me.db.flush().map(|_| ()).map_err(AcquirerError::from);
-                    me.group.finish(target, r.is_ok());
-                    r
-                })
-                .await;
+                let flushed = tokio::task::spawn_blocking(move || me.group.lead(target, || me.db.flush().map(|_| ()).map_err(AcquirerError::from))).await;
                 match flushed {
                     Ok(r) => r?,
                     Err(e) => return Err(AcquirerError::io("the flush task", std::io::Error::other(e.to_string()))),

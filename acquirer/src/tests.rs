@@ -1853,3 +1853,50 @@ fn profile_authorizations() {
     }
     eprintln!("{n} authorizations in {:?} ({:?} each)", t0.elapsed(), t0.elapsed() / n);
 }
+
+/// Review findings (issue 13): the type the card signed is read only from bytes the AC covers
+/// (a Visa IAD whose uncovered format byte was changed, with 9F27 set to TC, is no TC); the data
+/// the AC covers must have its dictionary lengths (a 7-byte 9F02 would leave DE 4 unchecked); a
+/// refund without the card is a 0200 only. Over TCP, balances checked.
+#[test]
+fn uncovered_bytes_and_over_long_tags_move_no_money() {
+    let dir = TempDir::new("uncovered");
+    let acq = Wire::start(&dir);
+    let visa_funding = balance(&acq, "4895000000000013");
+    // A Visa ARQC, IAD[0] changed (not covered by CVN 10) and 9F27 = 40, as an advice: 82.
+    let v = tap("visa-phone", 0, 5000, true);
+    let iad = tlv::find(&v.icc, tag::ISSUER_APP_DATA).unwrap().unwrap().to_vec();
+    let mut relabelled = iad.clone();
+    relabelled[0] = 0x55;
+    let icc = with_tag(&with_tag(&v.icc, tag::ISSUER_APP_DATA, Some(&relabelled)), tag::CID, Some(&[0x40]));
+    let mut advice = request(Mti::FINANCIAL_ADVICE, &v, 5000, 1);
+    advice.set(field::ICC_DATA, icc);
+    assert_eq!(rc_of(&exchange(&acq, &advice)), "82");
+    assert_eq!(balance(&acq, "4895000000000013"), visa_funding, "nothing posted");
+    // A TC whose 9F02 has a seventh byte in front: refused as malformed, DE 4 = 9000.00 or not.
+    let t = tap("unionpay-transit", 0, 500, false);
+    let transit = balance(&acq, "6225000000000027");
+    let long = with_tag(&t.icc, tag::AMOUNT_AUTHORISED, Some(&[0, 0, 0, 0, 0, 0x05, 0x00]));
+    for (stan, amount) in [(2, 900_000), (3, 500)] {
+        let mut m = request(Mti::FINANCIAL_ADVICE, &t, amount, stan);
+        m.set(field::ICC_DATA, long.clone());
+        assert_eq!(rc_of(&exchange(&acq, &m)), "30", "DE 4 {amount}");
+    }
+    // Without 9F02 at all, DE 4 is tied to nothing: 13.
+    let mut bare = request(Mti::FINANCIAL_ADVICE, &t, 900_000, 4);
+    bare.set(field::ICC_DATA, with_tag(&t.icc, tag::AMOUNT_AUTHORISED, None));
+    assert_ne!(rc_of(&exchange(&acq, &bare)), "00");
+    assert_eq!(balance(&acq, "6225000000000027"), transit, "nothing posted");
+    // A refund without the card as an authorization or an advice: 57.
+    let sale = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 3000, true), 3000, 5));
+    assert_eq!(rc_of(&sale), "00");
+    let phone = balance(&acq, "6222020000000015");
+    for (stan, mti) in [(6, Mti::AUTHORIZATION_REQUEST), (7, Mti::FINANCIAL_ADVICE)] {
+        let mut m = request(mti, &tap("unionpay-phone", 0, 1000, true), 1000, stan);
+        m.set_str(field::PROCESSING_CODE, "200000").set_str(field::RRN, sale.get_str(field::RRN).unwrap());
+        m.remove(field::ICC_DATA);
+        m.remove(field::TRACK2);
+        assert_eq!(rc_of(&exchange(&acq, &m)), "57", "{mti}");
+    }
+    assert_eq!(balance(&acq, "6222020000000015"), phone, "nothing credited");
+}

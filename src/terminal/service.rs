@@ -462,8 +462,12 @@ impl Terminal {
 
     /// Whether a journal transaction was already refunded or voided.
     fn undone(&self, id: u64) -> Result<Option<String>> {
+        let rrn = self.journal.get(id).ok().and_then(|o| o.rrn);
         for r in self.journal.all()? {
-            if r.original != Some(id) || r.kind != TxnKind::Refund {
+            // A refund of it from the journal (`original`), or one with the card that named it
+            // by its RRN (DE 37).
+            let of_it = r.original == Some(id) || (rrn.is_some() && r.reference_rrn == rrn);
+            if !of_it || r.kind != TxnKind::Refund {
                 continue;
             }
             // A refund counts unless it was declined or reversed: one still in flight blocks too.
