@@ -50,19 +50,7 @@ fn last_json(stdout: &str) -> Value {
 
 /// Every byte of every file under `dir`.
 fn all_bytes(dir: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p) {
-                out.extend(b);
-            }
-        }
-    }
-    out
+    common::files(dir).into_iter().flat_map(|(_, b)| b).collect()
 }
 
 fn contains(hay: &[u8], needle: &str) -> bool {

@@ -4,6 +4,8 @@
 //! full PAN (so no track 2 either), no PIN and no key from the key files appears in any log,
 //! output, receipt, export, recording or database file.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,23 +45,6 @@ fn has_token(hay: &[u8], needle: &[u8]) -> bool {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every file under `dir`: (path, bytes).
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p) {
-                out.push((p, b));
-            }
-        }
-    }
-    out
 }
 
 /// Runs `shanfu --data DATA --log-format FORMAT ARGS` at TRACE with `stdin`; returns what it
@@ -111,7 +96,7 @@ fn shop_day(format: &str) {
     ran(&["journal", "export", "--format", "json"], "", 0);
     assert!(printed.contains("APPROVED"), "the flows ran");
 
-    let stored = files(&data);
+    let stored = common::files(&data);
     // Key material: every key file's content, as stored and as hex, must appear nowhere else.
     let keys: Vec<(PathBuf, Vec<Vec<u8>>)> = stored
         .iter()

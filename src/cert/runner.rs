@@ -356,7 +356,7 @@ impl Runner {
                     let holder = Holder { fingerprint_on_prompt: case.holder.fingerprint, remove_after: None };
                     let mut card = VirtualReader::new(&case.profile, test_cards::Wallet::from_profile(&case.profile, &profile)?, holder);
                     let sold = terminal.sale(&first, &mut card, &mut |_| {})?;
-                    if sold.report.outcome != "APPROVED" {
+                    if !sold.report.disposition.is_approved() {
                         bail!("sale_first: the sale before the refund was not approved ({})", sold.report.outcome);
                     }
                 }

@@ -13,3 +13,20 @@ pub fn keyless_config(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(cfg.join("host.toml"), host.replace("mac = true", "mac = false")).expect("write host.toml");
     cfg
 }
+
+/// Every file under `dir`, recursively: (path, bytes).
+pub fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
