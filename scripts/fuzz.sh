@@ -2,6 +2,7 @@
 # Coverage-guided fuzzing of shanfu's targets (fuzz/src/lib.rs) with AFL++ on stable Rust.
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]     fuzz each target for SECONDS (default 60)
+#   bash scripts/fuzz.sh --execs N [TARGET...]     fuzz each target until N executions (a long run)
 #   bash scripts/fuzz.sh --minimize [TARGET...]    merge the last run's queue into fuzz/corpus, minimized
 #   bash scripts/fuzz.sh --list                    the targets
 #
@@ -20,7 +21,8 @@ cd "$(dirname "$0")/.."
 AFL_VERSION=0.18.2
 export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
 export AFLRS_NO_UPDATE_CHECK=1
-BIN=fuzz/afl/target/release/shanfu-afl
+# One binary per target (fuzz/afl/src/bin/TARGET.rs).
+BIN=fuzz/afl/target/release
 OUT=target/fuzz
 # The summary table (FUZZ_TABLE=FILE to keep two runs side by side apart).
 TABLE=${FUZZ_TABLE:-$OUT.table}
@@ -52,7 +54,7 @@ case "${1:-}" in
       cp fuzz/corpus/"$t"/* "$tmp"/ 2>/dev/null || true
       cp "$q"/id:* "$tmp"/ 2>/dev/null || true
       rm -rf "$OUT/$t.min"
-      cargo afl cmin -i "$tmp" -o "$OUT/$t.min" -- "$BIN" "$t" >/dev/null
+      cargo afl cmin -i "$tmp" -o "$OUT/$t.min" -- "$BIN/$t" >/dev/null
       rm -rf "$tmp" fuzz/corpus/"$t"
       mkdir -p fuzz/corpus/"$t"
       n=0
@@ -62,8 +64,14 @@ case "${1:-}" in
     exit 0 ;;
 esac
 
-secs=${1:-60}
-shift || true
+# -V SECONDS stops after a time, -E N after about N executions (the report's "long run").
+if [ "${1:-}" = --execs ]; then
+  execs=${2:?--execs N}; shift 2
+  stop=(-E "$execs"); secs=-; limit=$((24 * 3600))
+else
+  secs=${1:-60}; shift || true
+  stop=(-V "$secs"); limit=$((secs + 120))
+fi
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(targets_all)
 setup
 failed=0
@@ -72,8 +80,8 @@ printf '| target | seconds | executions | executions/s | corpus | crashes | hang
 for t in "${targets[@]}"; do
   rm -rf "${OUT:?}/$t"
   mkdir -p "$OUT"
-  # -V: stop after SECONDS; the target reads each input from stdin (persistent mode).
-  timeout $((secs + 120)) cargo afl fuzz -V "$secs" -i fuzz/corpus/"$t" -o "$OUT/$t" -- "$BIN" "$t" > "$OUT/$t.log" 2>&1 || true
+  # Persistent mode: inputs reach the target through AFL++'s shared memory.
+  timeout "$limit" cargo afl fuzz "${stop[@]}" -i fuzz/corpus/"$t" -o "$OUT/$t" -- "$BIN/$t" > "$OUT/$t.log" 2>&1 || true
   stats="$OUT/$t/default/fuzzer_stats"
   if [ ! -f "$stats" ]; then
     echo "$t: AFL++ did not run (see $OUT/$t.log)" >&2
@@ -83,11 +91,11 @@ for t in "${targets[@]}"; do
   fi
   get() { sed -n "s/^$1 *: *//p" "$stats"; }
   crashes=$(get saved_crashes); hangs=$(get saved_hangs)
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$secs" "$(get execs_done)" "$(get execs_per_sec)" "$(get corpus_count)" "$crashes" "$hangs" | tee -a "$TABLE"
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(get run_time)" "$(get execs_done)" "$(get execs_per_sec)" "$(get corpus_count)" "$crashes" "$hangs" | tee -a "$TABLE"
   if [ "${crashes:-0}" != 0 ] || [ "${hangs:-0}" != 0 ]; then
     mkdir -p fuzz/crashes/"$t"
     cp "$OUT/$t"/default/crashes/id:* "$OUT/$t"/default/hangs/id:* fuzz/crashes/"$t"/ 2>/dev/null || true
-    echo "$t: $crashes crashes, $hangs hangs: inputs in fuzz/crashes/$t/ (replay: $BIN $t < FILE)" >&2
+    echo "$t: $crashes crashes, $hangs hangs: inputs in fuzz/crashes/$t/ (replay: $BIN/$t < FILE)" >&2
     failed=1
   fi
 done

@@ -1,7 +1,6 @@
 //! The terminal's clock and randomness, kept at the edge: the kernels receive them as inputs.
 
 use kernels::types::EmvDate;
-use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Civil date from days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm).
@@ -79,8 +78,14 @@ pub fn local_de12_de13(tz: &jiff::tz::TimeZone, unix_secs: i64) -> (String, Stri
 
 /// A fresh Unpredictable Number 9F37 from the operating system's CSPRNG.
 pub fn unpredictable_number() -> std::io::Result<[u8; 4]> {
-    let mut b = [0u8; 4];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    random()
+}
+
+/// `N` bytes from the operating system's CSPRNG (getrandom(2)).
+pub fn random<const N: usize>() -> std::io::Result<[u8; N]> {
+    use rand_core::RngCore;
+    let mut b = [0u8; N];
+    rand_core::OsRng.try_fill_bytes(&mut b).map_err(std::io::Error::other)?;
     Ok(b)
 }
 

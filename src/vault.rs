@@ -8,7 +8,7 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The data key; its `Debug` does not show it.
@@ -38,11 +38,7 @@ pub enum VaultError {
     Random(std::io::Error),
 }
 
-fn random<const N: usize>() -> Result<[u8; N], std::io::Error> {
-    let mut b = [0u8; N];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(b)
-}
+use crate::clock::random;
 
 impl DataKey {
     /// Loads the key at `path`, or creates it (32 random bytes; directory 0700, file 0600).

@@ -19,7 +19,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where the data key lives, under the database directory.
@@ -62,9 +62,12 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-fn random<const N: usize>() -> Result<[u8; N], std::io::Error> {
+/// `N` bytes from the operating system's CSPRNG (getrandom(2): no file opened per call — a
+/// nonce is drawn for every record written).
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], std::io::Error> {
+    use rand_core::RngCore;
     let mut b = [0u8; N];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    rand_core::OsRng.try_fill_bytes(&mut b).map_err(std::io::Error::other)?;
     Ok(b)
 }
 

@@ -7,7 +7,7 @@
 //! Working keys belong to the connection that signed on: a terminal's second connection (its
 //! gate uploader, a retry) signs on for its own keys and does not disturb the first.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -63,8 +63,7 @@ pub(crate) fn key_file<const N: usize>(path: &Path) -> Result<[u8; N], AcquirerE
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| AcquirerError::io(format!("creating {}", dir.display()), e))?;
     }
-    let mut k = [0u8; N];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut k)).map_err(|e| AcquirerError::io("reading /dev/urandom", e))?;
+    let k: [u8; N] = crate::at_rest::random().map_err(|e| AcquirerError::io("drawing a key", e))?;
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(mut f) => {
             f.write_all(hex::encode(k).as_bytes()).and_then(|_| f.sync_all()).map_err(|e| AcquirerError::io(format!("writing {}", path.display()), e))?;

@@ -26,7 +26,7 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// (0600) on first use. Whoever can read that file may manage tokens, accounts, the deny list
 /// and faults; nobody else can (issue 12 §7).
 pub fn admin_token(db_dir: &Path) -> Result<String, AcquirerError> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = db_dir.join(ADMIN_TOKEN_FILE);
     let read = |path: &Path| -> Result<Option<String>, AcquirerError> {
@@ -40,8 +40,7 @@ pub fn admin_token(db_dir: &Path) -> Result<String, AcquirerError> {
     if let Some(t) = read(&path)? {
         return Ok(t);
     }
-    let mut b = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).map_err(|e| AcquirerError::io("reading /dev/urandom for the admin token", e))?;
+    let b: [u8; 32] = crate::at_rest::random().map_err(|e| AcquirerError::io("drawing the admin token", e))?;
     let token = hex::encode(b);
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
         Ok(mut f) => {

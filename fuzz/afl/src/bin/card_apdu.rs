@@ -1,0 +1,1 @@
+shanfu_afl::target_main!(card_apdu);

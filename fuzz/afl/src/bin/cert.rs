@@ -1,0 +1,1 @@
+shanfu_afl::target_main!(cert_recovery);

@@ -1,0 +1,1 @@
+shanfu_afl::target_main!(host_answer);

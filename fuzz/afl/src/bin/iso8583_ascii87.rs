@@ -1,0 +1,1 @@
+shanfu_afl::target_main!(iso8583_ascii87);

@@ -1,0 +1,1 @@
+shanfu_afl::target_main!(kernel_c3);
