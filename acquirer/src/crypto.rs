@@ -25,8 +25,8 @@ pub(crate) struct Verified {
 /// Why a cryptogram did not verify (for logs; never contains key or card data).
 pub(crate) type Failure = &'static str;
 
-fn fixed<const N: usize>(icc: &[u8], t: Tag) -> Option<[u8; N]> {
-    tlv::find(icc, t).ok().flatten().and_then(|v| <[u8; N]>::try_from(v).ok())
+fn fixed<const N: usize>(icc: &tlv::Index<'_>, t: Tag) -> Option<[u8; N]> {
+    icc.get(t).and_then(|v| <[u8; N]>::try_from(v).ok())
 }
 
 /// Equal without an early exit on the first differing byte.
@@ -34,25 +34,22 @@ fn same(a: &[u8; 8], b: &[u8; 8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Verifies the AC of `icc` (DE 55 TLV) for the card `pan_digits` / `psn` (5F34 BCD byte).
-pub(crate) fn verify(issuer: &Issuer, pan_digits: &str, psn: u8, icc: &[u8]) -> Result<Verified, Failure> {
+/// Verifies the AC of `icc` (DE 55, indexed) for the card `pan_digits` / `psn` (5F34 BCD byte).
+pub(crate) fn verify(issuer: &Issuer, pan_digits: &str, psn: u8, icc: &tlv::Index<'_>) -> Result<Verified, Failure> {
     let ac: [u8; 8] = fixed(icc, tag::APPLICATION_CRYPTOGRAM).ok_or("9F26 missing or not 8 bytes")?;
     let atc: [u8; 2] = fixed(icc, tag::ATC).ok_or("9F36 missing or not 2 bytes")?;
-    let iad = tlv::find(icc, tag::ISSUER_APP_DATA).ok().flatten().ok_or("9F10 missing")?;
+    let iad = icc.get(tag::ISSUER_APP_DATA).ok_or("9F10 missing")?;
     let trailer = match issuer.method {
         CryptogramMethod::EmvCsk => iad,
         CryptogramMethod::VisaCvn10 => iad.get(3..7).ok_or("9F10 too short for a CVR")?,
     };
-    let data = cryptogram::ac_input(|t| tlv::find(icc, t).ok().flatten().map(<[u8]>::to_vec), trailer);
-    let expected = cryptogram::generate_ac(issuer.method, &issuer.imk_ac, pan_digits, psn, atc, &data);
-    if !same(&expected, &ac) {
+    let data = cryptogram::ac_input(|t| icc.get(t).map(<[u8]>::to_vec), trailer);
+    let mk = cryptogram::icc_master_key_option_a(&issuer.imk_ac, pan_digits, psn);
+    // The AC key is the ARPC key too (session key for EMV CSK, the MK for Visa CVN 10).
+    let arpc_key = cryptogram::ac_key(issuer.method, &mk, atc);
+    if !same(&cryptogram::ac_with_key(issuer.method, &arpc_key, &data), &ac) {
         return Err("cryptogram mismatch");
     }
-    let mk = cryptogram::icc_master_key_option_a(&issuer.imk_ac, pan_digits, psn);
-    let arpc_key = match issuer.method {
-        CryptogramMethod::EmvCsk => cryptogram::session_key_common(&mk, atc),
-        CryptogramMethod::VisaCvn10 => mk,
-    };
     // The type the card signed, read only from bytes the AC covers: the whole IAD for EMV CSK
     // (its format byte included), the CVR (IAD bytes 3-6, cryptogram type in b6-b5 of IAD
     // byte 4) for Visa CVN 10 — whose format byte IAD[0] is not covered, so it does not choose
@@ -62,9 +59,7 @@ pub(crate) fn verify(issuer: &Issuer, pan_digits: &str, psn: u8, icc: &[u8]) -> 
         CryptogramMethod::VisaCvn10 => trailer.get(1).map(|b| CryptogramType::from_cid(((b >> 4) & 0x03) << 6)),
     };
     let Some(signed) = signed else { return Err("the IAD does not say which cryptogram the card made") };
-    if fixed::<1>(icc, tag::CID).is_some_and(|c| CryptogramType::from_cid(c[0]) != signed)
-        || tlv::find(icc, tag::CID).ok().flatten().is_some_and(|c| c.len() != 1)
-    {
+    if fixed::<1>(icc, tag::CID).is_some_and(|c| CryptogramType::from_cid(c[0]) != signed) || icc.get(tag::CID).is_some_and(|c| c.len() != 1) {
         return Err("9F27 contradicts the cryptogram type in the IAD");
     }
     Ok(Verified { ac, arpc_key, cid_type: Some(signed) })

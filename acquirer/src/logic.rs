@@ -87,7 +87,7 @@ struct CardRequest<'a> {
     amount: u64,
     key: Vec<u8>,
     /// DE 55; absent only in a refund by reference ([`CardRequest::original_rrn`]).
-    icc: Option<&'a [u8]>,
+    icc: Option<tlv::Index<'a>>,
     /// DE 37 of a refund sent without the card (no DE 55): the RRN of the approved sale it
     /// credits back (docs/host.md "Refunds").
     original_rrn: Option<&'a str>,
@@ -131,15 +131,15 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
     let amount = number(req, field::AMOUNT, 12)?;
     let stan = number(req, field::STAN, 6)?;
     let key = record_key(&tid8(req)?, stan);
-    let icc = req.get(field::ICC_DATA);
-    let original_rrn = match (icc, credit) {
+    // DE 55 parsed once; every look-up below reads the index.
+    let icc = req.get(field::ICC_DATA).map(tlv::Index::new).transpose().map_err(|e| format!("DE 55 is not BER-TLV: {e}"))?;
+    let original_rrn = match (&icc, credit) {
         (Some(icc), _) => {
-            tlv::validate(icc).map_err(|e| format!("DE 55 is not BER-TLV: {e}"))?;
             // The data the cryptogram covers at their dictionary lengths: an over-long value is
             // cut to fit the AC input while the host would read all of it (a 7-byte 9F02 must
             // not let DE 4 go unchecked).
             for (t, len) in AC_INPUT_LENGTHS {
-                if let Some(v) = tlv::find(icc, t).ok().flatten() {
+                if let Some(v) = icc.get(t) {
                     if v.len() != len {
                         return Err(format!("DE 55 tag {:X} is {} bytes, not {len}", t.0, v.len()));
                     }
@@ -161,7 +161,7 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
                 .ok_or("DE 23 is not a card sequence number 000-099")?;
             (n / 10) << 4 | (n % 10)
         }
-        None => icc.and_then(|icc| tlv::find(icc, kernels::tag::PAN_SEQUENCE).ok().flatten()).and_then(|v| v.first().copied()).unwrap_or(0),
+        None => icc.as_ref().and_then(|icc| icc.get(kernels::tag::PAN_SEQUENCE)).and_then(|v| v.first().copied()).unwrap_or(0),
     };
     let expiry = req.get_str(field::EXPIRY_DATE).map(|s| parse_yymm(s).ok_or("DE 14 is not YYMM")).transpose()?;
     if let Some(t2) = req.get_str(field::TRACK2) {
@@ -177,20 +177,19 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
         credit,
         amount,
         key,
-        icc,
         original_rrn,
         psn,
         entry_mode: req.get_str(field::POS_ENTRY_MODE),
         expiry,
         digest: request_digest(req),
         aggregate: req.get_str(field::RESERVED_PRIVATE_62).and_then(host_contract::transit::parse_aggregate_de62),
-        icc_amount: icc.and_then(|icc| tlv::find(icc, kernels::tag::AMOUNT_AUTHORISED).ok().flatten()).and_then(kernels::types::from_bcd),
-        icc_currency: icc.and_then(|icc| tlv::find(icc, kernels::tag::TXN_CURRENCY).ok().flatten()).and_then(kernels::types::from_bcd),
-        icc_txn_type: icc.and_then(|icc| tlv::find(icc, kernels::tag::TXN_TYPE).ok().flatten()).and_then(|t| t.first().copied()),
+        icc_amount: icc.as_ref().and_then(|icc| icc.get(kernels::tag::AMOUNT_AUTHORISED)).and_then(kernels::types::from_bcd),
+        icc_currency: icc.as_ref().and_then(|icc| icc.get(kernels::tag::TXN_CURRENCY)).and_then(kernels::types::from_bcd),
+        icc_txn_type: icc.as_ref().and_then(|icc| icc.get(kernels::tag::TXN_TYPE)).and_then(|t| t.first().copied()),
         currency: req.get_str(field::CURRENCY_CODE).and_then(|c| c.parse().ok()),
-        cryptogram_id: icc.and_then(|icc| {
-            let atc = tlv::find(icc, kernels::tag::ATC).ok().flatten()?;
-            let ac = tlv::find(icc, kernels::tag::APPLICATION_CRYPTOGRAM).ok().flatten()?;
+        cryptogram_id: icc.as_ref().and_then(|icc| {
+            let atc = icc.get(kernels::tag::ATC)?;
+            let ac = icc.get(kernels::tag::APPLICATION_CRYPTOGRAM)?;
             let mut h = Sha1::new();
             h.update(pan.as_bytes());
             h.update([psn]);
@@ -198,6 +197,7 @@ fn parse_card_request(req: &Message) -> Result<CardRequest<'_>, String> {
             h.update(ac);
             Some(hex::encode(h.finalize()))
         }),
+        icc,
     })
 }
 
@@ -410,7 +410,7 @@ impl Acquirer {
                 return resp;
             }
         };
-        let crypto = match (cr.icc, issuers::for_pan(&self.issuers, cr.pan)) {
+        let crypto = match (&cr.icc, issuers::for_pan(&self.issuers, cr.pan)) {
             (None, _) => Crypto::Referenced,
             (Some(_), None) => Crypto::NoIssuer,
             (Some(icc), Some(iss)) => match crypto::verify(iss, cr.pan, cr.psn, icc) {
@@ -653,11 +653,8 @@ impl Acquirer {
     /// required") asked for online PIN and no readable PIN came is declined 55: a PIN card is
     /// never approved without its PIN. `None`: nothing against the request.
     fn pin_decision(&self, cr: &CardRequest<'_>, pin: &PinInput) -> Result<Option<Rc>, AcquirerError> {
-        let asked = cr
-            .icc
-            .and_then(|icc| tlv::find(icc, kernels::tag::CTQ).ok().flatten())
-            .and_then(kernels::types::Ctq::from_slice)
-            .is_some_and(|ctq| ctq.online_pin_required());
+        let asked =
+            cr.icc.as_ref().and_then(|icc| icc.get(kernels::tag::CTQ)).and_then(kernels::types::Ctq::from_slice).is_some_and(|ctq| ctq.online_pin_required());
         Ok(match pin {
             PinInput::Clear(p) => match self.verify_pin(cr.pan, p)? {
                 PinVerdict::Verified => None,

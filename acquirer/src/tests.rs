@@ -1028,10 +1028,10 @@ fn seed_covers_every_profile_pan_and_state_survives_reopening() {
     let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &t, 999, 1));
     assert_eq!((rc_of(&r), r.get_str(field::RRN)), ("00", Some(rrn_before.as_str())));
     assert_eq!(balance(&acq, "6235880000000017"), 1_000_000 - 999);
-    // The approval sequence goes on where it stopped: the next RRN is the next number.
+    // The approval sequence goes on after the block the first run reserved (never a number again).
     let r = exchange(&acq, &request(Mti::FINANCIAL_REQUEST, &tap("unionpay-phone", 0, 999, true), 999, 2));
     let seq = |rrn: &str| rrn[4..].parse::<u64>().unwrap();
-    assert_eq!(seq(r.get_str(field::RRN).unwrap()), seq(&rrn_before) + 1);
+    assert_eq!(seq(r.get_str(field::RRN).unwrap()), seq(&rrn_before) + crate::store::SEQ_BLOCK);
 }
 
 #[test]
@@ -1899,4 +1899,25 @@ fn uncovered_bytes_and_over_long_tags_move_no_money() {
         assert_eq!(rc_of(&exchange(&acq, &m)), "57", "{mti}");
     }
     assert_eq!(balance(&acq, "6222020000000015"), phone, "nothing credited");
+}
+
+/// The approval sequence (RRNs, authorization codes) is reserved in blocks: numbers count up
+/// within a run, and a restart — whatever of its block was used — never gives a number again.
+#[test]
+fn approval_numbers_are_never_given_twice_across_restarts() {
+    let dir = TempDir::new("seq");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last = 0;
+    for used in [3, crate::store::SEQ_BLOCK + 2, 1] {
+        let acq = open(&dir);
+        for _ in 0..used {
+            let n = acq.next_seq().unwrap();
+            assert!(n > last, "{n} after {last}");
+            assert!(seen.insert(n), "{n} given twice");
+            last = n;
+        }
+        acq.flush().unwrap();
+    }
+    assert_eq!(seen.len() as u64, 3 + crate::store::SEQ_BLOCK + 2 + 1);
+    assert!(last <= 3 * crate::store::SEQ_BLOCK + 1, "at most a block skipped per restart: {last}");
 }

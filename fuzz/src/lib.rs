@@ -50,6 +50,10 @@ pub fn tlv_codec(data: &[u8]) {
     let _ = tlv::validate(data);
     let _ = tlv::find(data, Tag(0x5A));
     let _ = tlv::walk_primitives(data, &mut |_| {});
+    // The index answers what `find` answers, for every tag present.
+    if let Ok(index) = tlv::Index::new(data) {
+        let _ = tlv::walk_primitives(data, &mut |t| assert_eq!(Some(index.get(t.tag)), tlv::find(data, t.tag).ok(), "Index::get = find"));
+    }
     if let Ok(items) = tlv::parse_all(data) {
         let mut b = tlv::Builder::new();
         for t in &items {

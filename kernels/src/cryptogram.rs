@@ -14,9 +14,26 @@ use des::{Des, TdesEde2};
 type Block = [u8; 8];
 
 pub(crate) fn tdes_encrypt(key: &[u8; 16], block: Block) -> Block {
-    let mut b = GenericArray::from(block);
-    TdesEde2::new(&GenericArray::from(*key)).encrypt_block(&mut b);
-    b.into()
+    let [b] = tdes_encrypt_blocks(key, [block]);
+    b
+}
+
+/// Several blocks under one key: the key schedule (three DES ones) is computed once.
+fn tdes_encrypt_blocks<const N: usize>(key: &[u8; 16], blocks: [Block; N]) -> [Block; N] {
+    let cipher = TdesEde2::new(&GenericArray::from(*key));
+    blocks.map(|block| {
+        let mut b = GenericArray::from(block);
+        cipher.encrypt_block(&mut b);
+        b.into()
+    })
+}
+
+/// A double-length key as two halves (`ZL ‖ ZR`).
+fn join(halves: [Block; 2]) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&halves[0]);
+    k[8..].copy_from_slice(&halves[1]);
+    k
 }
 
 /// Single-DES ciphers for the left and right halves of a double-length key.
@@ -58,9 +75,7 @@ pub fn icc_master_key_option_a(imk: &[u8; 16], pan_digits: &str, psn: u8) -> [u8
         let byte = 7 - i / 2;
         y[byte] |= if i % 2 == 0 { *n } else { n << 4 };
     }
-    let mut mk = [0u8; 16];
-    mk[..8].copy_from_slice(&tdes_encrypt(imk, y));
-    mk[8..].copy_from_slice(&tdes_encrypt(imk, xor(y, [0xFF; 8])));
+    let mut mk = join(tdes_encrypt_blocks(imk, [y, xor(y, [0xFF; 8])]));
     adjust_odd_parity(&mut mk);
     mk
 }
@@ -68,10 +83,7 @@ pub fn icc_master_key_option_a(imk: &[u8; 16], pan_digits: &str, psn: u8) -> [u8
 /// EMV common session key, Book 2 A1.3.1:
 /// `3DES(MK)[ATC ‖ F0 ‖ 00×5] ‖ 3DES(MK)[ATC ‖ 0F ‖ 00×5]` (no parity adjustment: DES ignores it).
 pub fn session_key_common(mk: &[u8; 16], atc: [u8; 2]) -> [u8; 16] {
-    let mut sk = [0u8; 16];
-    sk[..8].copy_from_slice(&tdes_encrypt(mk, [atc[0], atc[1], 0xF0, 0, 0, 0, 0, 0]));
-    sk[8..].copy_from_slice(&tdes_encrypt(mk, [atc[0], atc[1], 0x0F, 0, 0, 0, 0, 0]));
-    sk
+    join(tdes_encrypt_blocks(mk, [[atc[0], atc[1], 0xF0, 0, 0, 0, 0, 0], [atc[0], atc[1], 0x0F, 0, 0, 0, 0, 0]]))
 }
 
 /// ISO/IEC 9797-1 padding.
@@ -152,9 +164,24 @@ pub enum CryptogramMethod {
 /// The 8-byte application cryptogram (ARQC / TC / AAC) over `data` (see [`ac_input`]).
 pub fn generate_ac(method: CryptogramMethod, imk: &[u8; 16], pan_digits: &str, psn: u8, atc: [u8; 2], data: &[u8]) -> [u8; 8] {
     let mk = icc_master_key_option_a(imk, pan_digits, psn);
+    ac_with_key(method, &ac_key(method, &mk, atc), data)
+}
+
+/// The key an AC is computed with: the common session key of the ATC (EMV CSK) or the MK itself
+/// (Visa CVN 10) — also the ARPC key of [`arpc_method1`].
+pub fn ac_key(method: CryptogramMethod, mk: &[u8; 16], atc: [u8; 2]) -> [u8; 16] {
     match method {
-        CryptogramMethod::EmvCsk => mac_iso9797_alg3(&session_key_common(&mk, atc), data, MacPadding::Method2),
-        CryptogramMethod::VisaCvn10 => mac_iso9797_alg3(&mk, data, MacPadding::Zero),
+        CryptogramMethod::EmvCsk => session_key_common(mk, atc),
+        CryptogramMethod::VisaCvn10 => *mk,
+    }
+}
+
+/// The AC over `data` under `key` ([`ac_key`]): an issuer host that also needs the key for the
+/// ARPC derives it once.
+pub fn ac_with_key(method: CryptogramMethod, key: &[u8; 16], data: &[u8]) -> [u8; 8] {
+    match method {
+        CryptogramMethod::EmvCsk => mac_iso9797_alg3(key, data, MacPadding::Method2),
+        CryptogramMethod::VisaCvn10 => mac_iso9797_alg3(key, data, MacPadding::Zero),
     }
 }
 

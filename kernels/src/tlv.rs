@@ -221,6 +221,40 @@ pub fn find(data: &[u8], tag: Tag) -> Result<Option<&[u8]>, TlvError> {
     walk(data, tag, 0)
 }
 
+/// Every object of a TLV tree, parsed once, for many look-ups: [`Index::get`] answers what
+/// [`find`] would (the first object with the tag, depth first, templates included) without
+/// walking the bytes again.
+#[derive(Debug, Clone, Default)]
+pub struct Index<'a>(Vec<(Tag, &'a [u8])>);
+
+impl<'a> Index<'a> {
+    /// Indexes `data`; malformed data anywhere (or nesting deeper than [`find`] accepts) is an
+    /// error.
+    pub fn new(data: &'a [u8]) -> Result<Self, TlvError> {
+        fn go<'a>(data: &'a [u8], out: &mut Vec<(Tag, &'a [u8])>, depth: usize) -> Result<(), TlvError> {
+            if depth > MAX_DEPTH {
+                return Err(TlvError::TooDeep(MAX_DEPTH));
+            }
+            for t in Iter::new(data) {
+                let t = t?;
+                out.push((t.tag, t.value));
+                if t.tag.is_constructed() {
+                    go(t.value, out, depth + 1)?;
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::with_capacity(32);
+        go(data, &mut out, 0)?;
+        Ok(Index(out))
+    }
+
+    /// The value of the first object tagged `tag`.
+    pub fn get(&self, tag: Tag) -> Option<&'a [u8]> {
+        self.0.iter().find(|(t, _)| *t == tag).map(|(_, v)| *v)
+    }
+}
+
 /// Calls `f` for every primitive object in the tree (depth first), with its depth.
 pub fn walk_primitives<'a>(data: &'a [u8], f: &mut dyn FnMut(Tlv<'a>)) -> Result<(), TlvError> {
     fn go<'a>(data: &'a [u8], f: &mut dyn FnMut(Tlv<'a>), depth: usize) -> Result<(), TlvError> {
@@ -296,6 +330,20 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The index answers what `find` answers: first match depth first, templates included, a
+    /// later duplicate ignored, an absent tag absent; malformed data is refused.
+    #[test]
+    fn index_answers_like_find() {
+        let inner = Builder::new().put(Tag(0x5A), &[0x62, 0x35]).put(Tag(0x9F36), &[0, 7]).wrap(Tag(0x70));
+        let data = Builder::new().put(Tag(0x9F02), &[0, 0, 0, 0, 0x50, 0]).raw(&inner).put(Tag(0x5A), &[0x99]).put(Tag(0x9F27), &[0x80]).build();
+        let index = Index::new(&data).unwrap();
+        for t in [0x9F02, 0x70, 0x5A, 0x9F36, 0x9F27, 0x9F26, 0x82] {
+            assert_eq!(index.get(Tag(t)), find(&data, Tag(t)).unwrap(), "tag {t:X}");
+        }
+        assert_eq!(index.get(Tag(0x5A)), Some(&[0x62, 0x35][..]), "the first 5A, inside the template");
+        assert!(Index::new(&[0x5A, 0x08, 0x12]).is_err());
+    }
 
     #[test]
     fn parses_multibyte_tag_and_long_length() {
