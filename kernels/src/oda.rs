@@ -107,11 +107,30 @@ impl PublicKey {
         if &s >= key.n() {
             return Err(OdaError::Rsa("signed block is not smaller than the modulus".into()));
         }
-        let bytes = s.modpow(key.e(), key.n()).to_bytes_be();
+        let bytes = pow_mod(&s, key.e(), key.n()).to_bytes_be();
         let mut out = vec![0u8; self.modulus.len().saturating_sub(bytes.len())];
         out.extend_from_slice(&bytes);
         Ok(out)
     }
+}
+
+/// `base^e mod n`. EMV public exponents are 3 or 2^16 + 1: for those, square-and-multiply with
+/// plain reductions (two products for e = 3) costs a fraction of a Montgomery exponentiation,
+/// whose set-up alone is a full-size division; larger exponents take the general path.
+fn pow_mod(base: &BigUint, e: &BigUint, n: &BigUint) -> BigUint {
+    let eb = e.to_bytes_be();
+    if eb.len() > 4 {
+        return base.modpow(e, n);
+    }
+    let small = eb.iter().fold(0u32, |acc, b| acc << 8 | u32::from(*b));
+    let mut acc = BigUint::from(1u32) % n;
+    for i in (0..u32::BITS - small.leading_zeros()).rev() {
+        acc = (&acc * &acc) % n;
+        if small >> i & 1 == 1 {
+            acc = (&acc * base) % n;
+        }
+    }
+    acc
 }
 
 impl From<&CaPublicKey> for PublicKey {
@@ -380,6 +399,18 @@ fn pan_matches(cert_pan: &[u8], pan: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The small-exponent path gives what the general exponentiation gives.
+    #[test]
+    fn pow_mod_matches_modpow() {
+        use proptest::prelude::*;
+        proptest!(|(n in proptest::collection::vec(any::<u8>(), 1..40), b in proptest::collection::vec(any::<u8>(), 0..40), e in prop_oneof![Just(3u32), Just(65537u32), 0u32..70000, any::<u32>()])| {
+            let n = BigUint::from_bytes_be(&n) | BigUint::from(1u32);
+            let b = BigUint::from_bytes_be(&b);
+            let e = BigUint::from(e);
+            prop_assert_eq!(pow_mod(&b, &e, &n), b.modpow(&e, &n));
+        });
+    }
     use crate::capk::{tests::config_entries, CapkStore, KeyMode};
 
     // Vectors made once with the test-cards signer (test-cards/src/pki.rs,
