@@ -46,6 +46,7 @@ case "${1:-}" in
   --minimize)
     shift
     setup
+    afl_bin=$(dirname "$(ls "${XDG_DATA_HOME:-$HOME/.local/share}"/afl.rs/rustc-*/afl.rs-*/afl/bin/afl-fuzz | head -1)")
     targets=("$@"); [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(targets_all)
     for t in "${targets[@]}"; do
       q="$OUT/$t/default/queue"
@@ -54,7 +55,14 @@ case "${1:-}" in
       cp fuzz/corpus/"$t"/* "$tmp"/ 2>/dev/null || true
       cp "$q"/id:* "$tmp"/ 2>/dev/null || true
       rm -rf "$OUT/$t.min"
-      cargo afl cmin -i "$tmp" -o "$OUT/$t.min" -- "$BIN/$t" >/dev/null
+      # afl-cmin.bash: the Python afl-cmin of this AFL++ records no tuples for the per-target
+      # persistent binaries (and would leave an empty corpus).
+      AFL_PATH="$afl_bin" PATH="$afl_bin:$PATH" bash "$afl_bin/afl-cmin.bash" -i "$tmp" -o "$OUT/$t.min" -- "$BIN/$t" >/dev/null 2>&1 || true
+      if ! compgen -G "$OUT/$t.min/*" >/dev/null; then
+        echo "$t: minimizing gave no inputs: corpus left as it was" >&2
+        rm -rf "$tmp"
+        continue
+      fi
       rm -rf "$tmp" fuzz/corpus/"$t"
       mkdir -p fuzz/corpus/"$t"
       n=0
